@@ -1,0 +1,36 @@
+/*
+ * cli.h - the command line: `flint run [options]`, `--help`, `--version`.
+ */
+#ifndef FLINT_CLI_H
+#define FLINT_CLI_H
+
+#include "config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+/* What the command line asks for. */
+enum cli_action {
+    CLI_RUN,
+    CLI_HELP,
+    CLI_VERSION,
+};
+
+/* Parse argv (argv[0] is the program). On success returns 0 and sets
+ * *action, filling cfg for CLI_RUN. On a bad argument returns -EINVAL with
+ * one line in err naming the option and the problem (exit code 153). */
+int cli_parse(int argc, char *const argv[], enum cli_action *action, struct vm_config *cfg,
+              char *err, size_t errlen);
+
+/* Parse a decimal number in [min, max]: no sign, no suffix, no junk. */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Print the usage text. */
+void cli_usage(FILE *out);
+
+/* Find the built-in hello image: next to the executable, in the install
+ * data directory, then in the build tree. Returns 0 and fills buf, or
+ * -ENOENT with the places tried in err. */
+int cli_default_kernel(char *buf, size_t len, char *err, size_t errlen);
+
+#endif /* FLINT_CLI_H */

@@ -1,0 +1,43 @@
+/*
+ * config.h - what a VM is made of, however it was described (the `flint
+ * run` command line today; the API and config file share it later).
+ */
+#ifndef FLINT_CONFIG_H
+#define FLINT_CONFIG_H
+
+#include "log.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_MEM_MIB 128
+#define CONFIG_MIN_MEM_MIB     2
+#define CONFIG_MAX_MEM_MIB     (1024ull * 1024) /* 1 TiB */
+#define CONFIG_MAX_VCPUS       32
+#define CONFIG_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+
+struct vm_config {
+    char *kernel_path; /* NULL: the built-in guest-shim hello image */
+    char *initrd_path; /* optional */
+    char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
+    uint64_t mem_mib;
+    unsigned vcpus;
+    bool stats;
+    enum log_level level;
+};
+
+/* Defaults: 128 MiB, 1 vCPU, log level Warning. */
+void config_init(struct vm_config *cfg);
+
+/* Range checks that do not touch the file system. Returns 0 or -EINVAL with
+ * one line naming the field in err. */
+int config_validate(const struct vm_config *cfg, char *err, size_t errlen);
+
+/* Free the strings; the struct returns to its defaults. */
+void config_free(struct vm_config *cfg);
+
+/* Set a string field, replacing (and freeing) the old value. 0 or -ENOMEM. */
+int config_set_str(char **field, const char *value);
+
+#endif /* FLINT_CONFIG_H */

@@ -1,0 +1,47 @@
+/*
+ * evloop.h - the VMM thread's io_uring event loop.
+ *
+ * Everything that is not a vCPU runs here: exit requests, the halt watchdog
+ * and, in later devices, queue notifications, disk and socket I/O and the
+ * API socket. A user embeds a struct ev_handler in its own state and gets
+ * the completion result back in the callback (container_of to find itself).
+ */
+#ifndef FLINT_EVLOOP_H
+#define FLINT_EVLOOP_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct ev_handler;
+typedef void (*ev_fn)(struct ev_handler *h, int res, uint32_t cqe_flags);
+
+struct ev_handler {
+    ev_fn fn;
+    struct __kernel_timespec ts; /* storage for timeouts */
+};
+
+struct evloop {
+    struct io_uring ring;
+    bool running;
+};
+
+/* Create a ring with `entries` submission slots. Returns 0 or -errno. */
+int evloop_init(struct evloop *loop, unsigned entries);
+void evloop_fini(struct evloop *loop);
+
+/* A submission queue entry whose completion calls h->fn, or NULL if the
+ * queue is full even after submitting what was queued. */
+struct io_uring_sqe *evloop_sqe(struct evloop *loop, struct ev_handler *h);
+
+/* Convenience submissions. Each returns 0 or -errno. */
+int evloop_read(struct evloop *loop, struct ev_handler *h, int fd, void *buf, unsigned len);
+int evloop_poll(struct evloop *loop, struct ev_handler *h, int fd, unsigned poll_mask);
+int evloop_timeout(struct evloop *loop, struct ev_handler *h, uint64_t ns);
+
+/* Run until evloop_stop(); returns 0 or -errno on a ring failure. */
+int evloop_run(struct evloop *loop);
+void evloop_stop(struct evloop *loop);
+
+#endif /* FLINT_EVLOOP_H */

@@ -1,0 +1,102 @@
+/*
+ * guest_mem.c - memfd-backed guest RAM and the one address translator.
+ */
+#define _GNU_SOURCE
+#include "guest_mem.h"
+#include "util.h"
+
+#include <flint-abi.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int guest_mem_create(struct guest_mem *mem, uint64_t size)
+{
+    uint64_t low;
+    int err;
+
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096)
+        return -EINVAL;
+
+    mem->fd = memfd_create("flint-guest-ram", MFD_CLOEXEC);
+    if (mem->fd < 0)
+        return -errno;
+    if (ftruncate(mem->fd, (off_t)size) < 0)
+        goto fail;
+    /* NORESERVE: RAM the guest never touches costs the host nothing. */
+    mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mem->fd, 0);
+    if (mem->map == MAP_FAILED) {
+        mem->map = NULL;
+        goto fail;
+    }
+    mem->size = size;
+
+    low = size < FLINT_MMIO_GAP_START ? size : FLINT_MMIO_GAP_START;
+    mem->regions[0] =
+        (struct guest_region){.gpa = 0, .size = low, .file_offset = 0, .host = mem->map};
+    mem->nregions = 1;
+    if (size > low) {
+        mem->regions[1] = (struct guest_region){.gpa = FLINT_MMIO_GAP_END,
+                                                .size = size - low,
+                                                .file_offset = low,
+                                                .host = mem->map + low};
+        mem->nregions = 2;
+    }
+    return 0;
+
+fail:
+    err = -errno;
+    guest_mem_destroy(mem);
+    return err;
+}
+
+void guest_mem_destroy(struct guest_mem *mem)
+{
+    if (mem->map)
+        munmap(mem->map, mem->size);
+    if (mem->fd >= 0)
+        close(mem->fd);
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+}
+
+void *guest_mem_slice(const struct guest_mem *mem, gpa_t gpa, uint64_t len)
+{
+    if (len == 0)
+        len = 1;
+    for (unsigned i = 0; i < mem->nregions; i++) {
+        const struct guest_region *r = &mem->regions[i];
+        uint64_t off = gpa - r->gpa;
+        /* Unsigned arithmetic: gpa below the region wraps to a huge offset. */
+        if (gpa >= r->gpa && off < r->size && len <= r->size - off)
+            return r->host + off;
+    }
+    return NULL;
+}
+
+int guest_mem_write(const struct guest_mem *mem, gpa_t gpa, const void *src, uint64_t len)
+{
+    void *dst = guest_mem_slice(mem, gpa, len);
+    if (!dst)
+        return -EFAULT;
+    memcpy(dst, src, len);
+    return 0;
+}
+
+int guest_mem_read(const struct guest_mem *mem, gpa_t gpa, void *dst, uint64_t len)
+{
+    const void *src = guest_mem_slice(mem, gpa, len);
+    if (!src)
+        return -EFAULT;
+    memcpy(dst, src, len);
+    return 0;
+}
+
+gpa_t guest_mem_low_end(const struct guest_mem *mem)
+{
+    return mem->nregions ? mem->regions[0].size : 0;
+}

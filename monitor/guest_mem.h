@@ -1,0 +1,61 @@
+/*
+ * guest_mem.h - guest physical memory.
+ *
+ * Guest RAM is one memfd mapped shared into the monitor, so that a later
+ * snapshot can write it out as a file and a restore can map a file instead.
+ * The x86_64 layout puts RAM at [0, min(size, 3 GiB)) and the rest above
+ * 4 GiB, leaving the 32-bit MMIO gap empty (docs/ARCHITECTURE.md).
+ *
+ * Every access to guest memory goes through guest_mem_slice(), which checks
+ * address *and* length against the RAM regions, overflow included. Nothing in
+ * the monitor dereferences a guest physical address any other way.
+ */
+#ifndef FLINT_GUEST_MEM_H
+#define FLINT_GUEST_MEM_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* A guest physical address. Not a pointer: translate it with guest_mem_slice. */
+typedef uint64_t gpa_t;
+
+#define GUEST_MEM_MAX_REGIONS 2
+
+struct guest_region {
+    gpa_t gpa;
+    uint64_t size;
+    uint64_t file_offset; /* offset of this region in the backing memfd */
+    uint8_t *host;
+};
+
+struct guest_mem {
+    int fd;        /* memfd backing all regions, or -1 */
+    uint8_t *map;  /* whole mapping of fd */
+    uint64_t size; /* bytes of RAM */
+    unsigned nregions;
+    struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+};
+
+/* Smallest and largest RAM a VM may have. */
+#define GUEST_MEM_MIN_BYTES (2ull << 20)
+#define GUEST_MEM_MAX_BYTES (1ull << 40)
+
+/* Allocate `size` bytes of guest RAM (a multiple of 4 KiB within the limits
+ * above) and lay it out around the MMIO gap. Returns 0 or -errno. */
+int guest_mem_create(struct guest_mem *mem, uint64_t size);
+
+/* Unmap and close; safe on a zeroed or already destroyed struct. */
+void guest_mem_destroy(struct guest_mem *mem);
+
+/* Host pointer to [gpa, gpa + len) if the whole range is RAM inside a single
+ * region, otherwise NULL. len == 0 is treated as len == 1. */
+void *guest_mem_slice(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
+
+/* Copy into / out of guest RAM. Return 0 or -EFAULT when the range is not RAM. */
+int guest_mem_write(const struct guest_mem *mem, gpa_t gpa, const void *src, uint64_t len);
+int guest_mem_read(const struct guest_mem *mem, gpa_t gpa, void *dst, uint64_t len);
+
+/* End (exclusive) of the RAM region that starts at 0: the top of low memory. */
+gpa_t guest_mem_low_end(const struct guest_mem *mem);
+
+#endif /* FLINT_GUEST_MEM_H */

@@ -1,0 +1,181 @@
+/*
+ * i8042.c - enough of the PS/2 controller for Linux's i8042 driver with
+ * i8042.noaux/nomux/dumbkbd, and the CPU reset command (0xFE) that
+ * `reboot=k` uses.
+ */
+#include "legacy.h"
+
+#include <flint-abi.h>
+
+#include <string.h>
+
+#define I8042_DATA_PORT 0x60
+
+#define STATUS_OBF 0x01
+#define STATUS_SYS 0x04
+#define STATUS_CMD 0x08
+
+#define CB_KBD_INT 0x01
+
+enum {
+    CMD_READ_CB = 0x20,
+    CMD_WRITE_CB = 0x60,
+    CMD_AUX_DISABLE = 0xa7,
+    CMD_AUX_ENABLE = 0xa8,
+    CMD_SELF_TEST = 0xaa,
+    CMD_KBD_TEST = 0xab,
+    CMD_KBD_DISABLE = 0xad,
+    CMD_KBD_ENABLE = 0xae,
+    CMD_WRITE_KBD_OUT = 0xd2,
+};
+
+#define KBD_ACK          0xfa
+#define KBD_RESET        0xff
+#define KBD_SELF_TEST_OK 0xaa
+
+void i8042_init(struct i8042 *k, vm_exit_fn on_reset, void *exit_opaque,
+                void (*irq_trigger)(void *), void *irq_opaque)
+{
+    memset(k, 0, sizeof(*k));
+    pthread_mutex_init(&k->lock, NULL);
+    k->on_reset = on_reset;
+    k->exit_opaque = exit_opaque;
+    k->irq_trigger = irq_trigger;
+    k->irq_opaque = irq_opaque;
+    /* Keyboard interrupt on, system flag, scancode translation. */
+    k->regs.cmd_byte = 0x45;
+}
+
+static void outbuf_push(struct i8042 *k, uint8_t byte)
+{
+    struct i8042_regs *r = &k->regs;
+
+    if (r->out_count == I8042_OUTBUF)
+        return;
+    r->outbuf[(r->out_head + r->out_count) % I8042_OUTBUF] = byte;
+    r->out_count++;
+    if ((r->cmd_byte & CB_KBD_INT) && k->irq_trigger)
+        k->irq_trigger(k->irq_opaque);
+}
+
+static uint8_t outbuf_pop(struct i8042_regs *r)
+{
+    uint8_t byte;
+
+    if (!r->out_count)
+        return 0;
+    byte = r->outbuf[r->out_head];
+    r->out_head = (r->out_head + 1) % I8042_OUTBUF;
+    r->out_count--;
+    return byte;
+}
+
+static void i8042_command(struct i8042 *k, uint8_t cmd)
+{
+    struct i8042_regs *r = &k->regs;
+
+    r->last_was_cmd = 1;
+    switch (cmd) {
+    case CMD_READ_CB:
+        outbuf_push(k, r->cmd_byte);
+        break;
+    case CMD_WRITE_CB:
+    case CMD_WRITE_KBD_OUT:
+        r->pending_cmd = cmd;
+        break;
+    case CMD_SELF_TEST:
+        outbuf_push(k, 0x55);
+        break;
+    case CMD_KBD_TEST:
+        outbuf_push(k, 0x00);
+        break;
+    case CMD_KBD_DISABLE:
+        r->cmd_byte |= 0x10;
+        break;
+    case CMD_KBD_ENABLE:
+        r->cmd_byte &= (uint8_t)~0x10;
+        break;
+    case FLINT_I8042_RESET:
+        if (k->on_reset)
+            k->on_reset(k->exit_opaque, 0, "guest reset the CPU through the i8042 controller");
+        break;
+    default:
+        /* Aux port and output-port commands: nothing is attached. */
+        break;
+    }
+}
+
+static void i8042_data_write(struct i8042 *k, uint8_t v)
+{
+    struct i8042_regs *r = &k->regs;
+    uint8_t cmd = r->pending_cmd;
+
+    r->last_was_cmd = 0;
+    r->pending_cmd = 0;
+    if (cmd == CMD_WRITE_CB) {
+        r->cmd_byte = v;
+    } else if (cmd == CMD_WRITE_KBD_OUT) {
+        outbuf_push(k, v);
+    } else {
+        /* A command to the keyboard itself: acknowledge it. */
+        outbuf_push(k, KBD_ACK);
+        if (v == KBD_RESET)
+            outbuf_push(k, KBD_SELF_TEST_OK);
+    }
+}
+
+static void data_read(void *opaque, uint64_t offset, uint8_t *data, unsigned len)
+{
+    struct i8042 *k = opaque;
+
+    (void)offset;
+    pthread_mutex_lock(&k->lock);
+    memset(data, 0, len);
+    data[0] = outbuf_pop(&k->regs);
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void data_write(void *opaque, uint64_t offset, const uint8_t *data, unsigned len)
+{
+    struct i8042 *k = opaque;
+
+    (void)offset;
+    (void)len;
+    pthread_mutex_lock(&k->lock);
+    i8042_data_write(k, data[0]);
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void cmd_read(void *opaque, uint64_t offset, uint8_t *data, unsigned len)
+{
+    struct i8042 *k = opaque;
+    struct i8042_regs *r = &k->regs;
+
+    (void)offset;
+    pthread_mutex_lock(&k->lock);
+    memset(data, 0, len);
+    data[0] = STATUS_SYS | (r->out_count ? STATUS_OBF : 0) | (r->last_was_cmd ? STATUS_CMD : 0);
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void cmd_write(void *opaque, uint64_t offset, const uint8_t *data, unsigned len)
+{
+    struct i8042 *k = opaque;
+
+    (void)offset;
+    (void)len;
+    pthread_mutex_lock(&k->lock);
+    i8042_command(k, data[0]);
+    pthread_mutex_unlock(&k->lock);
+}
+
+const struct bus_dev_ops i8042_data_ops = {
+    .name = "i8042-data", .read = data_read, .write = data_write};
+const struct bus_dev_ops i8042_cmd_ops = {
+    .name = "i8042-cmd", .read = cmd_read, .write = cmd_write};
+
+int i8042_register(struct i8042 *k, struct bus *pio)
+{
+    int err = bus_register(pio, I8042_DATA_PORT, 1, &i8042_data_ops, k);
+    return err ? err : bus_register(pio, FLINT_PORT_I8042_CMD, 1, &i8042_cmd_ops, k);
+}

@@ -1,0 +1,47 @@
+/*
+ * kvm.h - the KVM system and VM file descriptors.
+ *
+ * kvm_open() checks the API version and every capability flint relies on, so
+ * a host that lacks one fails at start with the capability's name instead of
+ * misbehaving later.
+ */
+#ifndef FLINT_KVM_H
+#define FLINT_KVM_H
+
+#include "guest_mem.h"
+
+#include <linux/kvm.h>
+#include <stddef.h>
+
+struct kvm {
+    int sys_fd;               /* /dev/kvm */
+    int vm_fd;                /* KVM_CREATE_VM */
+    int vcpu_mmap_size;       /* size of each vCPU's struct kvm_run mapping */
+    int max_vcpus;            /* KVM_CAP_MAX_VCPUS */
+    struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, for every vCPU */
+};
+
+/* Open `path` (normally /dev/kvm), check KVM_GET_API_VERSION == 12 and the
+ * required capabilities, read the supported CPUID. Returns 0 or -errno with
+ * one line in err. */
+int kvm_open(struct kvm *kvm, const char *path, char *err, size_t errlen);
+
+/* Create the VM: TSS and identity-map addresses, in-kernel irqchip (PIC,
+ * IOAPIC, LAPICs) and PIT with a dummy speaker port. */
+int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen);
+
+/* Register every RAM region of `mem` as a memory slot (slot i = region i). */
+int kvm_map_guest_mem(struct kvm *kvm, const struct guest_mem *mem, char *err, size_t errlen);
+
+/* Pulse interrupt line `gsi` (level 1 then 0): an edge for ISA devices. */
+int kvm_irq_pulse(struct kvm *kvm, unsigned gsi);
+
+/* Close everything; safe on a partially opened struct (fds < 0 skipped). */
+void kvm_close(struct kvm *kvm);
+
+/* Address of the three-page TSS region (KVM_SET_TSS_ADDR) and the identity
+ * map page just below it, both inside the 32-bit MMIO gap. */
+#define KVM_TSS_ADDRESS          0xfffbd000ull
+#define KVM_IDENTITY_MAP_ADDRESS 0xfffbc000ull
+
+#endif /* FLINT_KVM_H */

@@ -1,0 +1,57 @@
+/*
+ * legacy.h - the small port-I/O devices besides the UART: the i8042
+ * keyboard controller (used by Linux guests to reset with reboot=k) and the
+ * paravirtual exit device used by guest-shim.
+ *
+ * Both report to the VMM through an action callback rather than calling it,
+ * so they can be unit-tested alone.
+ */
+#ifndef FLINT_LEGACY_H
+#define FLINT_LEGACY_H
+
+#include "bus.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* What a device asks the VMM to do: end the VM with `status`. */
+typedef void (*vm_exit_fn)(void *opaque, int status, const char *why);
+
+#define I8042_OUTBUF 16
+
+struct i8042_regs {
+    uint8_t cmd_byte;    /* controller configuration byte */
+    uint8_t pending_cmd; /* command waiting for its data byte on port 0x60, or 0 */
+    uint8_t last_was_cmd;
+    uint8_t outbuf[I8042_OUTBUF];
+    uint32_t out_head, out_count;
+};
+
+struct i8042 {
+    pthread_mutex_t lock;
+    struct i8042_regs regs;
+    vm_exit_fn on_reset;
+    void *exit_opaque;
+    void (*irq_trigger)(void *opaque); /* IRQ 1 */
+    void *irq_opaque;
+};
+
+void i8042_init(struct i8042 *k, vm_exit_fn on_reset, void *exit_opaque,
+                void (*irq_trigger)(void *), void *irq_opaque);
+
+/* Register the data port (0x60) and the command/status port (0x64). */
+int i8042_register(struct i8042 *k, struct bus *pio);
+
+/* Ops for the two ports, exposed for unit tests. */
+extern const struct bus_dev_ops i8042_data_ops, i8042_cmd_ops;
+
+/* Paravirtual exit device at FLINT_PORT_EXIT: a 1, 2 or 4-byte write at
+ * offset 0 ends the VM with the low 8 bits of the value as exit status. */
+struct pvexit {
+    vm_exit_fn on_exit;
+    void *exit_opaque;
+};
+
+extern const struct bus_dev_ops pvexit_ops;
+
+#endif /* FLINT_LEGACY_H */

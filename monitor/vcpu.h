@@ -1,0 +1,91 @@
+/*
+ * vcpu.h - virtual CPUs: one thread each, running KVM_RUN and dispatching
+ * exits to the port-I/O and MMIO buses.
+ *
+ * A vCPU is stopped or asked a question by setting a flag and "kicking" its
+ * thread with a signal; the kvm_run immediate_exit field closes the race
+ * with a signal that lands just before KVM_RUN.
+ */
+#ifndef FLINT_VCPU_H
+#define FLINT_VCPU_H
+
+#include "guest_mem.h"
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vmm;
+
+enum vcpu_exit_kind {
+    VCPU_EXIT_IO_IN,
+    VCPU_EXIT_IO_OUT,
+    VCPU_EXIT_MMIO_READ,
+    VCPU_EXIT_MMIO_WRITE,
+    VCPU_EXIT_INTR, /* a kick, or a signal */
+    VCPU_EXIT_HLT,
+    VCPU_EXIT_SHUTDOWN,
+    VCPU_EXIT_SYSTEM_EVENT,
+    VCPU_EXIT_FAIL_ENTRY,
+    VCPU_EXIT_INTERNAL_ERROR,
+    VCPU_EXIT_OTHER,
+    VCPU_EXIT_KINDS,
+};
+
+/* Printable name of an exit kind ("io-out", ...). */
+const char *vcpu_exit_kind_name(enum vcpu_exit_kind kind);
+
+/* What the halt watchdog last saw this vCPU doing. */
+enum vcpu_activity {
+    VCPU_ACTIVE = 0,      /* running, or halted with interrupts enabled */
+    VCPU_PARKED,          /* waiting for INIT/SIPI; cannot run on its own */
+    VCPU_HALTED_IRQS_OFF, /* HLT with RFLAGS.IF = 0: only NMI/INIT can wake it */
+};
+
+struct vcpu {
+    unsigned id;
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+    pthread_t thread;
+    bool thread_started;
+    struct vmm *vmm;
+    uint64_t exits[VCPU_EXIT_KINDS]; /* written only by the vCPU thread */
+    int check_activity;              /* atomic: watchdog asks for a sample */
+    int activity;                    /* atomic: enum vcpu_activity */
+};
+
+/* Create vCPU `id` (APIC ID = id) of `nvcpus`, with CPUID, MSRs, FPU and
+ * LAPIC set up. Returns 0 or -errno with a line in err. */
+int vcpu_create(struct vcpu *v, struct vmm *vmm, unsigned id, unsigned nvcpus, char *err,
+                size_t errlen);
+
+/* Point the boot vCPU at a PVH entry: 32-bit flat protected mode, paging off,
+ * EBX = start_info. Returns 0 or -errno. */
+int vcpu_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);
+
+/* Start the vCPU thread. Returns 0 or -errno. */
+int vcpu_start(struct vcpu *v);
+
+/* Interrupt KVM_RUN so the thread looks at its flags. */
+void vcpu_kick(struct vcpu *v);
+
+/* Wait for the thread to finish (after the VMM asked everyone to stop). */
+void vcpu_join(struct vcpu *v);
+
+/* Unmap and close. */
+void vcpu_destroy(struct vcpu *v);
+
+/* Install the kick signal handler; once per process before vcpu_start. */
+int vcpu_signals_init(void);
+
+/* Architecture hooks (vcpu_x86_64.c). */
+int vcpu_arch_init(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen);
+int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);
+enum vcpu_activity vcpu_arch_activity(struct vcpu *v);
+/* Instruction pointer for messages, or 0 when it cannot be read. */
+uint64_t vcpu_arch_rip(struct vcpu *v);
+
+#endif /* FLINT_VCPU_H */

@@ -1,0 +1,351 @@
+/*
+ * vmm.c - building, running and ending one VM.
+ */
+#define _GNU_SOURCE
+#include "vmm.h"
+#include "loader.h"
+#include "log.h"
+#include "util.h"
+
+#include <flint-abi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static struct timespec process_start;
+
+__attribute__((constructor)) static void note_process_start(void)
+{
+    clock_gettime(CLOCK_MONOTONIC, &process_start);
+}
+
+struct timespec vmm_process_start(void)
+{
+    return process_start;
+}
+
+static int setup_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int setup_fail(int code, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log_error("%s", line);
+    return code;
+}
+
+static int open_input(const char *what, const char *path, int *fd)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return setup_fail(FLINT_EXIT_BAD_CONFIG, "%s %s: %s", what, path, strerror(errno));
+    return 0;
+}
+
+/* RAM, kernel, initrd and boot information: everything the guest sees at
+ * its first instruction. Needs no KVM, so a bad image fails before any VM
+ * exists. */
+static int load_guest(struct vmm *vmm, gpa_t *entry)
+{
+    struct vm_config *cfg = vmm->cfg;
+    struct kernel_image img;
+    struct initrd_placement initrd;
+    struct pvh_boot boot = {.cmdline = cfg->cmdline ? cfg->cmdline : CONFIG_DEFAULT_CMDLINE};
+    char err[LOADER_ERR_LEN];
+    int fd, rc;
+
+    rc = guest_mem_create(&vmm->mem, cfg->mem_mib * MIB);
+    if (rc)
+        return setup_fail(rc == -EINVAL ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC,
+                          "cannot allocate %llu MiB of guest memory: %s",
+                          (unsigned long long)cfg->mem_mib, strerror(-rc));
+    if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
+        return rc;
+    rc = elf_load_pvh(&vmm->mem, fd, &img, err, sizeof(err));
+    close(fd);
+    if (rc)
+        return setup_fail(FLINT_EXIT_BAD_CONFIG, "kernel %s: %s", cfg->kernel_path, err);
+
+    if (cfg->initrd_path) {
+        if ((rc = open_input("initrd", cfg->initrd_path, &fd)))
+            return rc;
+        rc = initrd_load(&vmm->mem, fd, &img, &initrd, err, sizeof(err));
+        close(fd);
+        if (rc)
+            return setup_fail(FLINT_EXIT_BAD_CONFIG, "initrd %s: %s", cfg->initrd_path, err);
+        boot.initrd = &initrd;
+    }
+    if (pvh_write_boot_info(&vmm->mem, &boot, err, sizeof(err)) || boot_write_gdt(&vmm->mem))
+        return setup_fail(FLINT_EXIT_BAD_CONFIG, "boot information: %s", err);
+    *entry = img.entry;
+    log_debug("kernel %s: entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
+              (unsigned long long)img.entry, (unsigned long long)img.load_start,
+              (unsigned long long)img.load_end);
+    return 0;
+}
+
+static void irq_com1(void *opaque)
+{
+    kvm_irq_pulse(&((struct vmm *)opaque)->kvm, FLINT_GSI_COM1);
+}
+
+static void irq_kbd(void *opaque)
+{
+    kvm_irq_pulse(&((struct vmm *)opaque)->kvm, 1);
+}
+
+static void device_exit(void *opaque, int status, const char *why)
+{
+    vmm_request_exit(opaque, status, why);
+}
+
+static int setup_devices(struct vmm *vmm)
+{
+    int rc;
+
+    bus_init(&vmm->pio, "pio");
+    bus_init(&vmm->mmio, "mmio");
+    serial_init(&vmm->serial, STDOUT_FILENO, irq_com1, vmm);
+    i8042_init(&vmm->i8042, device_exit, vmm, irq_kbd, vmm);
+    vmm->pvexit = (struct pvexit){.on_exit = device_exit, .exit_opaque = vmm};
+
+    rc = bus_register(&vmm->pio, FLINT_PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, &vmm->serial);
+    if (!rc)
+        rc = i8042_register(&vmm->i8042, &vmm->pio);
+    if (!rc)
+        rc = bus_register(&vmm->pio, FLINT_PORT_EXIT, 4, &pvexit_ops, &vmm->pvexit);
+    if (rc)
+        return setup_fail(FLINT_EXIT_UNEXPECTED, "device setup: %s", strerror(-rc));
+    return 0;
+}
+
+static int setup_kvm(struct vmm *vmm, gpa_t entry)
+{
+    char err[256];
+    int rc;
+
+    if (kvm_open(&vmm->kvm, "/dev/kvm", err, sizeof(err)) ||
+        kvm_create_vm(&vmm->kvm, err, sizeof(err)) ||
+        kvm_map_guest_mem(&vmm->kvm, &vmm->mem, err, sizeof(err)))
+        return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
+    if ((int)vmm->cfg->vcpus > vmm->kvm.max_vcpus)
+        return setup_fail(FLINT_EXIT_BAD_CONFIG, "vcpus: %u exceeds this host's KVM limit of %d",
+                          vmm->cfg->vcpus, vmm->kvm.max_vcpus);
+    for (unsigned i = 0; i < vmm->cfg->vcpus; i++) {
+        rc = vcpu_create(&vmm->vcpus[i], vmm, i, vmm->cfg->vcpus, err, sizeof(err));
+        vmm->nvcpus = i + 1;
+        if (rc)
+            return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
+    }
+    /* Only the boot CPU gets the entry state; the others wait for INIT/SIPI
+     * in KVM (KVM_MP_STATE_UNINITIALIZED), as on hardware. */
+    rc = vcpu_set_pvh_entry(&vmm->vcpus[0], entry, FLINT_PVH_INFO_ADDR);
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the PVH entry state: %s",
+                          strerror(-rc));
+    return 0;
+}
+
+int vmm_create(struct vmm *vmm, struct vm_config *cfg)
+{
+    gpa_t entry;
+    int rc;
+
+    memset(vmm, 0, sizeof(*vmm));
+    vmm->cfg = cfg;
+    vmm->kvm.sys_fd = vmm->kvm.vm_fd = -1;
+    vmm->mem.fd = -1;
+    vmm->exit_efd = -1;
+    pthread_mutex_init(&vmm->exit_lock, NULL);
+
+    if ((rc = load_guest(vmm, &entry)))
+        return rc;
+    if ((rc = setup_devices(vmm)))
+        return rc;
+    if ((rc = setup_kvm(vmm, entry)))
+        return rc;
+    vmm->exit_efd = eventfd(0, EFD_CLOEXEC);
+    if (vmm->exit_efd < 0)
+        return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
+    rc = evloop_init(&vmm->loop, 64);
+    if (rc) {
+        vmm->exit_efd = (close(vmm->exit_efd), -1);
+        return setup_fail(FLINT_EXIT_GENERIC, "io_uring setup: %s", strerror(-rc));
+    }
+    return 0;
+}
+
+bool vmm_stopping(struct vmm *vmm)
+{
+    return __atomic_load_n(&vmm->stopping, __ATOMIC_SEQ_CST);
+}
+
+void vmm_request_exit(struct vmm *vmm, int status, const char *why)
+{
+    uint64_t one = 1;
+    bool first;
+
+    pthread_mutex_lock(&vmm->exit_lock);
+    first = !vmm->stopping;
+    if (first) {
+        vmm->exit_status = status;
+        snprintf(vmm->exit_reason, sizeof(vmm->exit_reason), "%s", why);
+        __atomic_store_n(&vmm->stopping, 1, __ATOMIC_SEQ_CST);
+    }
+    pthread_mutex_unlock(&vmm->exit_lock);
+    if (!first)
+        return;
+    if (status == FLINT_EXIT_GUEST_CRASH || status == FLINT_EXIT_UNEXPECTED)
+        log_error("%s", why);
+    else
+        log_info("%s", why);
+    if (write(vmm->exit_efd, &one, sizeof(one)) < 0)
+        log_error("cannot wake the VMM thread: %s", strerror(errno));
+}
+
+static void on_exit_request(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct vmm *vmm = container_of(h, struct vmm, exit_ev);
+
+    (void)res;
+    (void)flags;
+    evloop_stop(&vmm->loop);
+}
+
+/* Every tick, look at what the vCPUs reported for the previous tick, then ask
+ * them again. Two ticks in a row with every started vCPU halted with
+ * interrupts off means nothing can ever run again: end the VM. */
+static void on_watchdog(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct vmm *vmm = container_of(h, struct vmm, watchdog_ev);
+    unsigned halted = 0, parked = 0;
+
+    (void)res;
+    (void)flags;
+    for (unsigned i = 0; i < vmm->nvcpus; i++) {
+        int a = __atomic_load_n(&vmm->vcpus[i].activity, __ATOMIC_SEQ_CST);
+        halted += a == VCPU_HALTED_IRQS_OFF;
+        parked += a == VCPU_PARKED;
+    }
+    if (halted && halted + parked == vmm->nvcpus)
+        vmm->dead_rounds++;
+    else
+        vmm->dead_rounds = 0;
+    if (vmm->dead_rounds >= 2) {
+        char why[128];
+        snprintf(why, sizeof(why),
+                 "guest halted with interrupts disabled on every running vCPU (%u halted, %u "
+                 "never started); it can never continue",
+                 halted, parked);
+        vmm_request_exit(vmm, FLINT_EXIT_GUEST_CRASH, why);
+        return;
+    }
+    for (unsigned i = 0; i < vmm->nvcpus; i++) {
+        __atomic_store_n(&vmm->vcpus[i].check_activity, 1, __ATOMIC_SEQ_CST);
+        vcpu_kick(&vmm->vcpus[i]);
+    }
+    if (evloop_timeout(&vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
+        log_warn("halt watchdog could not be re-armed");
+}
+
+static void stop_vcpus(struct vmm *vmm)
+{
+    __atomic_store_n(&vmm->stopping, 1, __ATOMIC_SEQ_CST);
+    for (unsigned i = 0; i < vmm->nvcpus; i++)
+        vcpu_kick(&vmm->vcpus[i]);
+    for (unsigned i = 0; i < vmm->nvcpus; i++)
+        vcpu_join(&vmm->vcpus[i]);
+}
+
+int vmm_run(struct vmm *vmm)
+{
+    int rc;
+
+    log_set_thread_name("vmm");
+    if ((rc = vcpu_signals_init()))
+        return setup_fail(FLINT_EXIT_GENERIC, "signal setup: %s", strerror(-rc));
+    vmm->exit_ev.fn = on_exit_request;
+    vmm->watchdog_ev.fn = on_watchdog;
+    if (evloop_read(&vmm->loop, &vmm->exit_ev, vmm->exit_efd, &vmm->exit_efd_buf,
+                    sizeof(vmm->exit_efd_buf)) ||
+        evloop_timeout(&vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
+        return setup_fail(FLINT_EXIT_GENERIC, "event loop: cannot queue initial events");
+
+    for (unsigned i = 0; i < vmm->nvcpus; i++) {
+        rc = vcpu_start(&vmm->vcpus[i]);
+        if (rc) {
+            vmm_request_exit(vmm, FLINT_EXIT_GENERIC, "cannot start a vCPU thread");
+            break;
+        }
+    }
+    rc = evloop_run(&vmm->loop);
+    if (rc)
+        vmm_request_exit(vmm, FLINT_EXIT_UNEXPECTED, "event loop failed");
+    stop_vcpus(vmm);
+    return vmm->exit_status;
+}
+
+static long long ts_diff_us(struct timespec a, struct timespec b)
+{
+    return (b.tv_sec - a.tv_sec) * 1000000ll + (b.tv_nsec - a.tv_nsec) / 1000;
+}
+
+static void print_bus(int fd, struct bus *bus)
+{
+    for (unsigned i = 0; i < bus->nranges; i++) {
+        struct bus_range *r = &bus->ranges[i];
+        if (r->accesses)
+            dprintf(fd, "  %s 0x%llx %-12s %llu\n", bus->name, (unsigned long long)r->base,
+                    r->ops->name, (unsigned long long)r->accesses);
+    }
+    if (bus->unhandled)
+        dprintf(fd, "  %s unhandled         %llu\n", bus->name, (unsigned long long)bus->unhandled);
+}
+
+void vmm_print_stats(struct vmm *vmm, int fd)
+{
+    uint64_t total[VCPU_EXIT_KINDS] = {0}, sum = 0;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (unsigned i = 0; i < vmm->nvcpus; i++)
+        for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
+            total[k] += vmm->vcpus[i].exits[k];
+    dprintf(fd, "flint stats:\n");
+    dprintf(fd, "  vcpus: %u, memory: %llu MiB\n", vmm->nvcpus,
+            (unsigned long long)(vmm->mem.size / MIB));
+    if (vmm->first_run_recorded)
+        dprintf(fd, "  process start -> first KVM_RUN: %lld us\n",
+                ts_diff_us(process_start, vmm->t_first_run));
+    dprintf(fd, "  process start -> exit: %lld us\n", ts_diff_us(process_start, now));
+    for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
+        sum += total[k];
+    dprintf(fd, "  vm exits: %llu\n", (unsigned long long)sum);
+    for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
+        if (total[k])
+            dprintf(fd, "    %-16s %llu\n", vcpu_exit_kind_name(k), (unsigned long long)total[k]);
+    dprintf(fd, "  device accesses:\n");
+    print_bus(fd, &vmm->pio);
+    print_bus(fd, &vmm->mmio);
+}
+
+void vmm_destroy(struct vmm *vmm)
+{
+    for (unsigned i = 0; i < vmm->nvcpus; i++)
+        vcpu_destroy(&vmm->vcpus[i]);
+    if (vmm->exit_efd >= 0) {
+        evloop_fini(&vmm->loop);
+        close(vmm->exit_efd);
+    }
+    kvm_close(&vmm->kvm);
+    guest_mem_destroy(&vmm->mem);
+}

@@ -1,0 +1,82 @@
+/*
+ * vmm.h - one virtual machine: its KVM fds, RAM, buses, devices and vCPUs,
+ * and the VMM thread that runs the event loop and decides when it ends.
+ *
+ * Life cycle: vmm_create() loads everything and fails with an exit code and
+ * one message before any vCPU runs; vmm_run() starts the vCPUs, runs the
+ * event loop until the guest or a fault ends the VM, stops every vCPU and
+ * returns the exit status; vmm_destroy() frees it all.
+ */
+#ifndef FLINT_VMM_H
+#define FLINT_VMM_H
+
+#include "bus.h"
+#include "config.h"
+#include "evloop.h"
+#include "guest_mem.h"
+#include "kvm.h"
+#include "legacy.h"
+#include "serial.h"
+#include "vcpu.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+/* How often the watchdog samples vCPUs for a halt with interrupts off. */
+#define VMM_WATCHDOG_NS (250ull * 1000 * 1000)
+
+struct vmm {
+    struct vm_config *cfg;
+    struct kvm kvm;
+    struct guest_mem mem;
+    struct bus pio;
+    struct bus mmio;
+
+    struct serial serial;
+    struct i8042 i8042;
+    struct pvexit pvexit;
+
+    unsigned nvcpus;
+    struct vcpu vcpus[CONFIG_MAX_VCPUS];
+
+    struct evloop loop;
+    int exit_efd; /* written by vmm_request_exit */
+    uint64_t exit_efd_buf;
+    struct ev_handler exit_ev;
+    struct ev_handler watchdog_ev;
+    unsigned dead_rounds;
+
+    pthread_mutex_t exit_lock;
+    int stopping; /* atomic: vCPUs leave their loops when set */
+    int exit_status;
+    char exit_reason[256];
+
+    struct timespec t_first_run; /* set by vCPU 0 before its first KVM_RUN */
+    int first_run_recorded;      /* atomic */
+};
+
+/* Build the VM described by cfg: RAM, kernel, initrd, boot info, KVM VM,
+ * devices, vCPUs. On failure returns a process exit code (152 for a bad
+ * kernel/initrd/size, 1 for host problems) after printing one line. */
+int vmm_create(struct vmm *vmm, struct vm_config *cfg);
+
+/* Run the VM to its end and return flint's exit status. */
+int vmm_run(struct vmm *vmm);
+
+/* Ask the VMM to end the VM with `status`. The first request wins; safe
+ * from any thread. `why` is logged (at error level for a crash). */
+void vmm_request_exit(struct vmm *vmm, int status, const char *why);
+
+/* True once an exit was requested. */
+bool vmm_stopping(struct vmm *vmm);
+
+/* Print VM exits by kind and boot timings to `fd`. */
+void vmm_print_stats(struct vmm *vmm, int fd);
+
+void vmm_destroy(struct vmm *vmm);
+
+/* Monotonic time at process start (recorded before main). */
+struct timespec vmm_process_start(void);
+
+#endif /* FLINT_VMM_H */

@@ -1,0 +1,73 @@
+/* Unit tests: guest RAM layout and the address translator. */
+#include <criterion/criterion.h>
+
+#include "guest_mem.h"
+#include "util.h"
+
+#include <errno.h>
+#include <flint-abi.h>
+
+Test(guest_mem, small_vm_has_one_low_region)
+{
+    struct guest_mem m;
+    cr_assert_eq(guest_mem_create(&m, 16 * MIB), 0);
+    cr_assert_eq(m.nregions, 1);
+    cr_assert_eq(guest_mem_low_end(&m), 16 * MIB);
+    cr_assert_not_null(guest_mem_slice(&m, 0, 16 * MIB));
+    cr_assert_not_null(guest_mem_slice(&m, 16 * MIB - 1, 1));
+    cr_assert_null(guest_mem_slice(&m, 16 * MIB - 1, 2), "range crossing the end of RAM");
+    cr_assert_null(guest_mem_slice(&m, 16 * MIB, 1));
+    guest_mem_destroy(&m);
+}
+
+Test(guest_mem, large_vm_splits_around_mmio_gap)
+{
+    struct guest_mem m;
+    cr_assert_eq(guest_mem_create(&m, 4 * GIB), 0);
+    cr_assert_eq(m.nregions, 2);
+    cr_assert_eq(guest_mem_low_end(&m), FLINT_MMIO_GAP_START);
+    cr_assert_eq(m.regions[1].gpa, FLINT_MMIO_GAP_END);
+    cr_assert_eq(m.regions[1].size, 1 * GIB);
+    cr_assert_null(guest_mem_slice(&m, FLINT_MMIO_GAP_START, 1), "gap is not RAM");
+    cr_assert_null(guest_mem_slice(&m, FLINT_MMIO_GAP_START - 4, 8), "low RAM into the gap");
+    cr_assert_null(guest_mem_slice(&m, FLINT_MMIO_GAP_END - 4, 8), "gap into high RAM");
+    uint8_t *hi = guest_mem_slice(&m, FLINT_MMIO_GAP_END, 4096);
+    cr_assert_not_null(hi);
+    /* High RAM follows low RAM in the backing file. */
+    cr_assert_eq(hi, m.map + FLINT_MMIO_GAP_START);
+    cr_assert_null(guest_mem_slice(&m, FLINT_MMIO_GAP_END + GIB, 1));
+    guest_mem_destroy(&m);
+}
+
+Test(guest_mem, overflowing_ranges_are_rejected)
+{
+    struct guest_mem m;
+    cr_assert_eq(guest_mem_create(&m, 8 * MIB), 0);
+    cr_assert_null(guest_mem_slice(&m, 4096, UINT64_MAX));
+    cr_assert_null(guest_mem_slice(&m, UINT64_MAX, 2));
+    cr_assert_null(guest_mem_slice(&m, UINT64_MAX - 10, 20));
+    cr_assert_null(guest_mem_slice(&m, 1, 8 * MIB));
+    guest_mem_destroy(&m);
+}
+
+Test(guest_mem, read_write_round_trip_and_faults)
+{
+    struct guest_mem m;
+    uint32_t v = 0xdeadbeef, back = 0;
+    cr_assert_eq(guest_mem_create(&m, 4 * MIB), 0);
+    cr_assert_eq(guest_mem_write(&m, 0x1000, &v, sizeof(v)), 0);
+    cr_assert_eq(guest_mem_read(&m, 0x1000, &back, sizeof(back)), 0);
+    cr_assert_eq(back, v);
+    cr_assert_eq(guest_mem_write(&m, 4 * MIB - 2, &v, sizeof(v)), -EFAULT);
+    cr_assert_eq(guest_mem_read(&m, 4 * MIB, &back, 1), -EFAULT);
+    guest_mem_destroy(&m);
+}
+
+Test(guest_mem, bad_sizes_are_refused)
+{
+    struct guest_mem m;
+    cr_assert_eq(guest_mem_create(&m, 1 * MIB), -EINVAL, "below the minimum");
+    cr_assert_eq(guest_mem_create(&m, 4 * MIB + 1), -EINVAL, "not page aligned");
+    cr_assert_eq(guest_mem_create(&m, GUEST_MEM_MAX_BYTES + 4096), -EINVAL);
+    guest_mem_destroy(&m); /* safe on a failed create */
+}
