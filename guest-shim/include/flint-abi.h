@@ -36,10 +36,10 @@
 #define FLINT_BOOT_TIMER_MAGIC 123
 
 /* virtio-mmio slots: 4 KiB each from FLINT_VIRTIO_MMIO_BASE, GSI 5, 6, ... */
-#define FLINT_VIRTIO_MMIO_BASE  0xc0001000ull
-#define FLINT_VIRTIO_MMIO_SIZE  0x1000ull
-#define FLINT_VIRTIO_FIRST_GSI  5
-#define FLINT_VIRTIO_LAST_GSI   23
+#define FLINT_VIRTIO_MMIO_BASE 0xc0001000ull
+#define FLINT_VIRTIO_MMIO_SIZE 0x1000ull
+#define FLINT_VIRTIO_FIRST_GSI 5
+#define FLINT_VIRTIO_LAST_GSI  23
 
 /* 32-bit MMIO gap: no RAM between these addresses. */
 #define FLINT_MMIO_GAP_START 0xc0000000ull
@@ -49,26 +49,26 @@
 #define FLINT_LAPIC_ADDR  0xfee00000ull
 
 /* Low-memory layout written by the monitor before the first instruction. */
-#define FLINT_GDT_ADDR            0x500ull
-#define FLINT_IDT_ADDR            0x520ull
-#define FLINT_PVH_INFO_ADDR       0x6000ull
-#define FLINT_PVH_MODLIST_ADDR    0x6040ull
-#define FLINT_PVH_MEMMAP_ADDR     0x7000ull
-#define FLINT_ZERO_PAGE_ADDR      0x7000ull
-#define FLINT_BOOT_STACK_ADDR     0x8ff0ull
-#define FLINT_PML4_ADDR           0x9000ull
-#define FLINT_PDPTE_ADDR          0xa000ull
-#define FLINT_PDE_ADDR            0xb000ull
-#define FLINT_CMDLINE_ADDR        0x20000ull
-#define FLINT_CMDLINE_MAX         2048
-#define FLINT_EBDA_START          0x9fc00ull
-#define FLINT_HIMEM_START         0x100000ull
-#define FLINT_PVH_MEMMAP_MAX      128
+#define FLINT_GDT_ADDR         0x500ull
+#define FLINT_IDT_ADDR         0x520ull
+#define FLINT_PVH_INFO_ADDR    0x6000ull
+#define FLINT_PVH_MODLIST_ADDR 0x6040ull
+#define FLINT_PVH_MEMMAP_ADDR  0x7000ull
+#define FLINT_ZERO_PAGE_ADDR   0x7000ull
+#define FLINT_BOOT_STACK_ADDR  0x8ff0ull
+#define FLINT_PML4_ADDR        0x9000ull
+#define FLINT_PDPTE_ADDR       0xa000ull
+#define FLINT_PDE_ADDR         0xb000ull
+#define FLINT_CMDLINE_ADDR     0x20000ull
+#define FLINT_CMDLINE_MAX      2048
+#define FLINT_EBDA_START       0x9fc00ull
+#define FLINT_HIMEM_START      0x100000ull
+#define FLINT_PVH_MEMMAP_MAX   128
 
 /* Xen PVH boot ABI: ELF note type XEN_ELFNOTE_PHYS32_ENTRY in a note named
  * "Xen" carries the 32-bit entry point; on entry EBX holds the physical
  * address of struct hvm_start_info. */
-#define XEN_ELFNOTE_PHYS32_ENTRY 18
+#define XEN_ELFNOTE_PHYS32_ENTRY  18
 #define XEN_HVM_START_MAGIC_VALUE 0x336ec578u
 
 struct hvm_start_info {

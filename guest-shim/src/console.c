@@ -1,0 +1,63 @@
+/*
+ * console.c - polled 16550 UART on COM1 and the console lock.
+ */
+#include "shim-internal.h"
+
+#define UART_THR      0 /* transmit holding register */
+#define UART_LSR      5 /* line status register */
+#define UART_LSR_THRE 0x20
+
+/* The UART is emulated: THRE is normally set at once. The bound keeps a
+ * missing or wedged UART (LSR stuck at 0) from hanging the guest. */
+#define UART_POLL_MAX 100000
+
+#define CONSOLE_SPIN_MAX (1u << 24)
+
+static unsigned console_owner; /* 0 free, else owning CPU index + 1 */
+
+void shim_putc(char c)
+{
+    for (unsigned i = 0; i < UART_POLL_MAX; i++) {
+        if (inb(FLINT_PORT_COM1 + UART_LSR) & UART_LSR_THRE)
+            break;
+        cpu_relax();
+    }
+    outb(FLINT_PORT_COM1 + UART_THR, (uint8_t)c);
+}
+
+/* Serialise output between CPUs. Re-entry on the owning CPU (an exception
+ * raised while printing) proceeds without the lock, and a lock held for too
+ * long (its owner died) is taken over: the console must keep working on
+ * the way to a fatal report. Returns true if the caller must unlock. */
+bool console_lock(void)
+{
+    unsigned me = shim_cpu_index() + 1;
+
+    if (__atomic_load_n(&console_owner, __ATOMIC_RELAXED) == me)
+        return false;
+    for (unsigned spins = 0; spins < CONSOLE_SPIN_MAX; spins++) {
+        unsigned expected = 0;
+        if (__atomic_compare_exchange_n(&console_owner, &expected, me, false, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED))
+            return true;
+        cpu_relax();
+    }
+    __atomic_store_n(&console_owner, me, __ATOMIC_RELAXED);
+    return true;
+}
+
+void console_unlock(void)
+{
+    __atomic_store_n(&console_owner, 0, __ATOMIC_RELEASE);
+}
+
+void shim_puts(const char *s)
+{
+    bool locked = console_lock();
+
+    while (*s)
+        shim_putc(*s++);
+    shim_putc('\n');
+    if (locked)
+        console_unlock();
+}
