@@ -8,6 +8,7 @@
 #include "vmm.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
     char err[512];
     int status;
 
+    /* A closed stdout or socket must be an error code, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
     config_init(&cfg);
     if (cli_parse(argc, argv, &action, &cfg, err, sizeof(err))) {
         log_error("%s", err);

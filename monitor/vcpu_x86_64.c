@@ -113,17 +113,19 @@ static int setup_msrs(struct vcpu *v, char *err, size_t errlen)
         {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
         {MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WRBACK},
     };
-    struct {
+    /* struct kvm_msrs ends in a flexible array: give it room in a union. */
+    union {
         struct kvm_msrs hdr;
-        struct kvm_msr_entry entries[ARRAY_SIZE(boot_msrs)];
+        uint8_t bytes[sizeof(struct kvm_msrs) +
+                      sizeof(boot_msrs) / sizeof(boot_msrs[0]) * sizeof(struct kvm_msr_entry)];
     } msrs;
     int n;
 
     memset(&msrs, 0, sizeof(msrs));
     msrs.hdr.nmsrs = ARRAY_SIZE(boot_msrs);
     for (size_t i = 0; i < ARRAY_SIZE(boot_msrs); i++) {
-        msrs.entries[i].index = boot_msrs[i].index;
-        msrs.entries[i].data = boot_msrs[i].value;
+        msrs.hdr.entries[i].index = boot_msrs[i].index;
+        msrs.hdr.entries[i].data = boot_msrs[i].value;
     }
     n = ioctl(v->fd, KVM_SET_MSRS, &msrs);
     if (n < 0)

@@ -1,0 +1,48 @@
+/*
+ * libFuzzer target: the PVH ELF loader and initrd placement.
+ *
+ * The input is a kernel image. Whatever it contains, the loader must not
+ * crash, must not touch memory outside guest RAM (ASan watches), and when it
+ * accepts an image, everything it reports must lie inside RAM.
+ */
+#define _GNU_SOURCE
+#include "loader.h"
+#include "util.h"
+
+#include <flint-abi.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static struct guest_mem mem;
+static int image_fd = -1;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct kernel_image img;
+    struct initrd_placement rd;
+    char err[LOADER_ERR_LEN];
+
+    if (image_fd < 0) {
+        if (guest_mem_create(&mem, 8 * MIB))
+            abort();
+        image_fd = memfd_create("fuzz-image", MFD_CLOEXEC);
+        if (image_fd < 0)
+            abort();
+    }
+    if (ftruncate(image_fd, 0) || pwrite(image_fd, data, size, 0) != (ssize_t)size)
+        abort();
+
+    if (elf_load_pvh(&mem, image_fd, &img, err, sizeof(err)) != 0)
+        return 0;
+    if (img.load_start < FLINT_HIMEM_START || img.load_end > mem.size ||
+        img.entry < img.load_start || img.entry >= img.load_end)
+        abort();
+    /* The image doubles as an initrd: it must land above the kernel. */
+    if (initrd_load(&mem, image_fd, &img, &rd, err, sizeof(err)) == 0 &&
+        (rd.addr < img.load_end || rd.addr + rd.size > guest_mem_low_end(&mem)))
+        abort();
+    return 0;
+}
