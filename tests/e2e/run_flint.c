@@ -1,0 +1,121 @@
+/* Spawning helper for the end-to-end tests. */
+#define _GNU_SOURCE
+#include "run_flint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+static void buf_append(struct buf *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->data = realloc(b->data, b->cap);
+        if (!b->data)
+            abort();
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct flint_result run_cmd(char *const argv[], double timeout_s)
+{
+    struct flint_result r = {0};
+    struct buf out = {0}, err = {0};
+    int po[2], pe[2], status = 0;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    double start = now_s();
+
+    buf_append(&out, "", 0);
+    buf_append(&err, "", 0);
+    if (pipe2(po, O_CLOEXEC) || pipe2(pe, O_CLOEXEC))
+        abort();
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+        r.status = 127;
+        r.out = out.data;
+        r.err = err.data;
+        return r;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(po[1]);
+    close(pe[1]);
+
+    struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+    int open_fds = 2;
+    while (open_fds) {
+        double left = timeout_s - (now_s() - start);
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            r.timed_out = true;
+            break;
+        }
+        int n = poll(fds, 2, (int)(left * 1000) + 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd >= 0 && fds[i].revents) {
+                char chunk[4096];
+                ssize_t k = read(fds[i].fd, chunk, sizeof(chunk));
+                if (k > 0) {
+                    buf_append(i ? &err : &out, chunk, (size_t)k);
+                } else {
+                    close(fds[i].fd);
+                    fds[i].fd = -1;
+                    open_fds--;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (fds[i].fd >= 0)
+            close(fds[i].fd);
+    waitpid(pid, &status, 0);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.seconds = now_s() - start;
+    r.out = out.data;
+    r.err = err.data;
+    return r;
+}
+
+void flint_result_free(struct flint_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+unsigned count_lines(const char *s)
+{
+    unsigned n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
