@@ -25,6 +25,7 @@ enum opt_id {
     OPT_VCPUS,
     OPT_STATS,
     OPT_LEVEL,
+    OPT_DRIVE,
     OPT_HELP,
 };
 
@@ -36,8 +37,8 @@ static const struct {
     {"--kernel", OPT_KERNEL, true},   {"--initrd", OPT_INITRD, true},
     {"--cmdline", OPT_CMDLINE, true}, {"--mem", OPT_MEM, true},
     {"--vcpus", OPT_VCPUS, true},     {"--stats", OPT_STATS, false},
-    {"--level", OPT_LEVEL, true},     {"--help", OPT_HELP, false},
-    {"-h", OPT_HELP, false},
+    {"--level", OPT_LEVEL, true},     {"--drive", OPT_DRIVE, true},
+    {"--help", OPT_HELP, false},      {"-h", OPT_HELP, false},
 };
 
 void cli_usage(FILE *out)
@@ -54,6 +55,8 @@ void cli_usage(FILE *out)
           "  --cmdline STR    kernel command line (default \"" CONFIG_DEFAULT_CMDLINE "\")\n"
           "  --mem MIB        guest RAM in MiB (default 128, 2 to 1048576)\n"
           "  --vcpus N        number of vCPUs (default 1, 1 to 32)\n"
+          "  --drive PATH[,ro][,id=NAME]\n"
+          "                   attach a raw image as a virtio-blk device (repeatable)\n"
           "  --stats          print VM exits by kind and boot timings on exit\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
           "  -h, --help       show this help\n"
@@ -116,6 +119,8 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
     case OPT_STATS:
         cfg->stats = true;
         return 0;
+    case OPT_DRIVE:
+        return config_add_drive(cfg, val, err, errlen);
     case OPT_HELP:
         return 0;
     }

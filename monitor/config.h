@@ -17,6 +17,14 @@
 #define CONFIG_MAX_VCPUS       32
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 
+#define CONFIG_MAX_DRIVES 16
+
+struct drive_config {
+    char *path;
+    char *id; /* NULL: "blk<index>" */
+    bool read_only;
+};
+
 struct vm_config {
     char *kernel_path; /* NULL: the built-in guest-shim hello image */
     char *initrd_path; /* optional */
@@ -25,6 +33,8 @@ struct vm_config {
     unsigned vcpus;
     bool stats;
     enum log_level level;
+    struct drive_config drives[CONFIG_MAX_DRIVES];
+    unsigned ndrives;
 };
 
 /* Defaults: 128 MiB, 1 vCPU, log level Warning. */
@@ -36,6 +46,10 @@ int config_validate(const struct vm_config *cfg, char *err, size_t errlen);
 
 /* Free the strings; the struct returns to its defaults. */
 void config_free(struct vm_config *cfg);
+
+/* Parse a --drive value "PATH[,ro][,id=NAME]" and append it. Returns 0 or
+ * -EINVAL / -ENOSPC with one line in err. */
+int config_add_drive(struct vm_config *cfg, const char *spec, char *err, size_t errlen);
 
 /* Set a string field, replacing (and freeing) the old value. 0 or -ENOMEM. */
 int config_set_str(char **field, const char *value);

@@ -28,6 +28,7 @@ struct io_uring_sqe *evloop_sqe(struct evloop *loop, struct ev_handler *h)
             return NULL;
     }
     io_uring_sqe_set_data(sqe, h);
+    loop->pending++;
     return sqe;
 }
 
@@ -82,6 +83,7 @@ int evloop_run(struct evloop *loop)
 
             /* Release the slot before the callback, which may submit more. */
             io_uring_cqe_seen(&loop->ring, cqe);
+            loop->pending--;
             if (h && h->fn)
                 h->fn(h, res, flags);
         }
@@ -92,4 +94,26 @@ int evloop_run(struct evloop *loop)
 void evloop_stop(struct evloop *loop)
 {
     loop->running = false;
+}
+
+int evloop_run_once(struct evloop *loop, bool wait)
+{
+    struct io_uring_cqe *cqe;
+    int n = 0, rc;
+
+    rc = wait ? io_uring_submit_and_wait(&loop->ring, 1) : io_uring_submit(&loop->ring);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        return rc;
+    while (io_uring_peek_cqe(&loop->ring, &cqe) == 0) {
+        struct ev_handler *h = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        uint32_t flags = cqe->flags;
+
+        io_uring_cqe_seen(&loop->ring, cqe);
+        loop->pending--;
+        n++;
+        if (h && h->fn)
+            h->fn(h, res, flags);
+    }
+    return n;
 }

@@ -25,6 +25,7 @@ struct ev_handler {
 struct evloop {
     struct io_uring ring;
     bool running;
+    unsigned pending; /* submissions whose completion has not been dispatched */
 };
 
 /* Create a ring with `entries` submission slots. Returns 0 or -errno. */
@@ -43,5 +44,10 @@ int evloop_timeout(struct evloop *loop, struct ev_handler *h, uint64_t ns);
 /* Run until evloop_stop(); returns 0 or -errno on a ring failure. */
 int evloop_run(struct evloop *loop);
 void evloop_stop(struct evloop *loop);
+
+/* Submit what is queued and dispatch the completions that are ready,
+ * waiting for at least one if `wait`. Returns how many were dispatched or
+ * -errno. For tests and fuzzing, which drive the loop step by step. */
+int evloop_run_once(struct evloop *loop, bool wait);
 
 #endif /* FLINT_EVLOOP_H */

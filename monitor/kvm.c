@@ -136,6 +136,26 @@ int kvm_irq_pulse(struct kvm *kvm, unsigned gsi)
     return 0;
 }
 
+int kvm_irqfd(struct kvm *kvm, int fd, unsigned gsi)
+{
+    struct kvm_irqfd irqfd = {.fd = (uint32_t)fd, .gsi = gsi};
+
+    return ioctl(kvm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
+int kvm_ioeventfd(struct kvm *kvm, int fd, uint64_t addr, unsigned len, uint64_t datamatch)
+{
+    struct kvm_ioeventfd ioev = {
+        .datamatch = datamatch,
+        .addr = addr,
+        .len = len,
+        .fd = fd,
+        .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+    };
+
+    return ioctl(kvm->vm_fd, KVM_IOEVENTFD, &ioev) < 0 ? -errno : 0;
+}
+
 void kvm_close(struct kvm *kvm)
 {
     if (kvm->vm_fd >= 0)

@@ -36,6 +36,14 @@ int kvm_map_guest_mem(struct kvm *kvm, const struct guest_mem *mem, char *err, s
 /* Pulse interrupt line `gsi` (level 1 then 0): an edge for ISA devices. */
 int kvm_irq_pulse(struct kvm *kvm, unsigned gsi);
 
+/* Route eventfd `fd` to interrupt line `gsi` (KVM_IRQFD): a write to the
+ * eventfd injects an edge without a vCPU exit. Returns 0 or -errno. */
+int kvm_irqfd(struct kvm *kvm, int fd, unsigned gsi);
+
+/* Make a `len`-byte MMIO write of `datamatch` at `addr` signal eventfd `fd`
+ * inside KVM (KVM_IOEVENTFD) instead of exiting to user space. */
+int kvm_ioeventfd(struct kvm *kvm, int fd, uint64_t addr, unsigned len, uint64_t datamatch);
+
 /* Close everything; safe on a partially opened struct (fds < 0 skipped). */
 void kvm_close(struct kvm *kvm);
 

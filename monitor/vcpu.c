@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static __thread struct kvm_run *tls_run;
@@ -86,13 +87,21 @@ int vcpu_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
     return vcpu_arch_set_pvh_entry(v, entry, start_info);
 }
 
-static void crash(struct vcpu *v, const char *what)
+static void crash_msg(struct vcpu *v, const char *what, bool with_rip)
 {
     char why[256];
 
-    snprintf(why, sizeof(why), "vcpu%u: %s at rip 0x%llx", v->id, what,
-             (unsigned long long)vcpu_arch_rip(v));
+    if (with_rip)
+        snprintf(why, sizeof(why), "vcpu%u: %s at rip 0x%llx", v->id, what,
+                 (unsigned long long)vcpu_arch_rip(v));
+    else
+        snprintf(why, sizeof(why), "vcpu%u: %s", v->id, what);
     vmm_request_exit(v->vmm, FLINT_EXIT_GUEST_CRASH, why);
+}
+
+static void crash(struct vcpu *v, const char *what)
+{
+    crash_msg(v, what, true);
 }
 
 static void handle_io(struct vcpu *v)
@@ -164,7 +173,8 @@ static void handle_exit(struct vcpu *v)
         break;
     case KVM_EXIT_SHUTDOWN:
         v->exits[VCPU_EXIT_SHUTDOWN]++;
-        crash(v, "guest triple fault (KVM_EXIT_SHUTDOWN)");
+        /* No rip: on AMD, KVM has already reset the vCPU when it reports this. */
+        crash_msg(v, "guest triple fault (KVM_EXIT_SHUTDOWN)", false);
         break;
     case KVM_EXIT_SYSTEM_EVENT:
         handle_system_event(v);
@@ -238,6 +248,16 @@ int vcpu_start(struct vcpu *v)
         return -rc;
     v->thread_started = true;
     return 0;
+}
+
+uint64_t vcpu_thread_cpu_ns(struct vcpu *v)
+{
+    clockid_t clk;
+    struct timespec ts;
+
+    if (!v->thread_started || pthread_getcpuclockid(v->thread, &clk) || clock_gettime(clk, &ts))
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 void vcpu_kick(struct vcpu *v)

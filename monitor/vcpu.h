@@ -55,7 +55,12 @@ struct vcpu {
     uint64_t exits[VCPU_EXIT_KINDS]; /* written only by the vCPU thread */
     int check_activity;              /* atomic: watchdog asks for a sample */
     int activity;                    /* atomic: enum vcpu_activity */
+    uint64_t watchdog_cpu_ns;        /* thread CPU time at the last watchdog tick */
 };
+
+/* CPU time the vCPU thread has used, in ns (0 if unknown). A halted vCPU
+ * sleeps in KVM and uses none, so the watchdog only kicks idle ones. */
+uint64_t vcpu_thread_cpu_ns(struct vcpu *v);
 
 /* Create vCPU `id` (APIC ID = id) of `nvcpus`, with CPUID, MSRs, FPU and
  * LAPIC set up. Returns 0 or -errno with a line in err. */

@@ -59,9 +59,15 @@ static int load_guest(struct vmm *vmm, gpa_t *entry)
     struct vm_config *cfg = vmm->cfg;
     struct kernel_image img;
     struct initrd_placement initrd;
-    struct pvh_boot boot = {.cmdline = cfg->cmdline ? cfg->cmdline : CONFIG_DEFAULT_CMDLINE};
+    char cmdline[FLINT_CMDLINE_MAX];
+    struct pvh_boot boot = {.cmdline = cmdline};
     char err[LOADER_ERR_LEN];
     int fd, rc;
+
+    if (vmm_build_cmdline(cfg, cmdline, sizeof(cmdline)))
+        return setup_fail(FLINT_EXIT_BAD_CONFIG,
+                          "cmdline: with the device entries it exceeds %d bytes",
+                          FLINT_CMDLINE_MAX - 1);
 
     rc = guest_mem_create(&vmm->mem, cfg->mem_mib * MIB);
     if (rc)
@@ -167,21 +173,22 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg)
     vmm->exit_efd = -1;
     pthread_mutex_init(&vmm->exit_lock, NULL);
 
+    rc = evloop_init(&vmm->loop, VMM_RING_ENTRIES);
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "io_uring setup: %s", strerror(-rc));
+    vmm->loop_ready = true;
+    vmm->exit_efd = eventfd(0, EFD_CLOEXEC);
+    if (vmm->exit_efd < 0)
+        return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
     if ((rc = load_guest(vmm, &entry)))
+        return rc;
+    if ((rc = vmm_create_drives(vmm)))
         return rc;
     if ((rc = setup_devices(vmm)))
         return rc;
     if ((rc = setup_kvm(vmm, entry)))
         return rc;
-    vmm->exit_efd = eventfd(0, EFD_CLOEXEC);
-    if (vmm->exit_efd < 0)
-        return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
-    rc = evloop_init(&vmm->loop, 64);
-    if (rc) {
-        vmm->exit_efd = (close(vmm->exit_efd), -1);
-        return setup_fail(FLINT_EXIT_GENERIC, "io_uring setup: %s", strerror(-rc));
-    }
-    return 0;
+    return vmm_attach_virtio(vmm);
 }
 
 bool vmm_stopping(struct vmm *vmm)
@@ -250,8 +257,18 @@ static void on_watchdog(struct ev_handler *h, int res, uint32_t flags)
         return;
     }
     for (unsigned i = 0; i < vmm->nvcpus; i++) {
-        __atomic_store_n(&vmm->vcpus[i].check_activity, 1, __ATOMIC_SEQ_CST);
-        vcpu_kick(&vmm->vcpus[i]);
+        struct vcpu *v = &vmm->vcpus[i];
+        uint64_t cpu = vcpu_thread_cpu_ns(v);
+        /* A vCPU that used CPU since the last tick is not halted: leave it
+         * alone rather than force an exit in the middle of its work. */
+        if (cpu - v->watchdog_cpu_ns > VMM_WATCHDOG_BUSY_NS) {
+            v->watchdog_cpu_ns = cpu;
+            __atomic_store_n(&v->activity, VCPU_ACTIVE, __ATOMIC_SEQ_CST);
+            continue;
+        }
+        v->watchdog_cpu_ns = cpu;
+        __atomic_store_n(&v->check_activity, 1, __ATOMIC_SEQ_CST);
+        vcpu_kick(v);
     }
     if (evloop_timeout(&vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
         log_warn("halt watchdog could not be re-armed");
@@ -336,16 +353,19 @@ void vmm_print_stats(struct vmm *vmm, int fd)
     dprintf(fd, "  device accesses:\n");
     print_bus(fd, &vmm->pio);
     print_bus(fd, &vmm->mmio);
+    vmm_print_virtio_stats(vmm, fd);
 }
 
 void vmm_destroy(struct vmm *vmm)
 {
     for (unsigned i = 0; i < vmm->nvcpus; i++)
         vcpu_destroy(&vmm->vcpus[i]);
-    if (vmm->exit_efd >= 0) {
+    /* The ring goes first: it may still hold buffers of devices below. */
+    if (vmm->loop_ready)
         evloop_fini(&vmm->loop);
+    vmm_destroy_virtio(vmm);
+    if (vmm->exit_efd >= 0)
         close(vmm->exit_efd);
-    }
     kvm_close(&vmm->kvm);
     guest_mem_destroy(&vmm->mem);
 }

@@ -18,6 +18,10 @@
 #include "legacy.h"
 #include "serial.h"
 #include "vcpu.h"
+#include "virtio.h"
+#include "virtio_blk.h"
+
+#include <flint-abi.h>
 
 #include <pthread.h>
 #include <stdint.h>
@@ -25,6 +29,34 @@
 
 /* How often the watchdog samples vCPUs for a halt with interrupts off. */
 #define VMM_WATCHDOG_NS (250ull * 1000 * 1000)
+/* CPU time per tick above which a vCPU counts as busy (not sampled). */
+#define VMM_WATCHDOG_BUSY_NS (2ull * 1000 * 1000)
+
+/* io_uring submission slots: room for a full queue of block requests. */
+#define VMM_RING_ENTRIES 512
+
+/* virtio-mmio slots: 4 KiB windows from FLINT_VIRTIO_MMIO_BASE, one GSI each. */
+#define VMM_MAX_VIRTIO (FLINT_VIRTIO_LAST_GSI - FLINT_VIRTIO_FIRST_GSI + 1)
+
+struct virtio_slot;
+
+/* One queue's ioeventfd, read by the event loop. */
+struct virtio_notify {
+    struct ev_handler ev;
+    struct virtio_slot *slot;
+    unsigned q;
+    int fd;
+    uint64_t buf;
+};
+
+/* A virtio device wired into the VM: transport, bus window, irqfd and
+ * ioeventfds. */
+struct virtio_slot {
+    struct vmm *vmm;
+    struct virtio_mmio t;
+    int irq_fd;
+    struct virtio_notify notify[VIRTIO_MAX_QUEUES];
+};
 
 struct vmm {
     struct vm_config *cfg;
@@ -37,10 +69,16 @@ struct vmm {
     struct i8042 i8042;
     struct pvexit pvexit;
 
+    struct virtio_blk *blks[CONFIG_MAX_DRIVES];
+    unsigned nblks;
+    struct virtio_slot virtio[VMM_MAX_VIRTIO];
+    unsigned nvirtio;
+
     unsigned nvcpus;
     struct vcpu vcpus[CONFIG_MAX_VCPUS];
 
     struct evloop loop;
+    bool loop_ready;
     int exit_efd; /* written by vmm_request_exit */
     uint64_t exit_efd_buf;
     struct ev_handler exit_ev;
@@ -75,6 +113,19 @@ bool vmm_stopping(struct vmm *vmm);
 void vmm_print_stats(struct vmm *vmm, int fd);
 
 void vmm_destroy(struct vmm *vmm);
+
+/* virtio plumbing (vmm_virtio.c). */
+/* The command line the guest gets: the configured one plus one
+ * virtio_mmio.device= entry per device. Returns 0 or -E2BIG. */
+int vmm_build_cmdline(const struct vm_config *cfg, char *buf, size_t len);
+/* Open every drive's image (before KVM exists). Returns 0 or an exit code. */
+int vmm_create_drives(struct vmm *vmm);
+/* Wire every device into KVM, the MMIO bus and the event loop. */
+int vmm_attach_virtio(struct vmm *vmm);
+/* Print per-device counters. */
+void vmm_print_virtio_stats(struct vmm *vmm, int fd);
+/* Close what vmm_create_drives / vmm_attach_virtio opened. */
+void vmm_destroy_virtio(struct vmm *vmm);
 
 /* Monotonic time at process start (recorded before main). */
 struct timespec vmm_process_start(void);

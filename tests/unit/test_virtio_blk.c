@@ -1,0 +1,308 @@
+/* Unit tests: virtio-blk requests end to end against a temporary image,
+ * with io_uring doing the I/O, plus malformed requests. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+
+#include "evloop.h"
+#include "virtio_blk.h"
+#include "virtio_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define IMG_SECTORS 2048 /* 1 MiB */
+
+static struct hdrv h;
+static struct virtio_mmio t;
+static struct evloop loop;
+static struct virtio_blk *blk;
+static char path[] = "/tmp/flint-blk-test-XXXXXX";
+static int img_fd;
+static uint16_t next_desc;
+
+static const uint64_t FEATURES = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH) |
+                                 (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+
+static void open_dev(bool ro, uint64_t extra_features)
+{
+    struct drive_config d = {.path = path, .id = "unit_disk", .read_only = ro};
+    char err[256];
+    cr_assert_eq(virtio_blk_create(&blk, &d, &loop, err, sizeof(err)), 0, "%s", err);
+    virtio_mmio_init(&t, &virtio_blk_ops, blk, &h.mem, 0xc0001000, 5, NULL, NULL);
+    cr_assert_eq(hdriver_init(&h, &t, FEATURES | extra_features, 1), 0x0f);
+}
+
+static void setup(void)
+{
+    hdrv_init(&h, H_QSIZE);
+    cr_assert_eq(evloop_init(&loop, 64), 0);
+    img_fd = mkstemp(path);
+    cr_assert_geq(img_fd, 0);
+    cr_assert_eq(ftruncate(img_fd, IMG_SECTORS * 512), 0);
+    next_desc = 0;
+}
+
+static void teardown(void)
+{
+    evloop_fini(&loop);
+    virtio_blk_destroy(blk);
+    blk = NULL;
+    close(img_fd);
+    unlink(path);
+    strcpy(path, "/tmp/flint-blk-test-XXXXXX");
+    guest_mem_destroy(&h.mem);
+}
+
+TestSuite(virtio_blk, .init = setup, .fini = teardown);
+
+struct req_layout {
+    uint64_t hdr, data, status; /* guest addresses */
+};
+
+/* Build header | data | status as three descriptors; returns the head. */
+static uint16_t build(uint32_t type, uint64_t sector, uint32_t data_len, bool data_writable,
+                      struct req_layout *l)
+{
+    static uint64_t area = 0;
+    uint16_t d0 = next_desc, d1 = (uint16_t)(next_desc + 1), d2 = (uint16_t)(next_desc + 2);
+    l->hdr = H_BUF + area;
+    l->data = l->hdr + 0x1000;
+    l->status = l->data + ALIGN_UP((uint64_t)data_len, 0x1000) + 0x1000;
+    area = (area + 0x40000) % 0x200000;
+    struct {
+        uint32_t type, reserved;
+        uint64_t sector;
+    } hdr = {type, 0, sector};
+    cr_assert_eq(guest_mem_write(&h.mem, l->hdr, &hdr, 16), 0);
+    *(uint8_t *)guest_mem_slice(&h.mem, l->status, 1) = 0xee;
+    if (data_len) {
+        hset(&h, d0, l->hdr, 16, VIRTQ_DESC_F_NEXT, d1);
+        hset(&h, d1, l->data, data_len,
+             VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0), d2);
+        hset(&h, d2, l->status, 1, VIRTQ_DESC_F_WRITE, 0);
+        next_desc = (uint16_t)((next_desc + 3) % (H_QSIZE - 2));
+    } else {
+        hset(&h, d0, l->hdr, 16, VIRTQ_DESC_F_NEXT, d1);
+        hset(&h, d1, l->status, 1, VIRTQ_DESC_F_WRITE, 0);
+        next_desc = (uint16_t)((next_desc + 3) % (H_QSIZE - 2));
+    }
+    return d0;
+}
+
+/* Offer, notify, and run the loop until the used index reaches `want`. */
+static void run_until_used(uint16_t want)
+{
+    virtio_mmio_notify(&t, 0);
+    for (int i = 0; i < 1000 && hused_idx(&h) != want; i++)
+        evloop_run_once(&loop, hused_idx(&h) != want);
+    cr_assert_eq(hused_idx(&h), want, "used idx %u, expected %u", hused_idx(&h), want);
+}
+
+static uint8_t status_of(const struct req_layout *l)
+{
+    return *(uint8_t *)guest_mem_slice(&h.mem, l->status, 1);
+}
+
+static uint8_t do_req(uint32_t type, uint64_t sector, uint32_t len, bool writable,
+                      struct req_layout *l)
+{
+    uint16_t before = hused_idx(&h);
+    hoffer(&h, build(type, sector, len, writable, l));
+    run_until_used((uint16_t)(before + 1));
+    return status_of(l);
+}
+
+Test(virtio_blk, config_reports_capacity_and_limits)
+{
+    open_dev(false, 0);
+    uint64_t cap;
+    virtio_mmio_bus_ops.read(&t, VIRTIO_MMIO_CONFIG, (uint8_t *)&cap, 8);
+    cr_assert_eq(cap, IMG_SECTORS);
+    cr_assert_eq(mrd(&t, VIRTIO_MMIO_CONFIG + 12), VIRTIO_BLK_SEG_MAX);
+    cr_assert_eq(mrd(&t, VIRTIO_MMIO_CONFIG + 20), 512);
+    mwr(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    cr_assert_eq(mrd(&t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_BLK_F_RO), 0);
+}
+
+Test(virtio_blk, write_then_read_round_trip)
+{
+    struct req_layout l;
+    open_dev(false, 0);
+    uint8_t *data = hbuf(&h, 0x100000, 4096);
+    for (int i = 0; i < 4096; i++)
+        data[i] = (uint8_t)(i * 7);
+    hoffer(&h, build(VIRTIO_BLK_T_OUT, 10, 4096, false, &l));
+    /* point the data descriptor at our pattern */
+    hdesc(&h, (uint16_t)(next_desc - 2))->addr = H_BUF + 0x100000;
+    run_until_used(1);
+    cr_assert_eq(status_of(&l), VIRTIO_BLK_S_OK);
+    uint8_t file[4096];
+    cr_assert_eq(pread(img_fd, file, 4096, 10 * 512), 4096);
+    cr_assert_eq(memcmp(file, data, 4096), 0, "the image holds what the guest wrote");
+
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, 10, 4096, true, &l), VIRTIO_BLK_S_OK);
+    cr_assert_eq(memcmp(guest_mem_slice(&h.mem, l.data, 4096), data, 4096), 0);
+    uint32_t id, len;
+    hused_elem(&h, 1, &id, &len);
+    cr_assert_eq(len, 4097, "used length counts data and status");
+}
+
+Test(virtio_blk, read_only_drive_refuses_writes)
+{
+    struct req_layout l;
+    cr_assert_eq(pwrite(img_fd, "keep", 4, 0), 4);
+    open_dev(true, 0);
+    mwr(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    cr_assert(mrd(&t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_BLK_F_RO));
+    cr_assert_eq(do_req(VIRTIO_BLK_T_OUT, 0, 512, false, &l), VIRTIO_BLK_S_IOERR);
+    char buf[4];
+    cr_assert_eq(pread(img_fd, buf, 4, 0), 4);
+    cr_assert_eq(memcmp(buf, "keep", 4), 0, "file untouched");
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, 0, 512, true, &l), VIRTIO_BLK_S_OK);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_FLUSH, 0, 0, false, &l), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, out_of_range_and_odd_lengths_are_ioerr)
+{
+    struct req_layout l;
+    open_dev(false, 0);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, IMG_SECTORS, 512, true, &l), VIRTIO_BLK_S_IOERR);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, IMG_SECTORS - 1, 1024, true, &l), VIRTIO_BLK_S_IOERR);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_OUT, UINT64_MAX, 512, false, &l), VIRTIO_BLK_S_IOERR);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, 0, 100, true, &l), VIRTIO_BLK_S_IOERR);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, IMG_SECTORS - 1, 512, true, &l), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, flush_get_id_and_unknown_types)
+{
+    struct req_layout l;
+    open_dev(false, 0);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_FLUSH, 0, 0, false, &l), VIRTIO_BLK_S_OK);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_GET_ID, 0, 20, true, &l), VIRTIO_BLK_S_OK);
+    cr_assert_eq(strncmp(guest_mem_slice(&h.mem, l.data, 20), "unit_disk", 20), 0);
+    cr_assert_eq(do_req(99, 0, 0, false, &l), VIRTIO_BLK_S_UNSUPP);
+    cr_assert_eq(do_req(VIRTIO_BLK_T_DISCARD, 0, 16, false, &l), VIRTIO_BLK_S_UNSUPP,
+                 "DISCARD not negotiated");
+}
+
+Test(virtio_blk, discard_and_write_zeroes)
+{
+    struct req_layout l;
+    uint8_t ones[4096];
+    memset(ones, 0xff, sizeof(ones));
+    cr_assert_eq(pwrite(img_fd, ones, 4096, 0), 4096);
+    open_dev(false, (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES));
+    if (!(t.regs.driver_features & (1ull << VIRTIO_BLK_F_DISCARD)))
+        cr_skip_test("file system without hole punching");
+    struct {
+        uint64_t sector;
+        uint32_t num, flags;
+    } seg = {0, 4, 0};
+    hoffer(&h, build(VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false, &l));
+    cr_assert_eq(guest_mem_write(&h.mem, l.data, &seg, 16), 0);
+    run_until_used(1);
+    cr_assert_eq(status_of(&l), VIRTIO_BLK_S_OK);
+    uint8_t back[4096];
+    cr_assert_eq(pread(img_fd, back, 4096, 0), 4096);
+    cr_assert_eq(back[0], 0);
+    cr_assert_eq(back[2047], 0);
+    cr_assert_eq(back[2048], 0xff, "only the 4 sectors asked for");
+    seg = (typeof(seg)){IMG_SECTORS - 1, 2, 0};
+    hoffer(&h, build(VIRTIO_BLK_T_DISCARD, 0, 16, false, &l));
+    cr_assert_eq(guest_mem_write(&h.mem, l.data, &seg, 16), 0);
+    run_until_used(2);
+    cr_assert_eq(status_of(&l), VIRTIO_BLK_S_IOERR, "range past the end");
+    seg = (typeof(seg)){4, 4, 1};
+    hoffer(&h, build(VIRTIO_BLK_T_DISCARD, 0, 16, false, &l));
+    cr_assert_eq(guest_mem_write(&h.mem, l.data, &seg, 16), 0);
+    run_until_used(3);
+    cr_assert_eq(status_of(&l), VIRTIO_BLK_S_UNSUPP, "unmap flag on DISCARD");
+}
+
+Test(virtio_blk, header_split_across_descriptors)
+{
+    open_dev(false, 0);
+    struct {
+        uint32_t type, reserved;
+        uint64_t sector;
+    } hdr = {VIRTIO_BLK_T_IN, 0, 3};
+    cr_assert_eq(pwrite(img_fd, "ABCD", 4, 3 * 512), 4);
+    guest_mem_write(&h.mem, H_BUF, &hdr, 8);
+    guest_mem_write(&h.mem, H_BUF + 0x800, (uint8_t *)&hdr + 8, 8);
+    hset(&h, 0, H_BUF, 8, VIRTQ_DESC_F_NEXT, 1);
+    hset(&h, 1, H_BUF + 0x800, 8, VIRTQ_DESC_F_NEXT, 2);
+    hset(&h, 2, H_BUF + 0x1000, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
+    hset(&h, 3, H_BUF + 0x2000, 1, VIRTQ_DESC_F_WRITE, 0);
+    hoffer(&h, 0);
+    run_until_used(1);
+    cr_assert_eq(*(uint8_t *)hbuf(&h, 0x2000, 1), VIRTIO_BLK_S_OK);
+    cr_assert_eq(memcmp(hbuf(&h, 0x1000, 4), "ABCD", 4), 0);
+}
+
+static void expect_needs_reset_without_used(void)
+{
+    virtio_mmio_notify(&t, 0);
+    evloop_run_once(&loop, false);
+    cr_assert(mrd(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_assert_eq(hused_idx(&h), 0, "nothing was returned for the bad chain");
+}
+
+Test(virtio_blk, short_header_needs_reset)
+{
+    open_dev(false, 0);
+    hset(&h, 0, H_BUF, 8, VIRTQ_DESC_F_NEXT, 1);
+    hset(&h, 1, H_BUF + 0x100, 1, VIRTQ_DESC_F_WRITE, 0);
+    hoffer(&h, 0);
+    expect_needs_reset_without_used();
+}
+
+Test(virtio_blk, missing_status_byte_needs_reset)
+{
+    open_dev(false, 0);
+    hset(&h, 0, H_BUF, 16, 0, 0);
+    hoffer(&h, 0);
+    expect_needs_reset_without_used();
+}
+
+Test(virtio_blk, descriptor_loop_needs_reset_then_reset_recovers)
+{
+    struct req_layout l;
+    open_dev(false, 0);
+    hset(&h, 0, H_BUF, 16, VIRTQ_DESC_F_NEXT, 0);
+    hoffer(&h, 0);
+    expect_needs_reset_without_used();
+    /* The driver resets and starts over; the device works again. */
+    h.avail_idx = 0;
+    memset(havail(&h), 0, 6 + 2 * H_QSIZE);
+    cr_assert_eq(hdriver_init(&h, &t, FEATURES, 1), 0x0f);
+    next_desc = 0;
+    cr_assert_eq(do_req(VIRTIO_BLK_T_IN, 0, 512, true, &l), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, many_requests_in_flight)
+{
+    struct req_layout l[5];
+    open_dev(false, 0);
+    for (int i = 0; i < 5; i++)
+        hoffer(&h, build(VIRTIO_BLK_T_IN, (uint64_t)i * 8, 4096, true, &l[i]));
+    run_until_used(5);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(status_of(&l[i]), VIRTIO_BLK_S_OK);
+}
+
+Test(virtio_blk, completion_after_reset_is_dropped)
+{
+    struct req_layout l;
+    open_dev(false, 0);
+    hoffer(&h, build(VIRTIO_BLK_T_IN, 0, 4096, true, &l));
+    virtio_mmio_notify(&t, 0);
+    mwr(&t, VIRTIO_MMIO_STATUS, 0); /* reset while the read is in flight */
+    for (int i = 0; i < 10; i++)
+        evloop_run_once(&loop, false);
+    usleep(10000);
+    evloop_run_once(&loop, false);
+    cr_assert_eq(hused_idx(&h), 0, "no used entry for a request of the old generation");
+    cr_assert_eq(status_of(&l), 0xee, "status byte untouched");
+}
