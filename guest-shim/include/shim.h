@@ -152,6 +152,184 @@ int shim_irq_register(unsigned vector, shim_irq_handler fn, void *arg);
 void shim_irq_enable(void);
 void shim_irq_disable(void);
 
+/* Number of times a driver has halted the CPU (`sti; hlt`) waiting for a
+ * device interrupt or its timeout timer. Tests compare it with the number
+ * of requests to prove that waiting sleeps instead of spinning. */
+uint64_t shim_halt_count(void);
+
+/* ---- Error codes ----
+ * Functions that can fail return 0 (or a count) on success and one of these
+ * negated. The values are Linux's errno values. */
+#define SHIM_EIO       5   /* the device answered VIRTIO_BLK_S_IOERR */
+#define SHIM_EAGAIN    11  /* queue full: wait for a completion, then retry */
+#define SHIM_ENOMEM    12  /* shim_alloc could not satisfy the driver */
+#define SHIM_ENODEV    19  /* no such device, failed setup, or DEVICE_NEEDS_RESET */
+#define SHIM_EINVAL    22  /* bad argument (length, alignment, range, buffer) */
+#define SHIM_EPROTO    71  /* the device broke the virtio protocol */
+#define SHIM_ENOTSUP   95  /* VIRTIO_BLK_S_UNSUPP, or feature not offered */
+#define SHIM_ETIMEDOUT 110 /* no completion within the timeout */
+
+/* ---- Block devices: virtio-blk over virtio-mmio ----
+ *
+ * Every virtio_mmio.device= entry whose DeviceID is 2 becomes a block
+ * device, numbered in command-line order; they are probed and initialized
+ * on the first call to shim_blk_count() or shim_blk_get(). The driver
+ * negotiates VIRTIO_F_VERSION_1 (required), VIRTIO_F_INDIRECT_DESC,
+ * VIRTIO_F_EVENT_IDX and VIRTIO_BLK_F_SIZE_MAX, SEG_MAX, RO, BLK_SIZE,
+ * FLUSH, DISCARD, WRITE_ZEROES when offered, and uses one request queue.
+ *
+ * Waiting: the device's GSI is routed through the IOAPIC to the boot CPU;
+ * a waiting driver halts (`sti; hlt`) until the interrupt or a one-shot
+ * local APIC timer wakes it, so an idle guest uses no host CPU. Call the
+ * block functions from the boot CPU only; they are not thread-safe.
+ *
+ * Errors, per request: -SHIM_EIO for VIRTIO_BLK_S_IOERR (a write to a
+ * read-only device, a failed host I/O), -SHIM_ENOTSUP for
+ * VIRTIO_BLK_S_UNSUPP or an operation whose feature was not offered (then
+ * nothing is sent), -SHIM_EPROTO for an unknown status byte or a broken used
+ * ring, -SHIM_EINVAL for a bad argument (nothing sent), -SHIM_ENODEV when
+ * the device is not usable, -SHIM_ETIMEDOUT after the timeout. On
+ * -SHIM_ENODEV from DEVICE_NEEDS_RESET, or on a timeout, the driver resets
+ * the device at once (so it no longer touches any buffer) and fails every
+ * request in flight with that code; the device stays down until
+ * shim_blk_reset(). Writes to a read-only device are sent anyway: the
+ * device must refuse them (virtio 1.2 §5.2.6.2). */
+
+#define SHIM_BLK_SECTOR          512
+#define SHIM_BLK_ID_LEN          20          /* VIRTIO_BLK_ID_BYTES */
+#define SHIM_BLK_TIMEOUT_DEFAULT 30000000ull /* microseconds */
+
+struct shim_blk;
+
+struct shim_blk_info {
+    uint64_t capacity;                 /* in 512-byte sectors */
+    uint32_t blk_size;                 /* VIRTIO_BLK_F_BLK_SIZE, else 512 */
+    uint32_t size_max;                 /* VIRTIO_BLK_F_SIZE_MAX, else 0 */
+    uint32_t seg_max;                  /* VIRTIO_BLK_F_SEG_MAX, else 0 */
+    uint32_t max_transfer;             /* bytes per request this driver sends (a multiple of 512) */
+    uint32_t max_discard_sectors;      /* VIRTIO_BLK_F_DISCARD limits, else 0 */
+    uint32_t max_write_zeroes_sectors; /* VIRTIO_BLK_F_WRITE_ZEROES limit, else 0 */
+    uint16_t queue_size;               /* descriptors in the request queue */
+    bool read_only;                    /* VIRTIO_BLK_F_RO */
+    bool flush;                        /* VIRTIO_BLK_F_FLUSH */
+    bool discard;                      /* VIRTIO_BLK_F_DISCARD */
+    bool write_zeroes;                 /* VIRTIO_BLK_F_WRITE_ZEROES */
+    bool indirect;                     /* VIRTIO_F_INDIRECT_DESC negotiated */
+    bool event_idx;                    /* VIRTIO_F_EVENT_IDX negotiated */
+    bool ready;                        /* initialized and not stopped */
+    uint64_t mmio_base;                /* its virtio-mmio window */
+    unsigned irq;                      /* its GSI */
+    uint64_t offered;                  /* device feature bits (last negotiation) */
+    uint64_t features;                 /* negotiated feature bits */
+    uint64_t irqs;                     /* interrupts taken */
+};
+
+/* Number of block devices (probes them on the first call). */
+unsigned shim_blk_count(void);
+
+/* Block device i, or NULL if i >= shim_blk_count(). A device whose setup
+ * failed is still listed (info.ready false; its requests fail with
+ * -SHIM_ENODEV) so numbering follows the command line. */
+struct shim_blk *shim_blk_get(unsigned i);
+
+/* Fill *info. */
+void shim_blk_info(const struct shim_blk *blk, struct shim_blk_info *info);
+
+/* Timeout for every wait on this device, in microseconds (default
+ * SHIM_BLK_TIMEOUT_DEFAULT; 0 restores it). */
+void shim_blk_set_timeout(struct shim_blk *blk, uint64_t us);
+
+/* Synchronous I/O: len bytes (a multiple of 512, buf anywhere in RAM) at
+ * 512-byte `sector`, split into requests of info.max_transfer bytes at
+ * most. Returns 0 or a negative code (see above); after an error some of
+ * the transfer may have happened. */
+int shim_blk_read(struct shim_blk *blk, uint64_t sector, void *buf, size_t len);
+int shim_blk_write(struct shim_blk *blk, uint64_t sector, const void *buf, size_t len);
+
+/* VIRTIO_BLK_T_FLUSH: make completed writes stable. Returns 0 at once when
+ * the device does not offer VIRTIO_BLK_F_FLUSH (then its writes are stable
+ * on completion, §5.2.6.2). */
+int shim_blk_flush(struct shim_blk *blk);
+
+/* VIRTIO_BLK_T_GET_ID: the device ID string (up to 20 bytes), NUL-terminated
+ * in out. Returns 0, or a negative code with out set to "". */
+int shim_blk_get_id(struct shim_blk *blk, char out[SHIM_BLK_ID_LEN + 1]);
+
+/* VIRTIO_BLK_T_DISCARD / VIRTIO_BLK_T_WRITE_ZEROES on `sectors` sectors,
+ * split by the device's limits. -SHIM_ENOTSUP when the feature is not
+ * offered. After write-zeroes the range reads as zeroes; `unmap` lets the
+ * device deallocate it. */
+int shim_blk_discard(struct shim_blk *blk, uint64_t sector, uint64_t sectors);
+int shim_blk_write_zeroes(struct shim_blk *blk, uint64_t sector, uint64_t sectors, bool unmap);
+
+/* Reset the device (Status 0, wait for it) and initialize it again: new
+ * feature negotiation, cleared rings, DRIVER_OK. Requests in flight come
+ * back from shim_blk_poll/shim_blk_wait with -SHIM_ENODEV. Use it after
+ * -SHIM_ENODEV or -SHIM_ETIMEDOUT, or after anything else drove the
+ * device. Returns 0 or a negative code. */
+int shim_blk_reset(struct shim_blk *blk);
+
+/* ---- Asynchronous block requests ----
+ * The caller owns each request struct and must leave it alone (and keep it
+ * alive) from shim_blk_submit until shim_blk_poll or shim_blk_wait returns
+ * it. Completions come back in any order; each submitted request comes
+ * back exactly once. Up to info.queue_size requests fit in flight with
+ * VIRTIO_F_INDIRECT_DESC, fewer without (each then takes 2 + segments
+ * descriptors). */
+
+enum shim_blk_op {
+    SHIM_BLK_READ,               /* VIRTIO_BLK_T_IN into buf */
+    SHIM_BLK_WRITE,              /* VIRTIO_BLK_T_OUT from buf */
+    SHIM_BLK_FLUSH,              /* VIRTIO_BLK_T_FLUSH; sector, buf, len unused */
+    SHIM_BLK_GET_ID,             /* VIRTIO_BLK_T_GET_ID into buf, len 20 */
+    SHIM_BLK_DISCARD,            /* VIRTIO_BLK_T_DISCARD of len bytes */
+    SHIM_BLK_WRITE_ZEROES,       /* VIRTIO_BLK_T_WRITE_ZEROES of len bytes */
+    SHIM_BLK_WRITE_ZEROES_UNMAP, /* the same with the unmap flag */
+};
+
+struct shim_blk_req {
+    /* Set by the caller. */
+    enum shim_blk_op op;
+    uint64_t sector; /* in 512-byte units */
+    void *buf;
+    size_t len; /* bytes: a multiple of 512 up to info.max_transfer */
+    void *user; /* for the caller; untouched */
+    /* Set by the driver when the request comes back: 0 or a negative code. */
+    int result;
+    /* Private to the driver (the device reads the header and range, and
+     * writes the status byte). */
+    struct {
+        struct shim_blk_req *next;
+        struct {
+            uint32_t type, reserved;
+            uint64_t sector;
+        } hdr;
+        struct {
+            uint64_t sector;
+            uint32_t num_sectors, flags;
+        } range;
+        uint8_t status;
+    } priv;
+};
+
+/* Queue one request and notify the device. Returns 0, -SHIM_EAGAIN when
+ * the queue is full (take a completion first), -SHIM_EINVAL,
+ * -SHIM_ENOTSUP (feature not offered), -SHIM_ENODEV (device down). On
+ * error the request is not queued and will not come back. */
+int shim_blk_submit(struct shim_blk *blk, struct shim_blk_req *req);
+
+/* A completed request, or NULL if none has completed yet. Never sleeps. */
+struct shim_blk_req *shim_blk_poll(struct shim_blk *blk);
+
+/* Sleep until a request completes and set *done to it (0), or return
+ * -SHIM_EINVAL when nothing is in flight. A timeout or DEVICE_NEEDS_RESET
+ * completes every request in flight with -SHIM_ETIMEDOUT / -SHIM_ENODEV,
+ * which then come back here as usual. */
+int shim_blk_wait(struct shim_blk *blk, struct shim_blk_req **done);
+
+/* Requests submitted and not yet returned by shim_blk_poll/shim_blk_wait. */
+unsigned shim_blk_pending(const struct shim_blk *blk);
+
 /* ---- SMP ---- */
 
 #define SHIM_MAX_CPUS 32

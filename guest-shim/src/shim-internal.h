@@ -97,9 +97,34 @@ struct shim_trap_frame {
 void cpu_init(struct shim_cpu *cpu, unsigned index);
 struct shim_cpu *cpu_self(void);
 struct shim_cpu *cpu_slot(unsigned index);
+
+/* apic.c: the calling CPU's local APIC, and the IOAPIC at
+ * FLINT_IOAPIC_ADDR. */
 unsigned lapic_id(void);
 void lapic_eoi(void);
 void lapic_send_icr(uint32_t low, uint32_t dest);
+/* Once, on the boot CPU: mask the legacy 8259A PICs and LINT0, then
+ * software-enable the local APIC (spurious vector 255, TPR 0). */
+void lapic_enable(void);
+/* Arm the one-shot timer to raise `vector` after about `ns` nanoseconds
+ * (assumes the 1 GHz APIC bus of KVM and QEMU; clamped to ~68 s). */
+void lapic_timer_oneshot(unsigned vector, uint64_t ns);
+/* Disarm the timer; returns the nanoseconds it had left (0 if it fired). */
+uint64_t lapic_timer_stop(void);
+/* Route IOAPIC pin `gsi` to `vector` on the local APIC `apic_id`: fixed
+ * delivery, physical destination, edge-triggered, active high, unmasked.
+ * Returns 0, -SHIM_EINVAL for a bad vector or APIC ID, -SHIM_ENODEV if the
+ * IOAPIC has no such pin. */
+int ioapic_route(unsigned gsi, unsigned vector, unsigned apic_id);
+/* A fresh vector for a device interrupt (0x30-0xdf), or -SHIM_ENOMEM. */
+int irq_vector_alloc(void);
+
+/* wait.c: on the calling CPU, halt until done(arg) returns true (0) or
+ * about timeout_ns pass (-SHIM_ETIMEDOUT). done() runs with interrupts
+ * disabled, before every halt and after every wake-up; interrupts are
+ * enabled only inside `sti; hlt`. The caller's interrupt flag is restored.
+ * Device interrupts are routed to the boot CPU, so call it there. */
+int wait_until(bool (*done)(void *arg), void *arg, uint64_t timeout_ns);
 
 /* trap.c */
 void trap_load_idt(void);
@@ -167,6 +192,20 @@ static inline uint64_t rdtsc_ordered(void)
     uint32_t lo, hi;
     __asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
     return ((uint64_t)hi << 32) | lo;
+}
+
+/* Disable interrupts; returns whether they were enabled. */
+static inline bool irq_save(void)
+{
+    uint64_t flags;
+    __asm__ volatile("pushfq; popq %0; cli" : "=r"(flags) : : "memory");
+    return flags & (1u << 9);
+}
+
+static inline void irq_restore(bool enabled)
+{
+    if (enabled)
+        __asm__ volatile("sti" ::: "memory");
 }
 
 static inline void cpu_relax(void)
