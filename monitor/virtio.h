@@ -21,74 +21,17 @@
 #include "bus.h"
 #include "guest_mem.h"
 #include "log.h"
+#include <virtio-spec.h>
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
-/* virtio 1.2 §4.2.2: MMIO register offsets. */
-#define VIRTIO_MMIO_MAGIC_VALUE         0x000
-#define VIRTIO_MMIO_VERSION             0x004
-#define VIRTIO_MMIO_DEVICE_ID           0x008
-#define VIRTIO_MMIO_VENDOR_ID           0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES     0x010
-#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES     0x020
-#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
-#define VIRTIO_MMIO_QUEUE_SEL           0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX       0x034
-#define VIRTIO_MMIO_QUEUE_NUM           0x038
-#define VIRTIO_MMIO_QUEUE_READY         0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY        0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS    0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK       0x064
-#define VIRTIO_MMIO_STATUS              0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW      0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH     0x084
-#define VIRTIO_MMIO_QUEUE_DRIVER_LOW    0x090
-#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH   0x094
-#define VIRTIO_MMIO_QUEUE_DEVICE_LOW    0x0a0
-#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH   0x0a4
-#define VIRTIO_MMIO_SHM_SEL             0x0ac
-#define VIRTIO_MMIO_SHM_LEN_LOW         0x0b0
-#define VIRTIO_MMIO_SHM_BASE_HIGH       0x0bc
-#define VIRTIO_MMIO_CONFIG_GENERATION   0x0fc
-#define VIRTIO_MMIO_CONFIG              0x100
-
-#define VIRTIO_MMIO_MAGIC  0x74726976u /* "virt" */
+/* Spec constants live in <virtio-spec.h>, shared with guest-shim. */
 #define VIRTIO_MMIO_VENDOR 0x544e4c46u /* "FLNT" */
-
-/* §2.1 device status bits. */
-#define VIRTIO_STATUS_ACKNOWLEDGE        1
-#define VIRTIO_STATUS_DRIVER             2
-#define VIRTIO_STATUS_DRIVER_OK          4
-#define VIRTIO_STATUS_FEATURES_OK        8
-#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 64
-#define VIRTIO_STATUS_FAILED             128
-
-#define VIRTIO_MMIO_INT_VRING  1
-#define VIRTIO_MMIO_INT_CONFIG 2
-
-/* §6 reserved feature bits. */
-#define VIRTIO_RING_F_INDIRECT_DESC 28
-#define VIRTIO_RING_F_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1          32
-
-/* §2.7.5 descriptor flags. */
-#define VIRTQ_DESC_F_NEXT     1
-#define VIRTQ_DESC_F_WRITE    2
-#define VIRTQ_DESC_F_INDIRECT 4
-
-#define VIRTQ_MAX_SIZE    256 /* QueueNumMax of every flint device */
-#define VIRTIO_MAX_QUEUES 3
-
-struct virtq_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
+#define VIRTQ_MAX_SIZE     256         /* QueueNumMax of every flint device */
+#define VIRTIO_MAX_QUEUES  3
 
 /* A split virtqueue as the driver configured it, plus the device's cursor.
  * Plain data, so it can be saved in a snapshot; the host pointers are
@@ -96,8 +39,8 @@ struct virtq_desc {
 struct virtq {
     uint16_t num;
     uint8_t ready;
-    uint8_t event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
-    uint8_t indirect;  /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+    uint8_t event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+    uint8_t indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
     gpa_t desc_gpa, avail_gpa, used_gpa;
     uint16_t last_avail;     /* next avail ring slot the device will take */
     uint16_t used_idx;       /* next used ring slot the device will fill */
@@ -211,7 +154,6 @@ extern const struct bus_dev_ops virtio_mmio_bus_ops;
  * the lock. */
 void virtio_mmio_notify(struct virtio_mmio *t, unsigned q);
 
-/* For devices, with the lock held: */
 /* The queue if the device is live (DRIVER_OK, not NEEDS_RESET) and q ready. */
 struct virtq *virtio_mmio_live_queue(struct virtio_mmio *t, unsigned q);
 /* Set DEVICE_NEEDS_RESET, log `why`, and tell the driver (config interrupt). */

@@ -15,30 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VIRTIO_ID_BLOCK 2
-
-/* §5.2.3 feature bits. */
-#define VIRTIO_BLK_F_SIZE_MAX     1
-#define VIRTIO_BLK_F_SEG_MAX      2
-#define VIRTIO_BLK_F_RO           5
-#define VIRTIO_BLK_F_BLK_SIZE     6
-#define VIRTIO_BLK_F_FLUSH        9
-#define VIRTIO_BLK_F_DISCARD      13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
-/* §5.2.6 request types and status values. */
-#define VIRTIO_BLK_T_IN           0
-#define VIRTIO_BLK_T_OUT          1
-#define VIRTIO_BLK_T_FLUSH        4
-#define VIRTIO_BLK_T_GET_ID       8
-#define VIRTIO_BLK_T_DISCARD      11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-
-#define VIRTIO_BLK_S_OK     0
-#define VIRTIO_BLK_S_IOERR  1
-#define VIRTIO_BLK_S_UNSUPP 2
-
-#define VIRTIO_BLK_ID_BYTES 20
+/* Spec constants (features, request types, status) are in <virtio-spec.h>. */
 #define VIRTIO_BLK_SECTOR   512
 #define VIRTIO_BLK_SEG_MAX  126 /* data segments per request (+ header + status) */
 #define VIRTIO_BLK_SIZE_MAX (1u << 20)

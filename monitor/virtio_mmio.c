@@ -8,8 +8,7 @@
 #include <string.h>
 
 #define TRANSPORT_FEATURES                                                                         \
-    ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_INDIRECT_DESC) |                        \
-     (1ull << VIRTIO_RING_F_EVENT_IDX))
+    ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_INDIRECT_DESC) | (1ull << VIRTIO_F_EVENT_IDX))
 
 void virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, void *dev,
                       const struct guest_mem *mem, gpa_t base, unsigned gsi,
@@ -100,8 +99,8 @@ static void queue_set_ready(struct virtio_mmio *t, struct virtq *vq, uint32_t re
     }
     if (vq->ready)
         return;
-    vq->event_idx = virtio_mmio_has_feature(t, VIRTIO_RING_F_EVENT_IDX);
-    vq->indirect = virtio_mmio_has_feature(t, VIRTIO_RING_F_INDIRECT_DESC);
+    vq->event_idx = virtio_mmio_has_feature(t, VIRTIO_F_EVENT_IDX);
+    vq->indirect = virtio_mmio_has_feature(t, VIRTIO_F_INDIRECT_DESC);
     if (virtq_activate(vq, t->mem)) {
         virtio_mmio_needs_reset(t, "queue size or ring addresses are invalid");
         return;

@@ -11,8 +11,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-
 static inline uint16_t load16(const uint16_t *p)
 {
     return *(const volatile uint16_t *)p;

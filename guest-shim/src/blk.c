@@ -15,35 +15,8 @@
 #define BLK_TRANSFER_MAX (1u << 20) /* bytes per request, our choice */
 #define BLK_INDIRECT_MAX (BLK_SEGS_MAX + 2)
 
-/* §5.2.3 feature bits. */
-#define VIRTIO_BLK_F_SIZE_MAX     1
-#define VIRTIO_BLK_F_SEG_MAX      2
-#define VIRTIO_BLK_F_RO           5
-#define VIRTIO_BLK_F_BLK_SIZE     6
-#define VIRTIO_BLK_F_FLUSH        9
-#define VIRTIO_BLK_F_DISCARD      13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
-/* §5.2.4 struct virtio_blk_config offsets. */
-#define VIRTIO_BLK_CFG_CAPACITY         0
-#define VIRTIO_BLK_CFG_SIZE_MAX         8
-#define VIRTIO_BLK_CFG_SEG_MAX          12
-#define VIRTIO_BLK_CFG_BLK_SIZE         20
-#define VIRTIO_BLK_CFG_MAX_DISCARD_SECT 36
-#define VIRTIO_BLK_CFG_MAX_WZ_SECT      48
-
 /* §5.2.6 request types, status values, write-zeroes flag. */
-#define VIRTIO_BLK_T_IN           0
-#define VIRTIO_BLK_T_OUT          1
-#define VIRTIO_BLK_T_FLUSH        4
-#define VIRTIO_BLK_T_GET_ID       8
-#define VIRTIO_BLK_T_DISCARD      11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK           0
-#define VIRTIO_BLK_S_IOERR        1
-#define VIRTIO_BLK_S_UNSUPP       2
-#define VIRTIO_BLK_WZ_UNMAP       1
-#define BLK_STATUS_UNSET          0xff /* no device writes this */
+#define BLK_STATUS_UNSET 0xff /* no device writes this */
 
 struct shim_blk {
     struct virtio_dev dev;

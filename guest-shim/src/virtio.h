@@ -13,70 +13,7 @@
 #define SHIM_VIRTIO_H
 
 #include "shim-internal.h"
-
-/* §4.2.2 MMIO device register layout (offsets). */
-#define VIRTIO_MMIO_MAGIC_VALUE         0x000
-#define VIRTIO_MMIO_VERSION             0x004
-#define VIRTIO_MMIO_DEVICE_ID           0x008
-#define VIRTIO_MMIO_VENDOR_ID           0x00c
-#define VIRTIO_MMIO_DEVICE_FEATURES     0x010
-#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
-#define VIRTIO_MMIO_DRIVER_FEATURES     0x020
-#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
-#define VIRTIO_MMIO_QUEUE_SEL           0x030
-#define VIRTIO_MMIO_QUEUE_NUM_MAX       0x034
-#define VIRTIO_MMIO_QUEUE_NUM           0x038
-#define VIRTIO_MMIO_QUEUE_READY         0x044
-#define VIRTIO_MMIO_QUEUE_NOTIFY        0x050
-#define VIRTIO_MMIO_INTERRUPT_STATUS    0x060
-#define VIRTIO_MMIO_INTERRUPT_ACK       0x064
-#define VIRTIO_MMIO_STATUS              0x070
-#define VIRTIO_MMIO_QUEUE_DESC_LOW      0x080
-#define VIRTIO_MMIO_QUEUE_DESC_HIGH     0x084
-#define VIRTIO_MMIO_QUEUE_DRIVER_LOW    0x090
-#define VIRTIO_MMIO_QUEUE_DRIVER_HIGH   0x094
-#define VIRTIO_MMIO_QUEUE_DEVICE_LOW    0x0a0
-#define VIRTIO_MMIO_QUEUE_DEVICE_HIGH   0x0a4
-#define VIRTIO_MMIO_CONFIG_GENERATION   0x0fc
-#define VIRTIO_MMIO_CONFIG              0x100
-
-#define VIRTIO_MMIO_MAGIC      0x74726976 /* "virt" */
-#define VIRTIO_MMIO_VERSION_2  2
-#define VIRTIO_MMIO_INT_VRING  (1u << 0)
-#define VIRTIO_MMIO_INT_CONFIG (1u << 1)
-
-/* §2.1 device status bits. */
-#define VIRTIO_STATUS_ACKNOWLEDGE        1
-#define VIRTIO_STATUS_DRIVER             2
-#define VIRTIO_STATUS_DRIVER_OK          4
-#define VIRTIO_STATUS_FEATURES_OK        8
-#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 64
-#define VIRTIO_STATUS_FAILED             128
-
-/* §5 device IDs. */
-#define VIRTIO_ID_NET   1
-#define VIRTIO_ID_BLOCK 2
-#define VIRTIO_ID_VSOCK 19
-
-/* §6 reserved feature bits (bit numbers). */
-#define VIRTIO_F_INDIRECT_DESC 28
-#define VIRTIO_F_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1     32
-#define VIRTIO_FEATURE(bit)    (1ull << (bit))
-
-/* §2.7.5 descriptor flags, §2.7.6/§2.7.8 ring flags. */
-#define VIRTQ_DESC_F_NEXT      1
-#define VIRTQ_DESC_F_WRITE     2
-#define VIRTQ_DESC_F_INDIRECT  4
-#define VIRTQ_USED_F_NO_NOTIFY 1
-#define VIRTQ_SIZE_MAX         32768
-
-struct virtq_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
+#include "virtio-spec.h"
 
 /* Followed by le16 used_event when VIRTIO_F_EVENT_IDX is negotiated. */
 struct virtq_avail {
@@ -144,8 +81,6 @@ struct virtq_buf {
     uint32_t len;
 };
 
-/* ---- virtio_mmio.c: the transport ---- */
-
 /* Fill *dev from virtio_mmio.device= entry `entry` after checking
  * MagicValue, Version 2 and a non-zero DeviceID (§4.2.3.1.1). Touches no
  * other register. Returns 0, or -SHIM_ENODEV (no entry, bad magic, legacy
@@ -204,8 +139,6 @@ void virtio_notify(struct virtio_dev *dev, uint16_t index);
  * (-SHIM_ENODEV), or timeout_ns pass (-SHIM_ETIMEDOUT, or -SHIM_ENODEV if
  * Status then shows DEVICE_NEEDS_RESET without having interrupted). */
 int virtio_wait(struct virtio_dev *dev, bool (*done)(void *arg), void *arg, uint64_t timeout_ns);
-
-/* ---- virtq.c: split virtqueues ---- */
 
 /* Select queue `index`, check it is not live, size it min(QueueNumMax,
  * max_size) rounded down to a power of two, allocate the rings (once;

@@ -22,8 +22,8 @@ static char path[] = "/tmp/flint-blk-test-XXXXXX";
 static int img_fd;
 static uint16_t next_desc;
 
-static const uint64_t FEATURES = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH) |
-                                 (1ull << VIRTIO_RING_F_INDIRECT_DESC);
+static const uint64_t FEATURES =
+    (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_F_INDIRECT_DESC);
 
 static void open_dev(bool ro, uint64_t extra_features)
 {

@@ -91,7 +91,7 @@ Test(virtio_mmio, identification_registers)
     cr_assert_eq(mrd(&t, VIRTIO_MMIO_DEVICE_ID), 42);
     mwr(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
     cr_assert_eq(mrd(&t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << 3), 1u << 3);
-    cr_assert(mrd(&t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_RING_F_EVENT_IDX));
+    cr_assert(mrd(&t, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << VIRTIO_F_EVENT_IDX));
     mwr(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
     cr_assert_eq(mrd(&t, VIRTIO_MMIO_DEVICE_FEATURES), 1, "VERSION_1 in the high word");
     mwr(&t, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
