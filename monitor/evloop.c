@@ -67,6 +67,27 @@ int evloop_timeout(struct evloop *loop, struct ev_handler *h, uint64_t ns)
     return 0;
 }
 
+int evloop_defer(struct evloop *loop, struct ev_handler *h)
+{
+    if (h->deferred)
+        return 0;
+    if (loop->ndeferred == EVLOOP_MAX_DEFERRED)
+        return -ENOSPC;
+    h->deferred = true;
+    loop->deferred[loop->ndeferred++] = h;
+    return 0;
+}
+
+static void run_deferred(struct evloop *loop)
+{
+    /* A deferred callback may defer again: run until the list is empty. */
+    while (loop->ndeferred) {
+        struct ev_handler *h = loop->deferred[--loop->ndeferred];
+        h->deferred = false;
+        h->fn(h, 0, 0);
+    }
+}
+
 int evloop_run(struct evloop *loop)
 {
     loop->running = true;
@@ -87,6 +108,7 @@ int evloop_run(struct evloop *loop)
             if (h && h->fn)
                 h->fn(h, res, flags);
         }
+        run_deferred(loop);
     }
     return 0;
 }
@@ -115,5 +137,6 @@ int evloop_run_once(struct evloop *loop, bool wait)
         if (h && h->fn)
             h->fn(h, res, flags);
     }
+    run_deferred(loop);
     return n;
 }

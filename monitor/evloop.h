@@ -20,12 +20,17 @@ typedef void (*ev_fn)(struct ev_handler *h, int res, uint32_t cqe_flags);
 struct ev_handler {
     ev_fn fn;
     struct __kernel_timespec ts; /* storage for timeouts */
+    bool deferred;               /* queued with evloop_defer */
 };
+
+#define EVLOOP_MAX_DEFERRED 64
 
 struct evloop {
     struct io_uring ring;
     bool running;
     unsigned pending; /* submissions whose completion has not been dispatched */
+    unsigned ndeferred;
+    struct ev_handler *deferred[EVLOOP_MAX_DEFERRED];
 };
 
 /* Create a ring with `entries` submission slots. Returns 0 or -errno. */
@@ -40,6 +45,12 @@ struct io_uring_sqe *evloop_sqe(struct evloop *loop, struct ev_handler *h);
 int evloop_read(struct evloop *loop, struct ev_handler *h, int fd, void *buf, unsigned len);
 int evloop_poll(struct evloop *loop, struct ev_handler *h, int fd, unsigned poll_mask);
 int evloop_timeout(struct evloop *loop, struct ev_handler *h, uint64_t ns);
+
+/* Call h->fn(h, 0, 0) once after the current batch of completions has been
+ * dispatched (a "bottom half"): e.g. one interrupt for many completed
+ * requests. Queuing an already queued handler does nothing. Returns 0 or
+ * -ENOSPC (then call it directly). */
+int evloop_defer(struct evloop *loop, struct ev_handler *h);
 
 /* Run until evloop_stop(); returns 0 or -errno on a ring failure. */
 int evloop_run(struct evloop *loop);

@@ -44,6 +44,7 @@ struct virtio_blk {
     struct virtio_mmio *t;
     struct blk_req *reqs, *free_reqs;
     bool stalled;
+    struct ev_handler signal_ev; /* deferred: one interrupt per completion batch */
     struct virtio_blk_stats stats;
     struct log_ratelimit log_rl;
     char *path;
@@ -152,6 +153,7 @@ static unsigned iov_skip(struct iovec *iov, unsigned n, size_t skip, struct iove
 }
 
 static void on_io_done(struct ev_handler *h, int res, uint32_t flags);
+static void on_signal(struct ev_handler *h, int res, uint32_t flags);
 
 static uint8_t submit_rw(struct virtio_blk *b, struct blk_req *r, uint64_t sector,
                          struct iovec *iov, unsigned n, uint64_t bytes, bool write)
@@ -362,10 +364,23 @@ static void on_io_done(struct ev_handler *h, int res, uint32_t flags)
     }
     pthread_mutex_lock(&t->lock);
     req_complete(b, t, r, status);
-    virtio_mmio_signal_used(t, 0);
     if (b->stalled)
         blk_process(b, t);
     pthread_mutex_unlock(&t->lock);
+    /* Interrupt once for every request this batch of completions finished. */
+    if (evloop_defer(b->loop, &b->signal_ev))
+        b->signal_ev.fn(&b->signal_ev, 0, 0);
+}
+
+static void on_signal(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct virtio_blk *b = container_of(h, struct virtio_blk, signal_ev);
+
+    (void)res;
+    (void)flags;
+    pthread_mutex_lock(&b->t->lock);
+    virtio_mmio_signal_used(b->t, 0);
+    pthread_mutex_unlock(&b->t->lock);
 }
 
 static void blk_queue_notify(void *dev, struct virtio_mmio *t, unsigned q)
@@ -452,6 +467,7 @@ int virtio_blk_create(struct virtio_blk **out, const struct drive_config *drive,
     /* ZERO_RANGE is tried on first use (probing it would allocate blocks). */
     b->can_zero_range = b->can_discard;
     b->loop = loop;
+    b->signal_ev.fn = on_signal;
     b->path = strdup(drive->path);
     /* GET_ID: the drive id, NUL-padded, not necessarily NUL-terminated. */
     strncpy(b->id, drive->id ? drive->id : "", sizeof(b->id));
