@@ -15,14 +15,27 @@
 
 static unsigned console_owner; /* 0 free, else owning CPU index + 1 */
 
-void shim_putc(char c)
+/* Write a whole chunk with one string OUT: the emulated UART (flint's or
+ * QEMU's) takes every byte at once, and KVM turns `rep outsb` into a single
+ * exit for up to a page, where byte-by-byte output with an LSR poll costs
+ * two exits per character. A real 16550 would need THRE polled per FIFO
+ * load; the shim only runs on emulated ones. */
+void console_write(const char *buf, size_t n)
 {
     for (unsigned i = 0; i < UART_POLL_MAX; i++) {
         if (inb(FLINT_PORT_COM1 + UART_LSR) & UART_LSR_THRE)
             break;
         cpu_relax();
     }
-    outb(FLINT_PORT_COM1 + UART_THR, (uint8_t)c);
+    __asm__ volatile("rep outsb"
+                     : "+S"(buf), "+c"(n)
+                     : "d"((uint16_t)(FLINT_PORT_COM1 + UART_THR))
+                     : "memory");
+}
+
+void shim_putc(char c)
+{
+    console_write(&c, 1);
 }
 
 /* Serialise output between CPUs. Re-entry on the owning CPU (an exception
@@ -55,8 +68,7 @@ void shim_puts(const char *s)
 {
     bool locked = console_lock();
 
-    while (*s)
-        shim_putc(*s++);
+    console_write(s, strlen(s));
     shim_putc('\n');
     if (locked)
         console_unlock();

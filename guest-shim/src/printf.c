@@ -10,14 +10,27 @@ struct sink {
     size_t size; /* capacity of buf, 0 for none */
     size_t len;  /* bytes produced so far (may exceed size) */
     bool console;
+    size_t pending;  /* console: bytes in chunk not yet written */
+    char chunk[128]; /* console output goes out in chunks (one exit each) */
 };
+
+static void sink_flush(struct sink *s)
+{
+    if (s->console && s->pending) {
+        console_write(s->chunk, s->pending);
+        s->pending = 0;
+    }
+}
 
 static void sink_put(struct sink *s, char c)
 {
-    if (s->console)
-        shim_putc(c);
-    else if (s->len < s->size)
+    if (s->console) {
+        if (s->pending == sizeof(s->chunk))
+            sink_flush(s);
+        s->chunk[s->pending++] = c;
+    } else if (s->len < s->size) {
         s->buf[s->len] = c;
+    }
     s->len++;
 }
 
@@ -217,6 +230,7 @@ int shim_vprintf(const char *fmt, va_list ap)
     bool locked = console_lock();
 
     format(&s, fmt, ap);
+    sink_flush(&s);
     if (locked)
         console_unlock();
     return (int)s.len;

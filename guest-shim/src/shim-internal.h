@@ -147,6 +147,8 @@ void cmdline_init(uint64_t paddr);
  * true if the caller must call console_unlock (false when this CPU already
  * holds it, e.g. an exception raised while printing). */
 bool console_lock(void);
+/* Write n bytes to the console UART in one string OUT (caller holds the lock). */
+void console_write(const char *buf, size_t n);
 void console_unlock(void);
 
 /* Inline helpers for the few privileged instructions the shim uses. */
