@@ -166,7 +166,9 @@ bool virtq_enable_notify(struct virtq *vq)
     return virtq_has_avail(vq);
 }
 
-size_t iov_copy_from(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+/* Copy between a flat buffer and byte `off` onward of an iovec array. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, uint8_t *buf, size_t len,
+                       bool to_iov)
 {
     size_t done = 0;
 
@@ -177,27 +179,23 @@ size_t iov_copy_from(const struct iovec *iov, unsigned n, size_t off, void *dst,
             continue;
         }
         size_t take = seg - off < len - done ? seg - off : len - done;
-        memcpy((uint8_t *)dst + done, (const uint8_t *)iov[i].iov_base + off, take);
+        uint8_t *at = (uint8_t *)iov[i].iov_base + off;
+        if (to_iov)
+            memcpy(at, buf + done, take);
+        else
+            memcpy(buf + done, at, take);
         done += take;
         off = 0;
     }
     return done;
 }
 
+size_t iov_copy_from(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+    return iov_copy(iov, n, off, dst, len, false);
+}
+
 size_t iov_copy_to(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
 {
-    size_t done = 0;
-
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t seg = iov[i].iov_len;
-        if (off >= seg) {
-            off -= seg;
-            continue;
-        }
-        size_t take = seg - off < len - done ? seg - off : len - done;
-        memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, take);
-        done += take;
-        off = 0;
-    }
-    return done;
+    return iov_copy(iov, n, off, (uint8_t *)(uintptr_t)src, len, true);
 }
