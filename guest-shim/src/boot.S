@@ -7,6 +7,23 @@
  */
 #include "shim-internal.h"
 
+/* 32-bit protected mode -> IA-32e mode on the shim's page tables (SDM vol.
+ * 3A §9.8.5): PAE in CR4, CR3, EFER.LME, then CR0.PG. The caller's far jump
+ * to a 64-bit code segment completes the switch. Shared by the boot CPU and
+ * the application processors' trampoline. */
+.macro ENABLE_PAGING_LONG_MODE
+	mov $SHIM_CR4, %eax
+	mov %eax, %cr4
+	mov $shim_pml4, %eax
+	mov %eax, %cr3
+	mov $SHIM_MSR_EFER, %ecx
+	rdmsr
+	or $SHIM_EFER_LME, %eax
+	wrmsr
+	mov $SHIM_CR0, %eax
+	mov %eax, %cr0
+.endm
+
 /* ELF note: name "Xen", type XEN_ELFNOTE_PHYS32_ENTRY (18), 4-byte entry. */
 	.section .note.Xen, "a", @note
 	.balign 4
@@ -76,16 +93,7 @@ _start:
 	loop 1b
 
 	lgdt shim_gdt_ptr
-	mov $SHIM_CR4, %eax
-	mov %eax, %cr4
-	mov $shim_pml4, %eax
-	mov %eax, %cr3
-	mov $SHIM_MSR_EFER, %ecx
-	rdmsr
-	or $SHIM_EFER_LME, %eax
-	wrmsr
-	mov $SHIM_CR0, %eax
-	mov %eax, %cr0
+	ENABLE_PAGING_LONG_MODE
 	ljmp $SHIM_SEL_CODE64, $1f
 
 	.code64
@@ -164,16 +172,7 @@ ap_pm32:
 	mov %eax, %ds
 	mov %eax, %es
 	mov %eax, %ss
-	mov $SHIM_CR4, %eax
-	mov %eax, %cr4
-	mov $shim_pml4, %eax
-	mov %eax, %cr3
-	mov $SHIM_MSR_EFER, %ecx
-	rdmsr
-	or $SHIM_EFER_LME, %eax
-	wrmsr
-	mov $SHIM_CR0, %eax
-	mov %eax, %cr0
+	ENABLE_PAGING_LONG_MODE
 	ljmp $SHIM_SEL_CODE64, $ap_long_entry
 
 	.balign 4
