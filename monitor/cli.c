@@ -26,6 +26,8 @@ enum opt_id {
     OPT_STATS,
     OPT_LEVEL,
     OPT_DRIVE,
+    OPT_NET,
+    OPT_VSOCK,
     OPT_HELP,
 };
 
@@ -38,6 +40,7 @@ static const struct {
     {"--cmdline", OPT_CMDLINE, true}, {"--mem", OPT_MEM, true},
     {"--vcpus", OPT_VCPUS, true},     {"--stats", OPT_STATS, false},
     {"--level", OPT_LEVEL, true},     {"--drive", OPT_DRIVE, true},
+    {"--net", OPT_NET, true},         {"--vsock", OPT_VSOCK, true},
     {"--help", OPT_HELP, false},      {"-h", OPT_HELP, false},
 };
 
@@ -57,6 +60,12 @@ void cli_usage(FILE *out)
           "  --vcpus N        number of vCPUs (default 1, 1 to 32)\n"
           "  --drive PATH[,ro][,id=NAME]\n"
           "                   attach a raw image as a virtio-blk device (repeatable)\n"
+          "  --net TAP[,mac=XX:XX:XX:XX:XX:XX][,id=NAME]\n"
+          "                   attach an existing tap device as a virtio-net device\n"
+          "                   (repeatable; default MAC: a random locally administered one)\n"
+          "  --vsock CID,PATH a virtio-vsock device with guest CID (>= 3); host programs\n"
+          "                   connect to the Unix socket PATH and send \"CONNECT <port>\\n\";\n"
+          "                   guest connections to CID 2 port P go to PATH_P\n"
           "  --stats          print VM exits by kind and boot timings on exit\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
           "  -h, --help       show this help\n"
@@ -121,6 +130,10 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return 0;
     case OPT_DRIVE:
         return config_add_drive(cfg, val, err, errlen);
+    case OPT_NET:
+        return config_add_net(cfg, val, err, errlen);
+    case OPT_VSOCK:
+        return config_set_vsock(cfg, val, err, errlen);
     case OPT_HELP:
         return 0;
     }

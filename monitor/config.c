@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 void config_init(struct vm_config *cfg)
 {
@@ -56,17 +57,22 @@ void config_free(struct vm_config *cfg)
         free(cfg->drives[i].path);
         free(cfg->drives[i].id);
     }
+    for (unsigned i = 0; i < cfg->nnets; i++) {
+        free(cfg->nets[i].tap);
+        free(cfg->nets[i].id);
+    }
+    free(cfg->vsock.uds_path);
     free(cfg->kernel_path);
     free(cfg->initrd_path);
     free(cfg->cmdline);
     config_init(cfg);
 }
 
-static bool valid_id(const char *id)
+bool config_valid_id(const char *id)
 {
     size_t n = strlen(id);
 
-    if (n == 0 || n > 64)
+    if (n == 0 || n > CONFIG_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)id[i]) && id[i] != '_')
@@ -96,7 +102,7 @@ int config_add_drive(struct vm_config *cfg, const char *spec, char *err, size_t 
     while ((tok = strtok_r(NULL, ",", &save))) {
         if (!strcmp(tok, "ro")) {
             d.read_only = true;
-        } else if (!strncmp(tok, "id=", 3) && valid_id(tok + 3)) {
+        } else if (!strncmp(tok, "id=", 3) && config_valid_id(tok + 3)) {
             free(d.id);
             d.id = strdup(tok + 3);
         } else if (!strncmp(tok, "id=", 3)) {
@@ -130,4 +136,132 @@ out:
     free(d.id);
     free(copy);
     return rc;
+}
+
+int config_parse_mac(const char *s, uint8_t mac[6])
+{
+    for (int i = 0; i < 6; i++) {
+        unsigned v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = *s++;
+            if (!isxdigit((unsigned char)c))
+                return -EINVAL;
+            v = v * 16 + (unsigned)(isdigit((unsigned char)c) ? c - '0' : (c | 0x20) - 'a' + 10);
+        }
+        if (*s != (i == 5 ? '\0' : ':'))
+            return -EINVAL;
+        s++;
+        mac[i] = (uint8_t)v;
+    }
+    return (mac[0] & 1) ? -EINVAL : 0;
+}
+
+int config_add_net(struct vm_config *cfg, const char *spec, char *err, size_t errlen)
+{
+    struct net_config n = {0};
+    char *copy, *tok, *save = NULL;
+    int rc = -EINVAL;
+
+    if (cfg->nnets == CONFIG_MAX_NETS) {
+        snprintf(err, errlen, "--net: at most %d network interfaces", CONFIG_MAX_NETS);
+        return -ENOSPC;
+    }
+    copy = strdup(spec);
+    if (!copy)
+        return -ENOMEM;
+    tok = strtok_r(copy, ",", &save);
+    if (!tok || spec[0] == ',') {
+        snprintf(err, errlen, "--net: missing tap device name in '%s'", spec);
+        goto out;
+    }
+    if (strlen(tok) >= 16 || strchr(tok, '/')) {
+        snprintf(err, errlen, "--net: '%s' is not a valid interface name (1-15 bytes, no '/')",
+                 tok);
+        goto out;
+    }
+    n.tap = strdup(tok);
+    while ((tok = strtok_r(NULL, ",", &save))) {
+        if (!strncmp(tok, "mac=", 4)) {
+            if (config_parse_mac(tok + 4, n.mac)) {
+                snprintf(err, errlen,
+                         "--net: mac '%s' must be six hex bytes XX:XX:XX:XX:XX:XX, not multicast",
+                         tok + 4);
+                goto out;
+            }
+            n.has_mac = true;
+        } else if (!strncmp(tok, "id=", 3)) {
+            if (!config_valid_id(tok + 3)) {
+                snprintf(err, errlen, "--net: id '%s' must be 1-64 letters, digits or '_'",
+                         tok + 3);
+                goto out;
+            }
+            free(n.id);
+            n.id = strdup(tok + 3);
+        } else {
+            snprintf(err, errlen, "--net: unknown option '%s' (expected mac=MAC or id=NAME)", tok);
+            goto out;
+        }
+    }
+    if (!n.id) {
+        char name[16];
+        snprintf(name, sizeof(name), "net%u", cfg->nnets);
+        n.id = strdup(name);
+    }
+    if (!n.tap || !n.id) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (unsigned i = 0; i < cfg->nnets; i++) {
+        if (!strcmp(cfg->nets[i].id, n.id)) {
+            snprintf(err, errlen, "--net: id '%s' is used twice", n.id);
+            goto out;
+        }
+        if (!strcmp(cfg->nets[i].tap, n.tap)) {
+            snprintf(err, errlen, "--net: tap '%s' is used twice", n.tap);
+            goto out;
+        }
+    }
+    cfg->nets[cfg->nnets++] = n;
+    n = (struct net_config){0};
+    rc = 0;
+out:
+    free(n.tap);
+    free(n.id);
+    free(copy);
+    return rc;
+}
+
+int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t errlen)
+{
+    const char *comma = strchr(spec, ',');
+    unsigned long long cid;
+    char *end;
+
+    if (cfg->vsock.enabled) {
+        snprintf(err, errlen, "--vsock: only one vsock device per VM");
+        return -EINVAL;
+    }
+    errno = 0;
+    cid = strtoull(spec, &end, 10);
+    if (!comma || end != comma || spec[0] < '0' || spec[0] > '9' || errno ||
+        cid < CONFIG_VSOCK_MIN_CID || cid > CONFIG_VSOCK_MAX_CID) {
+        snprintf(err, errlen, "--vsock: expected CID,PATH with CID from %u to %u, got '%s'",
+                 CONFIG_VSOCK_MIN_CID, CONFIG_VSOCK_MAX_CID, spec);
+        return -EINVAL;
+    }
+    if (!comma[1]) {
+        snprintf(err, errlen, "--vsock: missing Unix socket path after the CID");
+        return -EINVAL;
+    }
+    /* Room for the "_<port>" suffix of guest-initiated connections. */
+    if (strlen(comma + 1) + 12 > sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        snprintf(err, errlen, "--vsock: socket path '%s' is too long (at most %zu bytes)",
+                 comma + 1, sizeof(((struct sockaddr_un *)0)->sun_path) - 12);
+        return -EINVAL;
+    }
+    if (config_set_str(&cfg->vsock.uds_path, comma + 1))
+        return -ENOMEM;
+    cfg->vsock.guest_cid = (uint32_t)cid;
+    cfg->vsock.enabled = true;
+    return 0;
 }

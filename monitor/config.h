@@ -18,11 +18,29 @@
 #define CONFIG_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
 
 #define CONFIG_MAX_DRIVES 16
+#define CONFIG_MAX_NETS   8
+#define CONFIG_ID_MAX     64 /* drive / interface ids: 1-64 of [A-Za-z0-9_] */
+/* vsock: CIDs 0-2 are reserved (hypervisor, local, host); u32 -1 is ANY. */
+#define CONFIG_VSOCK_MIN_CID 3u
+#define CONFIG_VSOCK_MAX_CID 0xfffffffeu
 
 struct drive_config {
     char *path;
     char *id; /* NULL: "blk<index>" */
     bool read_only;
+};
+
+struct net_config {
+    char *tap; /* host tap device name (IFNAMSIZ - 1 bytes at most) */
+    char *id;  /* NULL: "net<index>" */
+    uint8_t mac[6];
+    bool has_mac; /* false: the device makes up a locally administered one */
+};
+
+struct vsock_config {
+    bool enabled;
+    uint32_t guest_cid;
+    char *uds_path; /* host-side Unix socket; guest-initiated: <uds_path>_<port> */
 };
 
 struct vm_config {
@@ -35,6 +53,9 @@ struct vm_config {
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;
+    struct net_config nets[CONFIG_MAX_NETS];
+    unsigned nnets;
+    struct vsock_config vsock;
 };
 
 /* Defaults: 128 MiB, 1 vCPU, log level Warning. */
@@ -50,6 +71,21 @@ void config_free(struct vm_config *cfg);
 /* Parse a --drive value "PATH[,ro][,id=NAME]" and append it. Returns 0 or
  * -EINVAL / -ENOSPC with one line in err. */
 int config_add_drive(struct vm_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* Parse a --net value "TAP[,mac=XX:XX:XX:XX:XX:XX][,id=NAME]" and append
+ * it. Returns 0 or -EINVAL / -ENOSPC with one line in err. */
+int config_add_net(struct vm_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* Parse a --vsock value "CID,PATH" (CID 3 to 2^32 - 2). Returns 0 or
+ * -EINVAL with one line in err. */
+int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* Parse "XX:XX:XX:XX:XX:XX" (hex, either case). 0 or -EINVAL. Multicast
+ * addresses (bit 0 of the first byte) are refused. */
+int config_parse_mac(const char *s, uint8_t mac[6]);
+
+/* True for a 1-64 character id of letters, digits and '_'. */
+bool config_valid_id(const char *id);
 
 /* Set a string field, replacing (and freeing) the old value. 0 or -ENOMEM. */
 int config_set_str(char **field, const char *value);

@@ -20,6 +20,8 @@
 #include "vcpu.h"
 #include "virtio.h"
 #include "virtio_blk.h"
+#include "virtio_net.h"
+#include "virtio_vsock.h"
 
 #include <flint-abi.h>
 
@@ -71,6 +73,9 @@ struct vmm {
 
     struct virtio_blk *blks[CONFIG_MAX_DRIVES];
     unsigned nblks;
+    struct virtio_net *nets[CONFIG_MAX_NETS];
+    unsigned nnets;
+    struct virtio_vsock *vsock;
     struct virtio_slot virtio[VMM_MAX_VIRTIO];
     unsigned nvirtio;
 

@@ -167,3 +167,99 @@ Test(log, ratelimit_allows_burst_then_blocks)
     /* At most two windows can elapse during the loop. */
     cr_assert(allowed >= 5 && allowed <= 10, "allowed %u", allowed);
 }
+
+Test(cli, net_options)
+{
+    cr_assert_eq(PARSE("run", "--net", "tap0", "--net=tap1,mac=02:AB:cd:00:11:ff,id=eth_1"), 0,
+                 "%s", err);
+    cr_assert_eq(cfg.nnets, 2);
+    cr_assert_str_eq(cfg.nets[0].tap, "tap0");
+    cr_assert_str_eq(cfg.nets[0].id, "net0");
+    cr_assert_not(cfg.nets[0].has_mac);
+    cr_assert_str_eq(cfg.nets[1].id, "eth_1");
+    cr_assert(cfg.nets[1].has_mac);
+    cr_assert_arr_eq(cfg.nets[1].mac, ((uint8_t[]){0x02, 0xab, 0xcd, 0x00, 0x11, 0xff}), 6);
+}
+
+Test(cli, net_errors_name_the_problem)
+{
+    static const struct {
+        const char *arg, *needle;
+    } cases[] = {
+        {",mac=02:00:00:00:00:01", "missing tap"},
+        {"tap0,mac=01:00:00:00:00:01", "not multicast"},
+        {"tap0,mac=02:00:00:00:00", "mac '02:00:00:00:00'"},
+        {"tap0,mac=02:00:00:00:00:0g", "six hex bytes"},
+        {"tap0,mac=02:00:00:00:00:011", "six hex bytes"},
+        {"tap0,id=a/b", "id 'a/b'"},
+        {"tap0,speed=10", "unknown option 'speed=10'"},
+        {"a_name_far_too_long_for_ifnamsiz", "not a valid interface name"},
+        {"../x", "not a valid interface name"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        config_free(&cfg);
+        err[0] = '\0';
+        cr_assert_eq(PARSE("run", "--net", (char *)cases[i].arg), -EINVAL, "%s", cases[i].arg);
+        cr_assert(strstr(err, cases[i].needle), "'%s' -> '%s'", cases[i].arg, err);
+        cr_assert_eq(cfg.nnets, 0);
+    }
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--net", "tap0", "--net", "tap0"), -EINVAL);
+    cr_assert(strstr(err, "used twice"), "%s", err);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--net", "tap0,id=x", "--net", "tap1,id=x"), -EINVAL);
+    cr_assert(strstr(err, "id 'x' is used twice"), "%s", err);
+}
+
+Test(cli, net_limit)
+{
+    for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "tap%u", i);
+        cr_assert_eq(config_add_net(&cfg, name, err, sizeof(err)), 0, "%s", err);
+    }
+    cr_assert_eq(config_add_net(&cfg, "tapx", err, sizeof(err)), -ENOSPC);
+    cr_assert(strstr(err, "at most"), "%s", err);
+}
+
+Test(cli, vsock_option)
+{
+    cr_assert_eq(PARSE("run", "--vsock", "3,/tmp/v.sock"), 0, "%s", err);
+    cr_assert(cfg.vsock.enabled);
+    cr_assert_eq(cfg.vsock.guest_cid, 3);
+    cr_assert_str_eq(cfg.vsock.uds_path, "/tmp/v.sock");
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--vsock=4294967294,/a,b"), 0, "%s", err);
+    cr_assert_eq(cfg.vsock.guest_cid, 4294967294u);
+    cr_assert_str_eq(cfg.vsock.uds_path, "/a,b");
+}
+
+Test(cli, vsock_errors_name_the_problem)
+{
+    static const struct {
+        const char *arg, *needle;
+    } cases[] = {
+        {"2,/tmp/v", "CID from 3"},         {"4294967295,/tmp/v", "CID from 3"},
+        {"-3,/tmp/v", "CID from 3"},        {"3", "CID,PATH"},
+        {"3x,/tmp/v", "CID,PATH"},          {"3,", "missing Unix socket path"},
+        {"99999999999999999999,/v", "CID"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        config_free(&cfg);
+        err[0] = '\0';
+        cr_assert_eq(PARSE("run", "--vsock", (char *)cases[i].arg), -EINVAL, "%s", cases[i].arg);
+        cr_assert(strstr(err, cases[i].needle), "'%s' -> '%s'", cases[i].arg, err);
+        cr_assert_not(cfg.vsock.enabled);
+    }
+    char longpath[200];
+    memset(longpath, 'a', sizeof(longpath) - 1);
+    longpath[0] = '3';
+    longpath[1] = ',';
+    longpath[sizeof(longpath) - 1] = '\0';
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--vsock", longpath), -EINVAL);
+    cr_assert(strstr(err, "too long"), "%s", err);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--vsock", "3,/a", "--vsock", "4,/b"), -EINVAL);
+    cr_assert(strstr(err, "only one"), "%s", err);
+}

@@ -1,0 +1,55 @@
+/*
+ * virtio_net.h - virtio network device over a host tap (virtio 1.2 §5.1).
+ *
+ * The tap is opened with IFF_TAP | IFF_NO_PI | IFF_VNET_HDR and a 12-byte
+ * vnet header (struct virtio_net_hdr_v1, TUNSETVNETHDRSZ), so guest
+ * buffers move to and from the tap with io_uring readv/writev and no copy
+ * of the payload. Offloads the driver negotiates are mapped onto the tap
+ * with TUNSETOFFLOAD. RX stops (no frame is read from the tap) while the
+ * guest has posted no receive buffers and resumes when it posts some.
+ */
+#ifndef FLINT_VIRTIO_NET_H
+#define FLINT_VIRTIO_NET_H
+
+#include "config.h"
+#include "evloop.h"
+#include "virtio.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VIRTIO_NET_HDR_BYTES 12   /* struct virtio_net_hdr_v1 */
+#define VIRTIO_NET_MTU       1500 /* offered with VIRTIO_NET_F_MTU */
+
+struct virtio_net;
+
+extern const struct virtio_dev_ops virtio_net_ops;
+
+/* Open the tap named cfg->tap and build the device; I/O runs on `loop`.
+ * Returns 0 or -errno with one line in err naming the tap. */
+int virtio_net_create(struct virtio_net **out, const struct net_config *cfg, struct evloop *loop,
+                      char *err, size_t errlen);
+
+/* The same over an fd that already speaks the tap's framing (every frame
+ * preceded by a 12-byte virtio_net_hdr_v1, one frame per read/write): a
+ * datagram socketpair in unit tests and fuzzing. With is_tap false no tap
+ * ioctl is issued. Takes ownership of fd. */
+int virtio_net_create_fd(struct virtio_net **out, int fd, bool is_tap, const struct net_config *cfg,
+                         struct evloop *loop, char *err, size_t errlen);
+
+void virtio_net_destroy(struct virtio_net *net);
+
+/* The MAC the guest sees (configured or generated). */
+void virtio_net_mac(const struct virtio_net *net, uint8_t mac[6]);
+
+/* Counters for --stats and metrics. */
+struct virtio_net_stats {
+    uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
+    uint64_t rx_dropped;    /* frames that did not fit the guest's buffers */
+    uint64_t rx_no_buffers; /* times RX paused for lack of guest buffers */
+    uint64_t tx_errors, rx_errors;
+};
+void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out);
+
+#endif /* FLINT_VIRTIO_NET_H */
