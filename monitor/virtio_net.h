@@ -6,7 +6,11 @@
  * buffers move to and from the tap with io_uring readv/writev and no copy
  * of the payload. Offloads the driver negotiates are mapped onto the tap
  * with TUNSETOFFLOAD. RX stops (no frame is read from the tap) while the
- * guest has posted no receive buffers and resumes when it posts some.
+ * guest has posted no receive buffers - with VIRTIO_NET_F_MRG_RXBUF, not
+ * enough for a full-size frame - and resumes when it posts some. Malformed
+ * chains put the device in DEVICE_NEEDS_RESET; frames that break the
+ * rules (too short or long, offloads not negotiated) are dropped with a
+ * rate-limited log line.
  */
 #ifndef FLINT_VIRTIO_NET_H
 #define FLINT_VIRTIO_NET_H
@@ -38,6 +42,8 @@ int virtio_net_create(struct virtio_net **out, const struct net_config *cfg, str
 int virtio_net_create_fd(struct virtio_net **out, int fd, bool is_tap, const struct net_config *cfg,
                          struct evloop *loop, char *err, size_t errlen);
 
+/* Close the tap and free the device; after evloop_fini (see
+ * virtio_net_inflight). */
 void virtio_net_destroy(struct virtio_net *net);
 
 /* The MAC the guest sees (configured or generated). */
@@ -46,10 +52,18 @@ void virtio_net_mac(const struct virtio_net *net, uint8_t mac[6]);
 /* Counters for --stats and metrics. */
 struct virtio_net_stats {
     uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
-    uint64_t rx_dropped;    /* frames that did not fit the guest's buffers */
+    uint64_t rx_dropped;    /* frames not delivered: larger than the guest's buffers or the
+                             * MTU, runts, offloads the guest did not negotiate */
     uint64_t rx_no_buffers; /* times RX paused for lack of guest buffers */
     uint64_t tx_errors, rx_errors;
+    uint64_t tx_dropped; /* frames refused: too short or long, offloads not negotiated */
 };
 void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out);
+
+/* Reads and writes the device has outstanding on the loop, not counting
+ * the read of its wake-up eventfd, which is always armed: destroy the
+ * device only after evloop_fini, or when the loop will not run again. For
+ * tests and fuzzing, which wait for 0 after a reset. */
+unsigned virtio_net_inflight(const struct virtio_net *net);
 
 #endif /* FLINT_VIRTIO_NET_H */
