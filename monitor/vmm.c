@@ -182,7 +182,7 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
     if ((rc = load_guest(vmm, &entry)))
         return rc;
-    if ((rc = vmm_create_drives(vmm)))
+    if ((rc = vmm_create_devices(vmm)))
         return rc;
     if ((rc = setup_devices(vmm)))
         return rc;

@@ -123,8 +123,9 @@ void vmm_destroy(struct vmm *vmm);
 /* The command line the guest gets: the configured one plus one
  * virtio_mmio.device= entry per device. Returns 0 or -E2BIG. */
 int vmm_build_cmdline(const struct vm_config *cfg, char *buf, size_t len);
-/* Open every drive's image (before KVM exists). Returns 0 or an exit code. */
-int vmm_create_drives(struct vmm *vmm);
+/* Open every device's backend (drive images, taps, the vsock socket)
+ * before KVM exists. Returns 0 or an exit code (152 naming the file). */
+int vmm_create_devices(struct vmm *vmm);
 /* Wire every device into KVM, the MMIO bus and the event loop. */
 int vmm_attach_virtio(struct vmm *vmm);
 /* Print per-device counters. */

@@ -1,6 +1,10 @@
 /*
  * vmm_virtio.c - wiring virtio devices into the VM: slot addresses, the
  * kernel command line, irqfd/ioeventfd and the event loop.
+ *
+ * Slots are handed out in a fixed order, drives first, then network
+ * interfaces, then vsock, so a guest sees the same layout for the same
+ * configuration.
  */
 #include "util.h"
 #include "vmm.h"
@@ -21,35 +25,49 @@ static unsigned slot_gsi(unsigned i)
     return FLINT_VIRTIO_FIRST_GSI + i;
 }
 
+static unsigned count_devices(const struct vm_config *cfg)
+{
+    return cfg->ndrives + cfg->nnets + (cfg->vsock.enabled ? 1 : 0);
+}
+
 int vmm_build_cmdline(const struct vm_config *cfg, char *buf, size_t len)
 {
     size_t n =
         (size_t)snprintf(buf, len, "%s", cfg->cmdline ? cfg->cmdline : CONFIG_DEFAULT_CMDLINE);
+    unsigned ndev = count_devices(cfg);
 
     /* Linux's virtio_mmio driver (and guest-shim) find devices here. */
-    for (unsigned i = 0; i < cfg->ndrives && n < len; i++)
+    for (unsigned i = 0; i < ndev && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " virtio_mmio.device=4K@0x%llx:%u",
                               (unsigned long long)slot_base(i), slot_gsi(i));
     return n < len ? 0 : -E2BIG;
 }
 
-int vmm_create_drives(struct vmm *vmm)
+int vmm_create_devices(struct vmm *vmm)
 {
+    const struct vm_config *cfg = vmm->cfg;
     char err[512];
 
-    if (vmm->cfg->ndrives > VMM_MAX_VIRTIO) {
-        log_error("drives: %u devices exceed the %d virtio slots", vmm->cfg->ndrives,
+    if (count_devices(cfg) > VMM_MAX_VIRTIO) {
+        log_error("devices: %u virtio devices exceed the %d slots", count_devices(cfg),
                   VMM_MAX_VIRTIO);
         return FLINT_EXIT_BAD_CONFIG;
     }
-    for (unsigned i = 0; i < vmm->cfg->ndrives; i++) {
-        if (virtio_blk_create(&vmm->blks[i], &vmm->cfg->drives[i], &vmm->loop, err, sizeof(err))) {
-            log_error("%s", err);
-            return FLINT_EXIT_BAD_CONFIG;
-        }
+    for (unsigned i = 0; i < cfg->ndrives; i++) {
+        if (virtio_blk_create(&vmm->blks[i], &cfg->drives[i], &vmm->loop, err, sizeof(err)))
+            goto fail;
         vmm->nblks = i + 1;
     }
+    for (unsigned i = 0; i < cfg->nnets; i++) {
+        if (virtio_net_create(&vmm->nets[i], &cfg->nets[i], &vmm->loop, err, sizeof(err)))
+            goto fail;
+        vmm->nnets = i + 1;
+    }
+    /*VSOCK_CREATE*/
     return 0;
+fail:
+    log_error("%s", err);
+    return FLINT_EXIT_BAD_CONFIG;
 }
 
 static void slot_irq(void *opaque)
@@ -127,32 +145,60 @@ static int attach_one(struct vmm *vmm, const struct virtio_dev_ops *ops, void *d
                         &s->t);
 }
 
+static int attach_or_fail(struct vmm *vmm, const struct virtio_dev_ops *ops, void *dev,
+                          const char *what)
+{
+    int rc = attach_one(vmm, ops, dev);
+
+    if (rc)
+        log_error("%s %s: cannot attach: %s", ops->name, what, strerror(-rc));
+    return rc ? FLINT_EXIT_GENERIC : 0;
+}
+
 int vmm_attach_virtio(struct vmm *vmm)
 {
-    for (unsigned i = 0; i < vmm->nblks; i++) {
-        int rc = attach_one(vmm, &virtio_blk_ops, vmm->blks[i]);
-        if (rc) {
-            log_error("virtio-blk %s: cannot attach: %s", vmm->cfg->drives[i].path, strerror(-rc));
-            return FLINT_EXIT_GENERIC;
-        }
-    }
-    return 0;
+    int rc = 0;
+
+    for (unsigned i = 0; i < vmm->nblks && !rc; i++)
+        rc = attach_or_fail(vmm, &virtio_blk_ops, vmm->blks[i], vmm->cfg->drives[i].path);
+    for (unsigned i = 0; i < vmm->nnets && !rc; i++)
+        rc = attach_or_fail(vmm, &virtio_net_ops, vmm->nets[i], vmm->cfg->nets[i].tap);
+    /*VSOCK_ATTACH*/
+    return rc;
+}
+
+static unsigned long long ull(uint64_t v)
+{
+    return (unsigned long long)v;
 }
 
 void vmm_print_virtio_stats(struct vmm *vmm, int fd)
 {
-    for (unsigned i = 0; i < vmm->nblks; i++) {
+    unsigned slot = 0;
+
+    for (unsigned i = 0; i < vmm->nblks; i++, slot++) {
         struct virtio_blk_stats st;
         virtio_blk_get_stats(vmm->blks[i], &st);
         dprintf(fd,
                 "  virtio-blk %u: %llu reads (%llu bytes), %llu writes (%llu bytes), %llu flushes, "
                 "%llu discards, %llu errors, %llu notifies, %llu interrupts\n",
-                i, (unsigned long long)st.reads, (unsigned long long)st.bytes_read,
-                (unsigned long long)st.writes, (unsigned long long)st.bytes_written,
-                (unsigned long long)st.flushes, (unsigned long long)st.discards,
-                (unsigned long long)st.errors, (unsigned long long)vmm->virtio[i].t.notifies,
-                (unsigned long long)vmm->virtio[i].t.interrupts);
+                i, ull(st.reads), ull(st.bytes_read), ull(st.writes), ull(st.bytes_written),
+                ull(st.flushes), ull(st.discards), ull(st.errors),
+                ull(vmm->virtio[slot].t.notifies), ull(vmm->virtio[slot].t.interrupts));
     }
+    for (unsigned i = 0; i < vmm->nnets; i++, slot++) {
+        struct virtio_net_stats st;
+        virtio_net_get_stats(vmm->nets[i], &st);
+        dprintf(fd,
+                "  virtio-net %u: rx %llu frames (%llu bytes), tx %llu frames (%llu bytes), "
+                "%llu rx dropped, %llu tx dropped, %llu rx pauses, %llu rx errors, "
+                "%llu tx errors, %llu notifies, %llu interrupts\n",
+                i, ull(st.rx_frames), ull(st.rx_bytes), ull(st.tx_frames), ull(st.tx_bytes),
+                ull(st.rx_dropped), ull(st.tx_dropped), ull(st.rx_no_buffers), ull(st.rx_errors),
+                ull(st.tx_errors), ull(vmm->virtio[slot].t.notifies),
+                ull(vmm->virtio[slot].t.interrupts));
+    }
+    /*VSOCK_STATS*/
 }
 
 void vmm_destroy_virtio(struct vmm *vmm)
@@ -167,5 +213,9 @@ void vmm_destroy_virtio(struct vmm *vmm)
     }
     for (unsigned i = 0; i < vmm->nblks; i++)
         virtio_blk_destroy(vmm->blks[i]);
-    vmm->nvirtio = vmm->nblks = 0;
+    for (unsigned i = 0; i < vmm->nnets; i++)
+        virtio_net_destroy(vmm->nets[i]);
+    /*VSOCK_DESTROY*/
+    vmm->vsock = NULL;
+    vmm->nvirtio = vmm->nblks = vmm->nnets = 0;
 }
