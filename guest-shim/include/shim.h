@@ -330,6 +330,105 @@ int shim_blk_wait(struct shim_blk *blk, struct shim_blk_req **done);
 /* Requests submitted and not yet returned by shim_blk_poll/shim_blk_wait. */
 unsigned shim_blk_pending(const struct shim_blk *blk);
 
+/* ---- Network devices: virtio-net over virtio-mmio ----
+ *
+ * Every virtio_mmio.device= entry whose DeviceID is 1 becomes a network
+ * device, numbered in command-line order; they are probed and started on
+ * the first call to shim_net_count() or shim_net_get(). The driver
+ * negotiates VIRTIO_F_VERSION_1 (required), VIRTIO_F_EVENT_IDX and
+ * VIRTIO_NET_F_MAC, MTU, STATUS and MRG_RXBUF when offered, and no
+ * offloads: frames go out with their checksums complete. One receive and
+ * one transmit queue.
+ *
+ * Frames are Ethernet frames without the virtio header or the FCS. Every
+ * receive buffer is posted at start and posted again as soon as its frame
+ * is taken, so the device only runs out of buffers while the application
+ * does not receive; it then holds frames back (virtio-net pauses RX)
+ * rather than losing them.
+ *
+ * Waiting: as for block devices, a waiting driver halts (`sti; hlt`)
+ * until the device's interrupt or a one-shot timer; an idle guest uses no
+ * host CPU. Call the net functions from the boot CPU only.
+ *
+ * Errors: -SHIM_EINVAL (bad argument, nothing done), -SHIM_ETIMEDOUT,
+ * -SHIM_ENODEV (setup failed, or the device reported
+ * DEVICE_NEEDS_RESET: the driver then resets it, and it stays down until
+ * shim_net_reset()), -SHIM_EPROTO (the device broke the protocol: a used
+ * entry for a buffer it did not have, a bad length or num_buffers; the
+ * device is reset and stays down). */
+
+#define SHIM_NET_FRAME_MIN       14          /* an Ethernet header */
+#define SHIM_NET_FRAME_MAX       1518        /* MTU 1500 + Ethernet header + VLAN tag */
+#define SHIM_NET_RX_BUF_DEFAULT  2048        /* bytes per receive buffer, header included */
+#define SHIM_NET_TIMEOUT_DEFAULT 30000000ull /* microseconds, for sends */
+#define SHIM_NET_FOREVER         UINT64_MAX  /* shim_net_recv without a timeout */
+
+struct shim_net;
+
+struct shim_net_info {
+    uint8_t mac[6];         /* VIRTIO_NET_F_MAC, else made up (locally administered) */
+    uint16_t mtu;           /* VIRTIO_NET_F_MTU, else 1500 */
+    uint32_t frame_max;     /* largest frame shim_net_send takes: mtu + 18 */
+    bool link_up;           /* VIRTIO_NET_S_LINK_UP now (true without VIRTIO_NET_F_STATUS) */
+    bool mrg_rxbuf;         /* VIRTIO_NET_F_MRG_RXBUF negotiated */
+    bool event_idx;         /* VIRTIO_F_EVENT_IDX negotiated */
+    bool ready;             /* started and not stopped */
+    uint16_t rx_queue_size; /* descriptors in the receive queue */
+    uint16_t tx_queue_size; /* descriptors in the transmit queue */
+    uint16_t rx_buffers;    /* receive buffers posted */
+    uint32_t rx_buf_size;   /* bytes each, virtio header included */
+    uint64_t mmio_base;     /* its virtio-mmio window */
+    unsigned irq;           /* its GSI */
+    uint64_t offered;       /* device feature bits (last negotiation) */
+    uint64_t features;      /* negotiated feature bits */
+    uint64_t irqs;          /* interrupts taken */
+    uint64_t rx_frames;     /* frames received */
+    uint64_t rx_merged;     /* ... of them spread over more than one buffer */
+    uint64_t rx_empty;      /* buffers the device gave back without a frame */
+    uint64_t tx_frames;     /* frames handed to the device */
+};
+
+/* Number of network devices (probes them on the first call). */
+unsigned shim_net_count(void);
+
+/* Network device i, or NULL if i >= shim_net_count(). A device whose setup
+ * failed is still listed (info.ready false; calls fail with -SHIM_ENODEV)
+ * so numbering follows the command line. */
+struct shim_net *shim_net_get(unsigned i);
+
+/* Fill *info (reads the link status from the device). */
+void shim_net_info(const struct shim_net *net, struct shim_net_info *info);
+
+/* Queue one frame of len bytes (SHIM_NET_FRAME_MIN to info.frame_max) for
+ * transmission: it is copied, so buf is free again on return. Sleeps while
+ * every transmit buffer is in flight, up to SHIM_NET_TIMEOUT_DEFAULT.
+ * Returns 0 or a negative code. */
+int shim_net_send(struct shim_net *net, const void *frame, size_t len);
+
+/* Sleep until the device has taken every frame queued with shim_net_send
+ * (e.g. before shim_exit, which would cut them off), up to
+ * SHIM_NET_TIMEOUT_DEFAULT. Returns 0 or a negative code. */
+int shim_net_flush(struct shim_net *net);
+
+/* Take the next received frame: copy up to len bytes of it into buf and
+ * return its full length (more than len: the frame was cut). Sleeps up to
+ * timeout_us microseconds for one (0: do not sleep; SHIM_NET_FOREVER: no
+ * limit). Returns the length, -SHIM_EAGAIN when nothing came in time with
+ * timeout_us 0, -SHIM_ETIMEDOUT otherwise, or a negative code. */
+int shim_net_recv(struct shim_net *net, void *buf, size_t len, uint64_t timeout_us);
+
+/* Use receive buffers of `bytes` bytes each (virtio header included) from
+ * now on: resets and restarts the device. Buffers smaller than a header
+ * plus info.frame_max need VIRTIO_NET_F_MRG_RXBUF (-SHIM_ENOTSUP
+ * without it); 64 to 4096 bytes. As with shim_net_reset, frames already
+ * in buffers and not yet received are lost. Returns 0 or a negative code. */
+int shim_net_set_rx_buffer_size(struct shim_net *net, uint32_t bytes);
+
+/* Reset the device and start it again: new negotiation, fresh rings, every
+ * receive buffer posted. Frames taken by the device but not yet handed to
+ * the application are lost. Returns 0 or a negative code. */
+int shim_net_reset(struct shim_net *net);
+
 /* ---- SMP ---- */
 
 #define SHIM_MAX_CPUS 32

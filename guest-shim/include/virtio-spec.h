@@ -107,4 +107,53 @@ struct virtq_desc {
 #define VIRTIO_BLK_WZ_UNMAP       1
 #define VIRTIO_BLK_ID_BYTES       20
 
+/* §5.1.3 network feature bits. */
+#define VIRTIO_NET_F_CSUM       0
+#define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU        3
+#define VIRTIO_NET_F_MAC        5
+#define VIRTIO_NET_F_GUEST_TSO4 7
+#define VIRTIO_NET_F_GUEST_TSO6 8
+#define VIRTIO_NET_F_GUEST_ECN  9
+#define VIRTIO_NET_F_GUEST_UFO  10
+#define VIRTIO_NET_F_HOST_TSO4  11
+#define VIRTIO_NET_F_HOST_TSO6  12
+#define VIRTIO_NET_F_HOST_ECN   13
+#define VIRTIO_NET_F_HOST_UFO   14
+#define VIRTIO_NET_F_MRG_RXBUF  15
+#define VIRTIO_NET_F_STATUS     16
+
+/* §5.1.4 struct virtio_net_config offsets, status bits. */
+#define VIRTIO_NET_CFG_MAC                 0
+#define VIRTIO_NET_CFG_STATUS              6
+#define VIRTIO_NET_CFG_MAX_VIRTQUEUE_PAIRS 8
+#define VIRTIO_NET_CFG_MTU                 10
+#define VIRTIO_NET_S_LINK_UP               1
+#define VIRTIO_NET_S_ANNOUNCE              2
+
+/* §5.1.2 queue indices (one pair, no control queue). */
+#define VIRTIO_NET_RXQ 0
+#define VIRTIO_NET_TXQ 1
+
+/* §5.1.6 the header in front of every frame (struct virtio_net_hdr_v1:
+ * with VIRTIO_F_VERSION_1 it always has num_buffers, 12 bytes). */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_F_RSC_INFO   4
+#define VIRTIO_NET_HDR_GSO_NONE     0
+#define VIRTIO_NET_HDR_GSO_TCPV4    1
+#define VIRTIO_NET_HDR_GSO_UDP      3
+#define VIRTIO_NET_HDR_GSO_TCPV6    4
+#define VIRTIO_NET_HDR_GSO_ECN      0x80
+
+struct virtio_net_hdr_v1 {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+};
+
 #endif /* FLINT_VIRTIO_SPEC_H */
