@@ -103,6 +103,9 @@ struct virtio_dev_ops {
     uint32_t config_size;
     void (*read_config)(void *dev, uint32_t offset, uint8_t *data, unsigned len);
     void (*write_config)(void *dev, uint32_t offset, const uint8_t *data, unsigned len);
+    /* Optional: virtio_mmio_init tells the device its transport (whose
+     * lock guards it), before any other callback. */
+    void (*attach)(void *dev, struct virtio_mmio *t);
     /* The driver set DRIVER_OK: queues are ready, features final. */
     void (*activate)(void *dev, struct virtio_mmio *t);
     /* The driver notified queue `q` (or a completion wants a retry). */

@@ -23,6 +23,8 @@ void virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, v
     t->gsi = gsi;
     t->irq_trigger = irq_trigger;
     t->irq_opaque = irq_opaque;
+    if (ops->attach)
+        ops->attach(dev, t);
 }
 
 static uint64_t offered_features(const struct virtio_mmio *t)

@@ -42,6 +42,16 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct vsock_config *cf
 /* Close every connection, the listener, and unlink uds_path. */
 void virtio_vsock_destroy(struct virtio_vsock *vs);
 
+/* Drop every connection the guest knows of without packets and post
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue (as soon as the
+ * guest offers a buffer there): what a restored snapshot does, since the
+ * guest's connections cannot survive it. Takes the transport lock; VMM
+ * thread. */
+void virtio_vsock_transport_reset(struct virtio_vsock *vs);
+
+/* Connections open (every state), for tests. */
+unsigned virtio_vsock_conns(const struct virtio_vsock *vs);
+
 /* Counters for --stats and metrics. */
 struct virtio_vsock_stats {
     uint64_t conns_opened, conns_refused, conns_reset;

@@ -63,12 +63,9 @@ int vmm_create_devices(struct vmm *vmm)
             goto fail;
         vmm->nnets = i + 1;
     }
-    /* The option parses (config_set_vsock) but the device is not in this
-     * build yet: refuse rather than boot without what was asked for. */
-    if (cfg->vsock.enabled) {
-        log_error("--vsock: the virtio-vsock device is not available yet in this flint");
-        return FLINT_EXIT_BAD_CONFIG;
-    }
+    if (cfg->vsock.enabled &&
+        virtio_vsock_create(&vmm->vsock, &cfg->vsock, &vmm->loop, err, sizeof(err)))
+        goto fail;
     return 0;
 fail:
     log_error("%s", err);
@@ -168,6 +165,8 @@ int vmm_attach_virtio(struct vmm *vmm)
         rc = attach_or_fail(vmm, &virtio_blk_ops, vmm->blks[i], vmm->cfg->drives[i].path);
     for (unsigned i = 0; i < vmm->nnets && !rc; i++)
         rc = attach_or_fail(vmm, &virtio_net_ops, vmm->nets[i], vmm->cfg->nets[i].tap);
+    if (vmm->vsock && !rc)
+        rc = attach_or_fail(vmm, &virtio_vsock_ops, vmm->vsock, vmm->cfg->vsock.uds_path);
     return rc;
 }
 
@@ -202,6 +201,18 @@ void vmm_print_virtio_stats(struct vmm *vmm, int fd)
                 ull(st.tx_errors), ull(vmm->virtio[slot].t.notifies),
                 ull(vmm->virtio[slot].t.interrupts));
     }
+    if (vmm->vsock) {
+        struct virtio_vsock_stats st;
+        virtio_vsock_get_stats(vmm->vsock, &st);
+        dprintf(fd,
+                "  virtio-vsock: %llu connections opened, %llu refused, %llu reset, %u open; "
+                "to guest %llu packets (%llu bytes), from guest %llu packets (%llu bytes), "
+                "%llu bad packets, %llu notifies, %llu interrupts\n",
+                ull(st.conns_opened), ull(st.conns_refused), ull(st.conns_reset), st.conns_live,
+                ull(st.rx_packets), ull(st.rx_bytes), ull(st.tx_packets), ull(st.tx_bytes),
+                ull(st.bad_packets), ull(vmm->virtio[slot].t.notifies),
+                ull(vmm->virtio[slot].t.interrupts));
+    }
 }
 
 void vmm_destroy_virtio(struct vmm *vmm)
@@ -218,6 +229,7 @@ void vmm_destroy_virtio(struct vmm *vmm)
         virtio_blk_destroy(vmm->blks[i]);
     for (unsigned i = 0; i < vmm->nnets; i++)
         virtio_net_destroy(vmm->nets[i]);
+    virtio_vsock_destroy(vmm->vsock);
     vmm->vsock = NULL;
     vmm->nvirtio = vmm->nblks = vmm->nnets = 0;
 }

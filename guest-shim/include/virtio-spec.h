@@ -156,4 +156,48 @@ struct virtio_net_hdr_v1 {
     uint16_t num_buffers;
 };
 
+/* §5.10 socket device. Queues: */
+#define VIRTIO_VSOCK_RXQ 0
+#define VIRTIO_VSOCK_TXQ 1
+#define VIRTIO_VSOCK_EVQ 2
+
+/* §5.10.4 config space: le64 guest_cid. */
+#define VIRTIO_VSOCK_CFG_GUEST_CID 0
+
+/* §5.10.6 every packet starts with this header (44 bytes, little-endian). */
+struct __attribute__((packed)) virtio_vsock_hdr {
+    uint64_t src_cid;
+    uint64_t dst_cid;
+    uint32_t src_port;
+    uint32_t dst_port;
+    uint32_t len; /* payload bytes after the header */
+    uint16_t type;
+    uint16_t op;
+    uint32_t flags;
+    uint32_t buf_alloc; /* the sender's receive buffer for this connection */
+    uint32_t fwd_cnt;   /* bytes the sender has consumed from it, mod 2^32 */
+};
+
+#define VIRTIO_VSOCK_HDR_BYTES   44
+#define VIRTIO_VSOCK_TYPE_STREAM 1
+
+#define VIRTIO_VSOCK_OP_INVALID        0
+#define VIRTIO_VSOCK_OP_REQUEST        1
+#define VIRTIO_VSOCK_OP_RESPONSE       2
+#define VIRTIO_VSOCK_OP_RST            3
+#define VIRTIO_VSOCK_OP_SHUTDOWN       4
+#define VIRTIO_VSOCK_OP_RW             5
+#define VIRTIO_VSOCK_OP_CREDIT_UPDATE  6
+#define VIRTIO_VSOCK_OP_CREDIT_REQUEST 7
+
+/* SHUTDOWN flags: the sender will receive / send no more. */
+#define VIRTIO_VSOCK_SHUTDOWN_RCV  1
+#define VIRTIO_VSOCK_SHUTDOWN_SEND 2
+
+/* §5.10.6.5 event queue: le32 id. */
+#define VIRTIO_VSOCK_EVENT_TRANSPORT_RESET 0
+struct virtio_vsock_event {
+    uint32_t id;
+};
+
 #endif /* FLINT_VIRTIO_SPEC_H */

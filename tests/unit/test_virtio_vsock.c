@@ -1,0 +1,985 @@
+/* Unit tests: virtio-vsock with a fake guest driver on the three queues
+ * and real Unix sockets on the host side, io_uring doing the socket I/O:
+ * the hybrid handshake both ways, data both ways, credit flow control,
+ * half-close, resets, limits and hostile packets. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+
+#include "evloop.h"
+#include "virtio_harness.h"
+#include "virtio_vsock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define QSIZE   64
+#define HDR     VIRTIO_VSOCK_HDR_BYTES
+#define RXQ     VIRTIO_VSOCK_RXQ
+#define TXQ     VIRTIO_VSOCK_TXQ
+#define EVQ     VIRTIO_VSOCK_EVQ
+#define CID     3
+#define RXBUF   (HDR + 4096)
+#define RX_AREA (H_BUF + 0x100000ull)
+#define TX_AREA (H_BUF + 0x180000ull) /* 64 slots of 0x1000 + a big one */
+#define EV_AREA (H_BUF + 0x1f0000ull)
+#define BIG_TX  (H_BUF + 0x200000ull)
+
+struct tq {
+    uint64_t off;
+    uint16_t avail_idx;
+    uint16_t used_seen;
+};
+
+static struct hdrv h;
+static struct virtio_mmio t;
+static struct evloop loop;
+static struct virtio_vsock *vs;
+static struct tq rxq, txq = {.off = 0x4000}, evq = {.off = 0x8000};
+static struct ev_handler tick;
+static bool tick_armed;
+static char uds[64];
+static unsigned tx_slot;
+
+static void count_irq(void *opaque)
+{
+    (void)opaque;
+}
+
+static void on_tick(struct ev_handler *ev, int res, uint32_t flags)
+{
+    (void)ev;
+    (void)res;
+    (void)flags;
+    tick_armed = false;
+}
+
+static void step(void)
+{
+    if (!tick_armed) {
+        cr_assert_eq(evloop_timeout(&loop, &tick, 2000000), 0);
+        tick_armed = true;
+    }
+    cr_assert_geq(evloop_run_once(&loop, true), 0);
+}
+
+static void pump(unsigned ms)
+{
+    for (unsigned i = 0; i < ms / 2; i++)
+        step();
+}
+
+static uint8_t *gp(uint64_t gpa, uint64_t len)
+{
+    uint8_t *p = guest_mem_slice(&h.mem, gpa, len);
+    cr_assert_not_null(p);
+    return p;
+}
+
+static void qset(struct tq *q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+                 uint16_t next)
+{
+    *(struct virtq_desc *)gp(H_DESC + q->off + 16ull * i, 16) =
+        (struct virtq_desc){.addr = addr, .len = len, .flags = flags, .next = next};
+}
+
+static void qoffer(struct tq *q, uint16_t head)
+{
+    uint16_t *a = (uint16_t *)gp(H_AVAIL + q->off, 6 + 2ull * QSIZE);
+    a[2 + q->avail_idx % QSIZE] = head;
+    q->avail_idx++;
+    __atomic_store_n(&a[1], q->avail_idx, __ATOMIC_RELEASE);
+}
+
+static uint16_t qused_idx(struct tq *q)
+{
+    return __atomic_load_n((uint16_t *)gp(H_USED + q->off + 2, 2), __ATOMIC_ACQUIRE);
+}
+
+static void qused(struct tq *q, uint16_t slot, uint32_t *id, uint32_t *len)
+{
+    uint32_t *e = (uint32_t *)gp(H_USED + q->off + 4 + 8ull * (slot % QSIZE), 8);
+    *id = e[0];
+    *len = e[1];
+}
+
+static bool needs_reset(void)
+{
+    return mrd(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+}
+
+static struct virtio_vsock_stats stats(void)
+{
+    struct virtio_vsock_stats st;
+    virtio_vsock_get_stats(vs, &st);
+    return st;
+}
+
+/* ---- guest side ---- */
+
+static void post_rx(uint16_t d)
+{
+    qset(&rxq, d, RX_AREA + (uint64_t)d * RXBUF, RXBUF, VIRTQ_DESC_F_WRITE, 0);
+    qoffer(&rxq, d);
+}
+
+static void post_all_rx(void)
+{
+    for (uint16_t d = 0; d < QSIZE; d++)
+        post_rx(d);
+    virtio_mmio_notify(&t, RXQ);
+}
+
+/* The next packet to the guest, waiting up to ~ms; its payload (len) is
+ * copied to payload (cap bytes). The buffer goes back to the device.
+ * Returns false if none came. */
+static bool guest_recv_wait(struct virtio_vsock_hdr *hd, uint8_t *payload, size_t cap, unsigned ms)
+{
+    uint32_t id, len;
+
+    for (unsigned i = 0; i < ms / 2 && qused_idx(&rxq) == rxq.used_seen; i++)
+        step();
+    if (qused_idx(&rxq) == rxq.used_seen)
+        return false;
+    qused(&rxq, rxq.used_seen++, &id, &len);
+    cr_assert_lt(id, QSIZE);
+    cr_assert_geq(len, HDR, "used length %u shorter than a header", len);
+    memcpy(hd, gp(RX_AREA + (uint64_t)id * RXBUF, HDR), HDR);
+    cr_assert_eq(len, HDR + hd->len, "used length %u, header len %u", len, hd->len);
+    cr_assert_leq(hd->len, cap);
+    if (hd->len)
+        memcpy(payload, gp(RX_AREA + (uint64_t)id * RXBUF + HDR, hd->len), hd->len);
+    post_rx((uint16_t)id);
+    virtio_mmio_notify(&t, RXQ);
+    return true;
+}
+
+static void guest_recv(struct virtio_vsock_hdr *hd, uint8_t *payload, size_t cap)
+{
+    cr_assert(guest_recv_wait(hd, payload, cap, 2000), "no packet reached the guest");
+    cr_assert_eq(hd->src_cid, VSOCK_HOST_CID);
+    cr_assert_eq(hd->dst_cid, CID);
+    cr_assert_eq(hd->type, VIRTIO_VSOCK_TYPE_STREAM);
+}
+
+static struct virtio_vsock_hdr ghdr(uint32_t src_port, uint32_t dst_port, uint16_t op)
+{
+    return (struct virtio_vsock_hdr){.src_cid = CID,
+                                     .dst_cid = VSOCK_HOST_CID,
+                                     .src_port = src_port,
+                                     .dst_port = dst_port,
+                                     .type = VIRTIO_VSOCK_TYPE_STREAM,
+                                     .op = op,
+                                     .buf_alloc = 65536};
+}
+
+/* Offer one TX packet (header then payload in one descriptor of `len`
+ * bytes: len may lie about the payload) without notifying. */
+static void guest_queue_raw(const void *hd, uint32_t hdr_bytes, const void *payload, uint32_t plen)
+{
+    uint16_t d = (uint16_t)(tx_slot++ % QSIZE);
+    uint64_t gpa = plen + hdr_bytes > 0x1000 ? BIG_TX + (uint64_t)(d % 2) * 0x11000
+                                             : TX_AREA + (uint64_t)d * 0x1000;
+    cr_assert_leq(plen + hdr_bytes, 0x11000u);
+    memcpy(gp(gpa, hdr_bytes), hd, hdr_bytes);
+    if (plen)
+        memcpy(gp(gpa + hdr_bytes, plen), payload, plen);
+    qset(&txq, d, gpa, hdr_bytes + plen, 0, 0);
+    qoffer(&txq, d);
+}
+
+static void guest_send(struct virtio_vsock_hdr hd, const void *payload, uint32_t plen)
+{
+    uint16_t want = (uint16_t)(qused_idx(&txq) + 1);
+    hd.len = plen;
+    guest_queue_raw(&hd, HDR, payload, plen);
+    virtio_mmio_notify(&t, TXQ);
+    for (int i = 0; i < 500 && qused_idx(&txq) != want; i++)
+        step();
+    cr_assert_eq(qused_idx(&txq), want, "TX packet not consumed");
+}
+
+/* Nothing reaches the guest for a while. */
+static void guest_expect_silence(void)
+{
+    struct virtio_vsock_hdr hd;
+    static uint8_t buf[4096];
+    cr_assert_not(guest_recv_wait(&hd, buf, sizeof(buf), 40), "unexpected packet op %u", hd.op);
+}
+
+/* ---- host side ---- */
+
+static int host_connect(void)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    strcpy(a.sun_path, uds);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect %s: %s", uds,
+                 strerror(errno));
+    return fd;
+}
+
+static int host_listen(uint32_t port)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s_%u", uds, port);
+    unlink(a.sun_path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 4096), 0);
+    return fd;
+}
+
+static void host_unlisten(int fd, uint32_t port)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s_%u", uds, port);
+    unlink(p);
+    close(fd);
+}
+
+/* Read what is there within ~ms, pumping the loop; returns bytes read
+ * (0 at end of stream, -1 if nothing came). */
+static ssize_t host_read(int fd, void *buf, size_t cap, unsigned ms)
+{
+    for (unsigned i = 0; i <= ms / 2; i++) {
+        ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == ECONNRESET)
+            return 0;
+        step();
+    }
+    return -1;
+}
+
+static void host_write(int fd, const void *buf, size_t len)
+{
+    cr_assert_eq(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 8));
+}
+
+/* Reset the device and set it up again with fresh, empty rings. */
+static void reinit(void)
+{
+    mwr(&t, VIRTIO_MMIO_STATUS, 0);
+    memset(gp(H_DESC, 0xc000), 0, 0xc000);
+    rxq = (struct tq){0};
+    txq = (struct tq){.off = 0x4000};
+    evq = (struct tq){.off = 0x8000};
+    cr_assert_eq(hdriver_init(&h, &t, VIRTIO_FEATURE(VIRTIO_F_VERSION_1), 3), 0x0f);
+}
+
+/* ---- setup ---- */
+
+static void open_dev(void)
+{
+    struct vsock_config cfg = {.enabled = true, .guest_cid = CID, .uds_path = uds};
+    char err[256];
+
+    cr_assert_eq(virtio_vsock_create(&vs, &cfg, &loop, err, sizeof(err)), 0, "%s", err);
+    virtio_mmio_init(&t, &virtio_vsock_ops, vs, &h.mem, 0xc0001000, 5, count_irq, NULL);
+    cr_assert_eq(hdriver_init(&h, &t, VIRTIO_FEATURE(VIRTIO_F_VERSION_1), 3), 0x0f);
+    pump(4);
+    post_all_rx();
+}
+
+static void setup(void)
+{
+    static unsigned n;
+    hdrv_init(&h, QSIZE);
+    cr_assert_eq(evloop_init(&loop, 256), 0);
+    tick = (struct ev_handler){.fn = on_tick};
+    tick_armed = false;
+    rxq = (struct tq){0};
+    txq = (struct tq){.off = 0x4000};
+    evq = (struct tq){.off = 0x8000};
+    tx_slot = 0;
+    snprintf(uds, sizeof(uds), "/tmp/flint-vsock-unit-%d-%u.sock", getpid(), n++);
+    unlink(uds);
+    log_set_level(LOG_OFF);
+}
+
+static void teardown(void)
+{
+    evloop_fini(&loop);
+    virtio_vsock_destroy(vs);
+    vs = NULL;
+    guest_mem_destroy(&h.mem);
+    unlink(uds);
+    log_set_level(LOG_WARN);
+}
+
+TestSuite(virtio_vsock, .init = setup, .fini = teardown);
+
+/* Host-initiated connection to guest port `port`, accepted by the guest
+ * with buf_alloc `credit`. Returns the host fd; *hport gets flint's port. */
+static int open_host_conn(uint32_t port, uint32_t credit, uint32_t *hport)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    char line[64], want[64];
+    int fd = host_connect();
+    ssize_t n;
+
+    snprintf(line, sizeof(line), "CONNECT %u\n", port);
+    host_write(fd, line, strlen(line));
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
+    cr_assert_eq(hd.dst_port, port);
+    cr_assert_geq(hd.src_port, VSOCK_HOST_PORT_FIRST);
+    cr_assert_eq(hd.buf_alloc, VSOCK_CONN_BUF_BYTES);
+    struct virtio_vsock_hdr r = ghdr(port, hd.src_port, VIRTIO_VSOCK_OP_RESPONSE);
+    r.buf_alloc = credit;
+    guest_send(r, NULL, 0);
+    snprintf(want, sizeof(want), "OK %u\n", hd.src_port);
+    n = host_read(fd, line, strlen(want), 1000);
+    cr_assert_eq(n, (ssize_t)strlen(want));
+    cr_assert_eq(memcmp(line, want, (size_t)n), 0);
+    *hport = hd.src_port;
+    return fd;
+}
+
+/* ---- configuration ---- */
+
+Test(virtio_vsock, config_space_holds_the_guest_cid)
+{
+    open_dev();
+    cr_assert_eq(mrd(&t, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_VSOCK);
+    cr_assert_eq(mrd(&t, VIRTIO_MMIO_CONFIG), CID);
+    cr_assert_eq(mrd(&t, VIRTIO_MMIO_CONFIG + 4), 0);
+}
+
+Test(virtio_vsock, create_refuses_bad_paths_and_cids)
+{
+    struct vsock_config cfg = {.enabled = true, .guest_cid = CID, .uds_path = uds};
+    char err[256], longp[120];
+    struct virtio_vsock *v2;
+    int fd;
+
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strcpy(a.sun_path, uds);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(virtio_vsock_create(&v2, &cfg, &loop, err, sizeof(err)), -EADDRINUSE);
+    cr_assert(strstr(err, uds) && strstr(err, "already exists"), "%s", err);
+    close(fd);
+    unlink(uds);
+
+    memset(longp, 'x', sizeof(longp) - 1);
+    longp[0] = '/';
+    longp[sizeof(longp) - 1] = 0;
+    cfg.uds_path = longp;
+    cr_assert_eq(virtio_vsock_create(&v2, &cfg, &loop, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "uds_path"), "%s", err);
+
+    cfg.uds_path = uds;
+    cfg.guest_cid = 2;
+    cr_assert_eq(virtio_vsock_create(&v2, &cfg, &loop, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "guest_cid"), "%s", err);
+    cr_assert_eq(access(uds, F_OK), -1, "a refused create left %s behind", uds);
+}
+
+/* ---- host-initiated ---- */
+
+Test(virtio_vsock, host_connect_handshake_and_data_both_ways)
+{
+    uint32_t hport;
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[4096], want[3000];
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(1234, 65536, &hport);
+    fill(want, sizeof(want), 1);
+    host_write(fd, want, sizeof(want));
+    size_t got = 0;
+    while (got < sizeof(want)) {
+        guest_recv(&hd, buf + got, sizeof(buf) - got);
+        cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RW);
+        cr_assert_eq(hd.src_port, hport);
+        cr_assert_eq(hd.dst_port, 1234);
+        got += hd.len;
+    }
+    cr_assert_eq(got, sizeof(want));
+    cr_assert_eq(memcmp(buf, want, sizeof(want)), 0);
+
+    fill(want, 2000, 2);
+    guest_send(ghdr(1234, hport, VIRTIO_VSOCK_OP_RW), want, 2000);
+    got = 0;
+    while (got < 2000) {
+        ssize_t n = host_read(fd, buf + got, sizeof(buf) - got, 1000);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    cr_assert_eq(memcmp(buf, want, 2000), 0);
+    cr_assert_eq(stats().conns_opened, 1);
+    cr_assert_eq(stats().rx_bytes, 3000);
+    cr_assert_eq(stats().tx_bytes, 2000);
+    cr_assert_eq(virtio_vsock_conns(vs), 1);
+    close(fd);
+}
+
+Test(virtio_vsock, bytes_after_the_connect_line_reach_the_guest)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int fd;
+
+    open_dev();
+    fd = host_connect();
+    host_write(fd, "CONNECT 77\nabc", 14);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
+    guest_send(ghdr(77, hd.src_port, VIRTIO_VSOCK_OP_RESPONSE), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RW);
+    cr_assert_eq(hd.len, 3);
+    cr_assert_eq(memcmp(buf, "abc", 3), 0);
+    close(fd);
+}
+
+Test(virtio_vsock, bad_connect_lines_close_the_client)
+{
+    static const char *const lines[] = {"HELLO 1\n", "CONNECT \n", "CONNECT 12x\n",
+                                        "CONNECT 4294967296\n", "CONNECT 99999999999999999999"};
+    char buf[16];
+
+    open_dev();
+    for (unsigned i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        int fd = host_connect();
+        host_write(fd, lines[i], strlen(lines[i]));
+        cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0, "'%s' was not refused", lines[i]);
+        close(fd);
+    }
+    guest_expect_silence();
+    cr_assert_eq(stats().conns_refused, sizeof(lines) / sizeof(lines[0]));
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+}
+
+Test(virtio_vsock, guest_rst_to_a_request_closes_the_client)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int fd;
+
+    open_dev();
+    fd = host_connect();
+    host_write(fd, "CONNECT 5\n", 10);
+    guest_recv(&hd, buf, sizeof(buf));
+    guest_send(ghdr(5, hd.src_port, VIRTIO_VSOCK_OP_RST), NULL, 0);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    cr_assert_eq(stats().conns_refused, 1);
+    close(fd);
+}
+
+Test(virtio_vsock, host_connections_before_the_driver_wait_for_it)
+{
+    struct vsock_config cfg = {.enabled = true, .guest_cid = CID, .uds_path = uds};
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    char err[256];
+    int fd;
+
+    cr_assert_eq(virtio_vsock_create(&vs, &cfg, &loop, err, sizeof(err)), 0, "%s", err);
+    virtio_mmio_init(&t, &virtio_vsock_ops, vs, &h.mem, 0xc0001000, 5, count_irq, NULL);
+    fd = host_connect();
+    host_write(fd, "CONNECT 9\n", 10);
+    pump(20);
+    cr_assert_eq(hdriver_init(&h, &t, VIRTIO_FEATURE(VIRTIO_F_VERSION_1), 3), 0x0f);
+    post_all_rx();
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
+    cr_assert_eq(hd.dst_port, 9);
+    close(fd);
+}
+
+/* ---- guest-initiated ---- */
+
+Test(virtio_vsock, guest_connect_reaches_the_listening_socket)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[4096];
+    int lfd, fd;
+
+    open_dev();
+    lfd = host_listen(5000);
+    guest_send(ghdr(40000, 5000, VIRTIO_VSOCK_OP_REQUEST), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RESPONSE);
+    cr_assert_eq(hd.src_port, 5000);
+    cr_assert_eq(hd.dst_port, 40000);
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    guest_send(ghdr(40000, 5000, VIRTIO_VSOCK_OP_RW), "ping", 4);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 4);
+    cr_assert_eq(memcmp(buf, "ping", 4), 0);
+    host_write(fd, "pong!", 5);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RW);
+    cr_assert_eq(hd.len, 5);
+    cr_assert_eq(memcmp(buf, "pong!", 5), 0);
+    close(fd);
+    host_unlisten(lfd, 5000);
+}
+
+Test(virtio_vsock, guest_connect_to_nobody_gets_rst)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+
+    open_dev();
+    guest_send(ghdr(40000, 5001, VIRTIO_VSOCK_OP_REQUEST), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(hd.src_port, 5001);
+    cr_assert_eq(hd.dst_port, 40000);
+    cr_assert_eq(stats().conns_refused, 1);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+}
+
+/* ---- credit ---- */
+
+Test(virtio_vsock, host_data_never_exceeds_the_guest_credit)
+{
+    struct virtio_vsock_hdr hd;
+    static uint8_t big[200000], buf[4096];
+    uint32_t hport, got = 0;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(1, 8192, &hport);
+    fill(big, sizeof(big), 3);
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    ssize_t sent = send(fd, big, sizeof(big), MSG_NOSIGNAL);
+    cr_assert_gt(sent, 8192);
+    while (guest_recv_wait(&hd, buf, sizeof(buf), 100)) {
+        cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RW);
+        cr_assert_eq(memcmp(buf, big + got, hd.len), 0);
+        got += hd.len;
+    }
+    cr_assert_eq(got, 8192, "the guest granted 8192 bytes and got %u", got);
+    /* The guest consumed them: more flows, again up to the credit. */
+    struct virtio_vsock_hdr cu = ghdr(1, hport, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+    cu.buf_alloc = 8192;
+    cu.fwd_cnt = 8192;
+    guest_send(cu, NULL, 0);
+    while (guest_recv_wait(&hd, buf, sizeof(buf), 100)) {
+        cr_assert_eq(memcmp(buf, big + got, hd.len), 0);
+        got += hd.len;
+    }
+    cr_assert_eq(got, 16384);
+    close(fd);
+}
+
+Test(virtio_vsock, hostile_fwd_cnt_gives_no_credit)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[4096];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(2, 4096, &hport);
+    /* fwd_cnt ahead of what was sent: in flight "wraps" to ~4 GiB. */
+    struct virtio_vsock_hdr cu = ghdr(2, hport, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+    cu.buf_alloc = 4096;
+    cu.fwd_cnt = 100000;
+    guest_send(cu, NULL, 0);
+    host_write(fd, "data", 4);
+    guest_expect_silence();
+    /* A sane update lets the bytes through. */
+    cu.fwd_cnt = 0;
+    guest_send(cu, NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RW);
+    cr_assert_eq(hd.len, 4);
+    close(fd);
+}
+
+Test(virtio_vsock, credit_request_gets_a_credit_update)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(3, 65536, &hport);
+    guest_send(ghdr(3, hport, VIRTIO_VSOCK_OP_CREDIT_REQUEST), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+    cr_assert_eq(hd.buf_alloc, VSOCK_CONN_BUF_BYTES);
+    cr_assert_eq(hd.fwd_cnt, 0);
+    close(fd);
+}
+
+Test(virtio_vsock, draining_guest_data_sends_a_credit_update)
+{
+    struct virtio_vsock_hdr hd;
+    static uint8_t data[4096], buf[65536];
+    uint32_t hport;
+    size_t got = 0;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(4, 65536, &hport);
+    fill(data, sizeof(data), 4);
+    for (int i = 0; i < 10; i++)
+        guest_send(ghdr(4, hport, VIRTIO_VSOCK_OP_RW), data, sizeof(data));
+    while (got < 40960) {
+        ssize_t n = host_read(fd, buf, sizeof(buf), 1000);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    /* Once the guest could believe half the buffer in use. */
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+    cr_assert_gt(hd.fwd_cnt, 0);
+    cr_assert_leq(hd.fwd_cnt, 40960);
+    close(fd);
+}
+
+Test(virtio_vsock, guest_overrunning_its_credit_is_reset)
+{
+    struct virtio_vsock_hdr hd;
+    static uint8_t data[4096], buf[4096];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(5, 65536, &hport);
+    /* 17 x 4 KiB in one batch, before flint can write any: 68 KiB > 64. */
+    for (int i = 0; i < 17; i++) {
+        struct virtio_vsock_hdr w = ghdr(5, hport, VIRTIO_VSOCK_OP_RW);
+        w.len = sizeof(data);
+        guest_queue_raw(&w, HDR, data, sizeof(data));
+    }
+    virtio_mmio_notify(&t, TXQ);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(stats().bad_packets, 1);
+    cr_assert_eq(stats().conns_reset, 1);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    close(fd);
+}
+
+/* ---- closing ---- */
+
+Test(virtio_vsock, half_close_both_ways_then_rst)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(6, 65536, &hport);
+    host_write(fd, "last", 4);
+    shutdown(fd, SHUT_WR);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RW);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_SHUTDOWN);
+    cr_assert_eq(hd.flags, VIRTIO_VSOCK_SHUTDOWN_SEND);
+    /* The other direction still works. */
+    guest_send(ghdr(6, hport, VIRTIO_VSOCK_OP_RW), "reply", 5);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 5);
+    struct virtio_vsock_hdr sd = ghdr(6, hport, VIRTIO_VSOCK_OP_SHUTDOWN);
+    sd.flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
+    guest_send(sd, NULL, 0);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0, "the host did not see the end");
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    cr_assert_eq(stats().conns_reset, 0, "a clean close is not a reset");
+    close(fd);
+}
+
+Test(virtio_vsock, guest_shutdown_of_both_directions_closes)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(7, 65536, &hport);
+    guest_send(ghdr(7, hport, VIRTIO_VSOCK_OP_RW), "bye", 3);
+    struct virtio_vsock_hdr sd = ghdr(7, hport, VIRTIO_VSOCK_OP_SHUTDOWN);
+    sd.flags = VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV;
+    guest_send(sd, NULL, 0);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 3, "accepted bytes were lost");
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    close(fd);
+}
+
+Test(virtio_vsock, guest_rst_closes_the_host_socket)
+{
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(8, 65536, &hport);
+    guest_send(ghdr(8, hport, VIRTIO_VSOCK_OP_RST), NULL, 0);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    guest_expect_silence();
+    close(fd);
+}
+
+Test(virtio_vsock, host_close_with_guest_data_pending_resets)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(9, 65536, &hport);
+    close(fd);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_SHUTDOWN);
+    /* The guest still writes: the socket is gone, so RST. */
+    guest_send(ghdr(9, hport, VIRTIO_VSOCK_OP_RW), "x", 1);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+}
+
+Test(virtio_vsock, device_reset_closes_every_connection)
+{
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd1, fd2;
+
+    open_dev();
+    fd1 = open_host_conn(10, 65536, &hport);
+    fd2 = open_host_conn(11, 65536, &hport);
+    cr_assert_eq(virtio_vsock_conns(vs), 2);
+    mwr(&t, VIRTIO_MMIO_STATUS, 0);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    cr_assert_eq(host_read(fd1, buf, sizeof(buf), 1000), 0);
+    cr_assert_eq(host_read(fd2, buf, sizeof(buf), 1000), 0);
+    close(fd1);
+    close(fd2);
+}
+
+Test(virtio_vsock, transport_reset_posts_an_event)
+{
+    uint8_t buf[64];
+    uint32_t hport, id, len;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(12, 65536, &hport);
+    qset(&evq, 0, EV_AREA, 4, VIRTQ_DESC_F_WRITE, 0);
+    memset(gp(EV_AREA, 4), 0xff, 4);
+    qoffer(&evq, 0);
+    virtio_mmio_notify(&t, EVQ);
+    virtio_vsock_transport_reset(vs);
+    cr_assert_eq(qused_idx(&evq), 1);
+    qused(&evq, 0, &id, &len);
+    cr_assert_eq(id, 0);
+    cr_assert_eq(len, 4);
+    uint32_t ev;
+    memcpy(&ev, gp(EV_AREA, 4), 4);
+    cr_assert_eq(ev, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    close(fd);
+}
+
+Test(virtio_vsock, connection_limit_refuses_the_1024th)
+{
+    struct rlimit rl;
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int lfd;
+    unsigned responses = 0, rsts = 0;
+
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    cr_assert_geq(rl.rlim_cur, 2 * VSOCK_MAX_CONNS + 64, "fd limit %llu too low for this test",
+                  (unsigned long long)rl.rlim_cur);
+    open_dev();
+    lfd = host_listen(6000);
+    for (unsigned i = 0; i <= VSOCK_MAX_CONNS; i++) {
+        struct virtio_vsock_hdr r = ghdr(10000 + i, 6000, VIRTIO_VSOCK_OP_REQUEST);
+        guest_queue_raw(&r, HDR, NULL, 0);
+        if (i % 32 == 31 || i == VSOCK_MAX_CONNS) {
+            virtio_mmio_notify(&t, TXQ);
+            pump(4);
+            while (guest_recv_wait(&hd, buf, sizeof(buf), 4)) {
+                responses += hd.op == VIRTIO_VSOCK_OP_RESPONSE;
+                rsts += hd.op == VIRTIO_VSOCK_OP_RST;
+            }
+        }
+    }
+    while (guest_recv_wait(&hd, buf, sizeof(buf), 50)) {
+        responses += hd.op == VIRTIO_VSOCK_OP_RESPONSE;
+        rsts += hd.op == VIRTIO_VSOCK_OP_RST;
+    }
+    cr_assert_eq(responses, VSOCK_MAX_CONNS);
+    cr_assert_eq(rsts, 1);
+    cr_assert_eq(virtio_vsock_conns(vs), VSOCK_MAX_CONNS);
+    host_unlisten(lfd, 6000);
+}
+
+/* ---- hostile packets ---- */
+
+Test(virtio_vsock, packets_with_wrong_cids_are_dropped_silently)
+{
+    open_dev();
+    struct virtio_vsock_hdr p = ghdr(1, 2, VIRTIO_VSOCK_OP_REQUEST);
+    p.src_cid = 99;
+    guest_send(p, NULL, 0);
+    p = ghdr(1, 2, VIRTIO_VSOCK_OP_REQUEST);
+    p.dst_cid = 7;
+    guest_send(p, NULL, 0);
+    p = ghdr(1, 2, VIRTIO_VSOCK_OP_REQUEST);
+    p.src_cid = CID | (1ull << 40);
+    guest_send(p, NULL, 0);
+    guest_expect_silence();
+    cr_assert_eq(stats().bad_packets, 3);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+}
+
+Test(virtio_vsock, unknown_connections_and_types_get_rst)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+
+    open_dev();
+    guest_send(ghdr(50, 60, VIRTIO_VSOCK_OP_RW), "zz", 2);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(hd.src_port, 60);
+    cr_assert_eq(hd.dst_port, 50);
+    struct virtio_vsock_hdr p = ghdr(51, 61, VIRTIO_VSOCK_OP_REQUEST);
+    p.type = 2; /* SEQPACKET, not offered */
+    guest_send(p, NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    guest_send(ghdr(52, 62, 99), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    /* No answer to an RST. */
+    guest_send(ghdr(53, 63, VIRTIO_VSOCK_OP_RST), NULL, 0);
+    guest_expect_silence();
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+}
+
+Test(virtio_vsock, unknown_op_on_a_connection_resets_it)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(13, 65536, &hport);
+    guest_send(ghdr(13, hport, 42), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    cr_assert_eq(stats().bad_packets, 1);
+    close(fd);
+}
+
+Test(virtio_vsock, lengths_beyond_the_buffer_and_short_headers_are_dropped)
+{
+    uint32_t hport;
+    uint8_t buf[64];
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(14, 65536, &hport);
+    uint16_t before = qused_idx(&txq);
+    struct virtio_vsock_hdr p = ghdr(14, hport, VIRTIO_VSOCK_OP_RW);
+    p.len = 1000; /* but only 10 bytes follow */
+    guest_queue_raw(&p, HDR, "0123456789", 10);
+    p.len = 0xffffffffu;
+    guest_queue_raw(&p, HDR, "0123456789", 10);
+    guest_queue_raw(&p, 20, NULL, 0); /* 20 bytes: no full header */
+    virtio_mmio_notify(&t, TXQ);
+    pump(10);
+    cr_assert_eq(qused_idx(&txq), (uint16_t)(before + 3));
+    cr_assert_eq(stats().bad_packets, 3);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 40), -1, "bytes of a bad packet reached the host");
+    cr_assert_not(needs_reset());
+    close(fd);
+}
+
+Test(virtio_vsock, tx_chain_with_writable_buffer_needs_reset)
+{
+    open_dev();
+    struct virtio_vsock_hdr p = ghdr(1, 2, VIRTIO_VSOCK_OP_REQUEST);
+    memcpy(gp(TX_AREA, HDR), &p, HDR);
+    qset(&txq, 0, TX_AREA, HDR, VIRTQ_DESC_F_WRITE, 0);
+    qoffer(&txq, 0);
+    virtio_mmio_notify(&t, TXQ);
+    cr_assert(needs_reset());
+}
+
+Test(virtio_vsock, tx_descriptor_outside_ram_or_looping_needs_reset)
+{
+    open_dev();
+    qset(&txq, 0, 0xfffffff000ull, HDR, 0, 0);
+    qoffer(&txq, 0);
+    virtio_mmio_notify(&t, TXQ);
+    cr_assert(needs_reset());
+
+    reinit();
+    qset(&txq, 0, TX_AREA, 8, VIRTQ_DESC_F_NEXT, 1);
+    qset(&txq, 1, TX_AREA, 8, VIRTQ_DESC_F_NEXT, 0);
+    qoffer(&txq, 0);
+    virtio_mmio_notify(&t, TXQ);
+    cr_assert(needs_reset());
+}
+
+Test(virtio_vsock, rx_buffer_shorter_than_a_header_needs_reset)
+{
+    open_dev();
+    /* Take back the good buffers: reset and offer only a tiny one. */
+    reinit();
+    qset(&rxq, 0, RX_AREA, 16, VIRTQ_DESC_F_WRITE, 0);
+    qoffer(&rxq, 0);
+    virtio_mmio_notify(&t, RXQ);
+    guest_send(ghdr(1, 2, VIRTIO_VSOCK_OP_RW), "a", 1); /* makes an RST to send */
+    cr_assert(needs_reset());
+}
+
+Test(virtio_vsock, no_rx_buffers_holds_output_until_some_arrive)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+
+    open_dev();
+    reinit();
+    guest_send(ghdr(1, 2, VIRTIO_VSOCK_OP_RW), "a", 1);
+    pump(10);
+    cr_assert_eq(qused_idx(&rxq), 0);
+    post_all_rx();
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+}
