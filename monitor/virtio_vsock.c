@@ -133,6 +133,7 @@ struct virtio_vsock {
     unsigned nconns; /* in the table */
     uint32_t next_port;
     bool event_pending; /* a TRANSPORT_RESET event waits for a buffer */
+    bool reset_pending; /* the driver reset the device; connections still to drop */
     bool rx_pushed, tx_pushed, ev_pushed;
     struct virtio_vsock_stats stats;
     struct log_ratelimit log_rl;
@@ -142,6 +143,7 @@ struct virtio_vsock {
 static void conn_update(struct vsock_conn *c);
 static void rx_process(struct virtio_vsock *vs);
 static void signal_later(struct virtio_vsock *vs);
+static void apply_reset(struct virtio_vsock *vs);
 
 /* After host-side I/O: packets to the guest, and its interrupt. */
 static void output(struct virtio_vsock *vs)
@@ -478,6 +480,7 @@ static void on_recv(struct ev_handler *h, int res, uint32_t flags)
 
     (void)flags;
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     c->recv_busy = false;
     if (c->dead) {
         conn_free_if_idle(c);
@@ -534,6 +537,7 @@ static void on_send(struct ev_handler *h, int res, uint32_t flags)
 
     (void)flags;
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     c->send_busy = false;
     if (c->dead) {
         conn_free_if_idle(c);
@@ -566,6 +570,7 @@ static void on_connect(struct ev_handler *h, int res, uint32_t flags)
 
     (void)flags;
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     c->connect_busy = false;
     if (c->dead) {
         conn_free_if_idle(c);
@@ -1009,6 +1014,7 @@ static void on_signal(struct ev_handler *h, int res, uint32_t flags)
     (void)res;
     (void)flags;
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     signal_locked(vs);
     pthread_mutex_unlock(&vs->t->lock);
 }
@@ -1037,6 +1043,7 @@ static void on_accept(struct ev_handler *h, int res, uint32_t flags)
 
     (void)flags;
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     vs->accept_busy = false;
     if (res >= 0) {
         c = vs->nconns < VSOCK_MAX_CONNS ? conn_new(vs, res) : NULL;
@@ -1090,6 +1097,7 @@ static void on_wake(struct ev_handler *h, int res, uint32_t flags)
     if (res < 0 && res != -EAGAIN && res != -EINTR)
         return; /* ring torn down */
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     /* I/O that activation or a vCPU-thread change left unarmed. */
     for (struct vsock_conn *c = vs->all, *next; c; c = next) {
         next = c->all_next;
@@ -1133,6 +1141,15 @@ static void kill_guest_conns(struct virtio_vsock *vs)
     }
 }
 
+/* The VMM thread's half of a device reset (lock held). */
+static void apply_reset(struct virtio_vsock *vs)
+{
+    if (!vs->reset_pending)
+        return;
+    vs->reset_pending = false;
+    kill_guest_conns(vs);
+}
+
 /* ---- transport callbacks ---- */
 
 static uint64_t vsock_features(void *dev)
@@ -1170,6 +1187,7 @@ static void vsock_queue_notify(void *dev, struct virtio_mmio *t, unsigned q)
     struct virtio_vsock *vs = dev;
 
     vs->t = t;
+    apply_reset(vs);
     if (q == VIRTIO_VSOCK_TXQ)
         tx_process(vs);
     rx_process(vs);
@@ -1177,13 +1195,17 @@ static void vsock_queue_notify(void *dev, struct virtio_mmio *t, unsigned q)
     signal_later(vs);
 }
 
+/* vCPU thread: no system calls here (its seccomp filter has no
+ * shutdown or close); the VMM thread drops the connections before it
+ * does anything else for the device. */
 static void vsock_reset(void *dev)
 {
     struct virtio_vsock *vs = dev;
 
-    kill_guest_conns(vs);
+    vs->reset_pending = true;
     vs->event_pending = false;
     vs->rx_pushed = vs->tx_pushed = vs->ev_pushed = false;
+    wake_vmm_thread(vs);
 }
 
 const struct virtio_dev_ops virtio_vsock_ops = {
@@ -1202,6 +1224,7 @@ const struct virtio_dev_ops virtio_vsock_ops = {
 void virtio_vsock_transport_reset(struct virtio_vsock *vs)
 {
     pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
     kill_guest_conns(vs);
     vs->event_pending = true;
     ev_process(vs);

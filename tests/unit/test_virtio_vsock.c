@@ -776,6 +776,7 @@ Test(virtio_vsock, device_reset_closes_every_connection)
     fd2 = open_host_conn(11, 65536, &hport);
     cr_assert_eq(virtio_vsock_conns(vs), 2);
     mwr(&t, VIRTIO_MMIO_STATUS, 0);
+    pump(4); /* the VMM thread's half */
     cr_assert_eq(virtio_vsock_conns(vs), 0);
     cr_assert_eq(host_read(fd1, buf, sizeof(buf), 1000), 0);
     cr_assert_eq(host_read(fd2, buf, sizeof(buf), 1000), 0);
