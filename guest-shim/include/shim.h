@@ -429,6 +429,146 @@ int shim_net_set_rx_buffer_size(struct shim_net *net, uint32_t bytes);
  * the application are lost. Returns 0 or a negative code. */
 int shim_net_reset(struct shim_net *net);
 
+/* ---- vsock: virtio-vsock over virtio-mmio (virtio 1.2 §5.10) ----
+ *
+ * The first virtio_mmio.device= entry whose DeviceID is 19 is the vsock
+ * device; it is probed and started on the first vsock call. Three queues:
+ * receive (0), transmit (1), event (2). Stream sockets only (type 1). The
+ * host is CID 2 (SHIM_VSOCK_HOST_CID); the guest's own CID comes from the
+ * device's config space.
+ *
+ * Connections are numbered 0 .. SHIM_VSOCK_MAX_CONNS-1 (the "c" argument).
+ * Each has a receive buffer of SHIM_VSOCK_BUF_BYTES, which is the
+ * buf_alloc the shim advertises: the peer may never send more than the
+ * application has not yet received, and the shim sends CREDIT_UPDATE as
+ * the application drains it. Sends never exceed the peer's credit: a send
+ * that finds no credit waits for a CREDIT_UPDATE (it asks with
+ * CREDIT_REQUEST when it has waited a while).
+ *
+ * Timeouts are in microseconds: 0 does not wait (returns -SHIM_EAGAIN if
+ * nothing could be done), SHIM_VSOCK_FOREVER waits without limit. Waiting
+ * halts the CPU until an interrupt or a timer, as the other drivers do.
+ * Call the vsock functions from the boot CPU only.
+ *
+ * Errors: -SHIM_EINVAL (bad argument or connection number), -SHIM_ENODEV
+ * (no vsock device, setup failed, or DEVICE_NEEDS_RESET), -SHIM_EAGAIN,
+ * -SHIM_ETIMEDOUT, -SHIM_ECONNREFUSED (the peer answered a request with
+ * RST), -SHIM_ECONNRESET (the peer reset an established connection, or the
+ * device reported a transport reset event), -SHIM_EPIPE (send after the
+ * peer shut down its receive side or after a local SHUT_WR), -SHIM_EBUSY
+ * (no free connection slot, or the port is already listened on),
+ * -SHIM_EPROTO (the device broke the ring protocol). After -SHIM_ENODEV
+ * or -SHIM_EPROTO the device is reset and stays down; its connections
+ * read as reset.
+ *
+ * Packets are checked, never trusted: a wrong dst_cid or type, a len
+ * beyond the buffer or an unknown op is dropped and counted in
+ * bad_packets; a packet for no connection is answered with RST; payload
+ * beyond the credit the shim granted is dropped and resets the connection;
+ * a fwd_cnt ahead of what was sent gives no credit. Once the peer has
+ * shut down both directions and every byte is received, the shim ends
+ * the connection with RST. */
+
+#define SHIM_ECONNREFUSED 111
+#define SHIM_ECONNRESET   104
+#define SHIM_EPIPE        32
+#define SHIM_EBUSY        16
+
+#define SHIM_VSOCK_HOST_CID   2
+#define SHIM_VSOCK_MAX_CONNS  64
+#define SHIM_VSOCK_MAX_LISTEN 8
+#define SHIM_VSOCK_BUF_BYTES  (64u << 10)
+#define SHIM_VSOCK_FOREVER    UINT64_MAX
+#define SHIM_VSOCK_SHUT_RD    1 /* = VIRTIO_VSOCK_SHUTDOWN_RCV */
+#define SHIM_VSOCK_SHUT_WR    2 /* = VIRTIO_VSOCK_SHUTDOWN_SEND */
+
+struct shim_vsock_info {
+    bool ready;         /* device started and not stopped */
+    uint64_t guest_cid; /* from config space */
+    uint64_t mmio_base;
+    unsigned irq;
+    uint64_t features; /* negotiated */
+    uint64_t irqs;     /* interrupts taken */
+    uint64_t rx_packets, tx_packets;
+    uint64_t rx_bytes, tx_bytes; /* payload bytes */
+    uint64_t credit_updates_sent, credit_requests_sent;
+    uint64_t resets_received;  /* RST packets */
+    uint64_t transport_resets; /* event queue: VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+    uint64_t bad_packets;      /* dropped: wrong CID, type, length, unknown op */
+    unsigned conns_open;
+};
+
+/* Probe and start the device if needed; fill *info. Returns 0 or
+ * -SHIM_ENODEV (info still filled, ready false). */
+int shim_vsock_info(struct shim_vsock_info *info);
+
+/* Accept connection requests to `port` from now on (a REQUEST to a port
+ * nobody listens on gets RST). Up to SHIM_VSOCK_MAX_LISTEN ports. Requests
+ * are queued (backlog 32) until shim_vsock_accept takes them; the RESPONSE
+ * is sent when the request arrives. Returns 0 or a negative code. */
+int shim_vsock_listen(uint32_t port);
+
+/* Take the next connection made to a listened port. Returns its number,
+ * -SHIM_EINVAL if port is not listened on, -SHIM_EAGAIN / -SHIM_ETIMEDOUT. */
+int shim_vsock_accept(uint32_t port, uint64_t timeout_us);
+
+/* Connect to the host (CID 2) port `port` from a local port the shim picks
+ * (from 1024 up). Waits for the answer: timeout_us 0 is -SHIM_EINVAL. On
+ * a timeout the request is cancelled with RST. Returns the connection
+ * number, -SHIM_ECONNREFUSED, -SHIM_ETIMEDOUT, -SHIM_EBUSY (no free
+ * slot), ... */
+int shim_vsock_connect(uint32_t port, uint64_t timeout_us);
+
+/* Send up to len bytes: as many as credit and the transmit queue allow,
+ * waiting (up to the timeout) only while none can go. Returns bytes sent
+ * (> 0), or a negative code. The bytes are copied: buf is free on return. */
+long shim_vsock_send(int c, const void *buf, size_t len, uint64_t timeout_us);
+
+/* Receive up to len bytes. Returns > 0 bytes, 0 at end of stream (the peer
+ * sent SHUTDOWN with SEND and everything before it has been received; an
+ * RST after that SHUTDOWN still reads as end of stream), or a negative
+ * code (-SHIM_ECONNRESET once the bytes received before an RST are
+ * taken). */
+long shim_vsock_recv(int c, void *buf, size_t len, uint64_t timeout_us);
+
+/* Sleep until every packet sent on c (data and control, e.g. a SHUTDOWN)
+ * has been taken by the device. */
+int shim_vsock_flush(int c, uint64_t timeout_us);
+
+/* Shut down one or both directions (SHIM_VSOCK_SHUT_*): sends SHUTDOWN. */
+int shim_vsock_shutdown(int c, unsigned how);
+
+/* Close: shut down both directions and free the slot once the peer has
+ * answered with RST (or after 2 s, then RST is sent; at once when there is
+ * no clock). Does not wait: the rest happens in later vsock calls. Bytes
+ * not yet received are dropped. The number may be reused afterwards.
+ * Returns 0 or -SHIM_EINVAL. */
+int shim_vsock_close(int c);
+
+/* Connection state for polling loops. */
+struct shim_vsock_conn_info {
+    bool open; /* slot in use */
+    bool established;
+    bool peer_shut_rd; /* peer will receive no more */
+    bool peer_shut_wr; /* peer will send no more (recv returns 0 once drained) */
+    bool reset;        /* peer sent RST, transport reset, or a protocol error */
+    uint32_t local_port, peer_port;
+    uint64_t peer_cid;
+    uint32_t rx_available; /* bytes shim_vsock_recv would return now */
+    uint32_t tx_credit;    /* bytes shim_vsock_send could send now */
+};
+int shim_vsock_conn_info(int c, struct shim_vsock_conn_info *info);
+
+/* Sleep until a vsock packet or event arrives or the timeout passes (for a
+ * loop serving many connections with timeout-0 calls). Any packet the
+ * driver took since this function last returned counts, even one taken
+ * inside another call: then it returns at once, so a loop that serves
+ * every connection between two waits misses nothing. A transmit buffer
+ * coming free after a send found none also counts. Returns 0 when
+ * something arrived, -SHIM_ETIMEDOUT otherwise (also for timeout 0), or
+ * -SHIM_ENODEV. */
+int shim_vsock_wait(uint64_t timeout_us);
+
 /* ---- SMP ---- */
 
 #define SHIM_MAX_CPUS 32
