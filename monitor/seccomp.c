@@ -130,6 +130,15 @@ unsigned seccomp_allowed_count(enum seccomp_thread kind)
     return n;
 }
 
+bool seccomp_available(void)
+{
+#ifdef FLINT_SANITIZED
+    return false;
+#else
+    return true;
+#endif
+}
+
 const char *seccomp_thread_name(enum seccomp_thread kind)
 {
     return kind == SECCOMP_THREAD_VMM ? "vmm" : kind == SECCOMP_THREAD_VCPU ? "vcpu" : "?";

@@ -65,6 +65,12 @@ unsigned seccomp_allowed_count(enum seccomp_thread kind);
 /* True when system call `nr` is on `kind`'s list (with some arguments). */
 bool seccomp_allows(enum seccomp_thread kind, int nr);
 
+/* False in sanitizer builds (meson -Db_sanitize=...): their runtimes make
+ * system calls no list has (sigaltstack at thread exit, sched_yield, and
+ * for a report /proc/self/maps, ptrace, a symbolizer), and a sanitizer
+ * report must never turn into a SIGSYS. flint then runs without filters. */
+bool seccomp_available(void);
+
 /* "vmm", "vcpu". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 

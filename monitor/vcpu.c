@@ -217,7 +217,7 @@ static void *vcpu_thread(void *arg)
     log_set_thread_name(name);
     pthread_setname_np(pthread_self(), name);
     /* Before the first KVM_RUN: from there on the guest drives this thread. */
-    if (v->vmm->cfg->seccomp) {
+    if (v->vmm->seccomp[SECCOMP_THREAD_VCPU].insns) {
         int rc =
             seccomp_thread_load(&v->vmm->seccomp[SECCOMP_THREAD_VCPU], SECCOMP_THREAD_VCPU, v->id);
         if (rc) {

@@ -144,6 +144,10 @@ static int build_seccomp(struct vmm *vmm)
         log_warn("seccomp filters are off (--no-seccomp): for debugging only");
         return 0;
     }
+    if (!seccomp_available()) {
+        log_info("seccomp filters are off in sanitizer builds (docs/SECURITY.md)");
+        return 0;
+    }
     for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++) {
         rc = seccomp_prog_build(k, &vmm->seccomp[k]);
         if (rc)
@@ -333,7 +337,7 @@ int vmm_run(struct vmm *vmm)
      * (each loads its own before its first KVM_RUN), and this thread needs
      * no clone. Guest-controlled data (virtqueues, device completions)
      * reaches this thread only in the event loop below. */
-    if (vmm->cfg->seccomp &&
+    if (vmm->seccomp[SECCOMP_THREAD_VMM].insns &&
         (rc = seccomp_thread_load(&vmm->seccomp[SECCOMP_THREAD_VMM], SECCOMP_THREAD_VMM, 0))) {
         char why[128];
         snprintf(why, sizeof(why), "seccomp: loading the VMM thread's filter: %s", strerror(-rc));

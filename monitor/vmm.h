@@ -83,7 +83,8 @@ struct vmm {
     unsigned nvcpus;
     struct vcpu vcpus[CONFIG_MAX_VCPUS];
 
-    /* Built by vmm_create when cfg->seccomp; each thread loads its kind's. */
+    /* Built by vmm_create (unless --no-seccomp or a sanitizer build: then
+     * insns is NULL); each thread loads its own kind's. */
     struct seccomp_prog seccomp[SECCOMP_THREAD_KINDS];
 
     struct evloop loop;
