@@ -41,8 +41,13 @@
 
 #define ALLOW(sys, kinds, args)                                                                    \
     {                                                                                              \
-        SCMP_SYS(sys), #sys, kinds, args                                                           \
+        SCMP_SYS(sys), #sys, kinds, args, 0                                                        \
     }
+#define ALLOW_WITH(sys, kinds, args, feat)                                                         \
+    {                                                                                              \
+        SCMP_SYS(sys), #sys, kinds, args, feat                                                     \
+    }
+#define VSOCK SECCOMP_FEAT_VSOCK
 
 /* docs/SECURITY.md explains each entry; keep the two in step. */
 static const struct seccomp_allow allow_list[] = {
@@ -50,9 +55,8 @@ static const struct seccomp_allow allow_list[] = {
     ALLOW(ioctl, VCPU, SECCOMP_ARGS_IOCTL),
     ALLOW(io_uring_enter, VMM, SECCOMP_ARGS_ANY),
     /* Console and log lines, eventfd kicks (irqfd, ioeventfd forwarding,
-     * exit requests); socket data for vsock. */
+     * exit requests), vsock socket data. */
     ALLOW(write, ALL, SECCOMP_ARGS_ANY),
-    ALLOW(read, VMM, SECCOMP_ARGS_ANY),
     /* Locks, condition waits and thread joins. */
     ALLOW(futex, ALL, SECCOMP_ARGS_ANY),
     /* vDSO fallbacks and the watchdog's per-thread CPU clocks. */
@@ -79,16 +83,17 @@ static const struct seccomp_allow allow_list[] = {
     ALLOW(lseek, VMM, SECCOMP_ARGS_ANY),
     ALLOW(exit, VCPU, SECCOMP_ARGS_ANY),
     ALLOW(exit_group, ALL, SECCOMP_ARGS_ANY),
-    /* vsock (virtio_vsock.h): Unix stream sockets to and from the host
-     * side, made and accepted after boot; the listening socket is removed
-     * at exit. */
-    ALLOW(socket, VMM, SECCOMP_ARGS_UNIX_SOCK),
-    ALLOW(connect, VMM, SECCOMP_ARGS_ANY),
-    ALLOW(accept4, VMM, SECCOMP_ARGS_ANY),
-    ALLOW(shutdown, VMM, SECCOMP_ARGS_ANY),
-    ALLOW(recvfrom, VMM, SECCOMP_ARGS_ANY),
-    ALLOW(sendto, VMM, SECCOMP_ARGS_ANY),
-    ALLOW(unlink, VMM, SECCOMP_ARGS_ANY),
+    /* vsock (virtio_vsock.h), only in VMs that have it: Unix stream
+     * sockets to and from the host side, made and accepted after boot;
+     * the listening socket's path is removed at exit. */
+    ALLOW_WITH(socket, VMM, SECCOMP_ARGS_UNIX_SOCK, VSOCK),
+    ALLOW_WITH(connect, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(accept4, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(shutdown, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(read, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(recvfrom, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(sendto, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(unlink, VMM, SECCOMP_ARGS_ANY, VSOCK),
 };
 
 /* The VMM thread makes no ioctl after boot: interrupts go through irqfds
@@ -112,21 +117,26 @@ const unsigned long *seccomp_ioctl_list(enum seccomp_thread kind, size_t *count)
     return vcpu_ioctls;
 }
 
-bool seccomp_allows(enum seccomp_thread kind, int nr)
+static bool applies(const struct seccomp_allow *a, enum seccomp_thread kind, unsigned features)
+{
+    return (a->kinds & (1u << kind)) && (!a->feature || (a->feature & features));
+}
+
+bool seccomp_allows(enum seccomp_thread kind, unsigned features, int nr)
 {
     for (size_t i = 0; i < ARRAY_SIZE(allow_list); i++)
-        if (allow_list[i].nr == nr && (allow_list[i].kinds & (1u << kind)))
+        if (allow_list[i].nr == nr && applies(&allow_list[i], kind, features))
             return true;
     return false;
 }
 
-unsigned seccomp_allowed_count(enum seccomp_thread kind)
+unsigned seccomp_allowed_count(enum seccomp_thread kind, unsigned features)
 {
     unsigned n = 0;
 
     /* One entry per system call: a plain count is a count of calls. */
     for (size_t i = 0; i < ARRAY_SIZE(allow_list); i++)
-        n += (allow_list[i].kinds & (1u << kind)) != 0;
+        n += applies(&allow_list[i], kind, features);
     return n;
 }
 
@@ -207,7 +217,7 @@ static int export_prog(scmp_filter_ctx ctx, struct seccomp_prog *out)
     return rc;
 }
 
-int seccomp_prog_build(enum seccomp_thread kind, struct seccomp_prog *out)
+int seccomp_prog_build(enum seccomp_thread kind, unsigned features, struct seccomp_prog *out)
 {
     scmp_filter_ctx ctx;
     int rc = 0;
@@ -225,7 +235,7 @@ int seccomp_prog_build(enum seccomp_thread kind, struct seccomp_prog *out)
     if (!rc)
         rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 0);
     for (size_t i = 0; i < ARRAY_SIZE(allow_list) && !rc; i++)
-        if (allow_list[i].kinds & (1u << kind))
+        if (applies(&allow_list[i], kind, features))
             rc = add_rule(ctx, &allow_list[i], kind);
     /* Test the hot calls first: KVM_RUN on vCPUs, io_uring on the VMM. */
     if (!rc)

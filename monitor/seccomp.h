@@ -43,14 +43,20 @@ enum seccomp_arg_check {
     SECCOMP_ARGS_EMPTY_PATH, /* newfstatat(fd, "", buf, AT_EMPTY_PATH): fstat */
 };
 
+/* Devices whose system calls are on a list only when the VM has them. */
+enum seccomp_feature {
+    SECCOMP_FEAT_VSOCK = 1u << 0, /* Unix sockets connected, accepted, removed */
+};
+
 /* One allow-list entry: the system call `nr` is allowed to the thread
  * kinds in the `kinds` bit mask (1 << enum seccomp_thread) when `args`
- * holds. */
+ * holds, and only in VMs with `feature` if that is not 0. */
 struct seccomp_allow {
     int nr;
     const char *name;
     unsigned kinds;
     enum seccomp_arg_check args;
+    unsigned feature;
 };
 
 /* The allow-list, every kind's entries together: *count entries. */
@@ -59,11 +65,13 @@ const struct seccomp_allow *seccomp_allow_list(size_t *count);
 /* ioctl request numbers allowed to `kind`: *count entries (0: no ioctl). */
 const unsigned long *seccomp_ioctl_list(enum seccomp_thread kind, size_t *count);
 
-/* Number of distinct system calls `kind` may make (with some arguments). */
-unsigned seccomp_allowed_count(enum seccomp_thread kind);
+/* Number of distinct system calls `kind` may make (with some arguments) in
+ * a VM with `features` (enum seccomp_feature bits). */
+unsigned seccomp_allowed_count(enum seccomp_thread kind, unsigned features);
 
-/* True when system call `nr` is on `kind`'s list (with some arguments). */
-bool seccomp_allows(enum seccomp_thread kind, int nr);
+/* True when system call `nr` is on `kind`'s list (with some arguments) in
+ * a VM with `features`. */
+bool seccomp_allows(enum seccomp_thread kind, unsigned features, int nr);
 
 /* False in sanitizer builds (meson -Db_sanitize=...): their runtimes make
  * system calls no list has (sigaltstack at thread exit, sched_yield, and
@@ -74,9 +82,10 @@ bool seccomp_available(void);
 /* "vmm", "vcpu". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 
-/* Build `kind`'s filter (default action: trap) for this process (pid) as a
- * BPF program. Returns 0 or -errno; release it with seccomp_prog_free. */
-int seccomp_prog_build(enum seccomp_thread kind, struct seccomp_prog *out);
+/* Build `kind`'s filter (default action: trap) for this process (pid) and
+ * a VM with `features` as a BPF program. Returns 0 or -errno; release it
+ * with seccomp_prog_free. */
+int seccomp_prog_build(enum seccomp_thread kind, unsigned features, struct seccomp_prog *out);
 
 void seccomp_prog_free(struct seccomp_prog *prog);
 

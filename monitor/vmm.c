@@ -138,6 +138,7 @@ static int setup_devices(struct vmm *vmm)
  * allowed; the threads load them in vmm_run. */
 static int build_seccomp(struct vmm *vmm)
 {
+    unsigned features = vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0;
     int rc;
 
     if (!vmm->cfg->seccomp) {
@@ -149,7 +150,7 @@ static int build_seccomp(struct vmm *vmm)
         return 0;
     }
     for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++) {
-        rc = seccomp_prog_build(k, &vmm->seccomp[k]);
+        rc = seccomp_prog_build(k, features, &vmm->seccomp[k]);
         if (rc)
             return setup_fail(FLINT_EXIT_GENERIC, "seccomp: building the %s thread's filter: %s",
                               seccomp_thread_name(k), strerror(-rc));

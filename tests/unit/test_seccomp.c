@@ -28,8 +28,10 @@
 #include <unistd.h>
 
 /* The counts docs/SECURITY.md states; change both together. */
-#define VMM_ALLOWED  27
-#define VCPU_ALLOWED 15
+#define VMM_ALLOWED       19
+#define VMM_VSOCK_ALLOWED 27
+#define VCPU_ALLOWED      15
+#define ANY_FEATURE       SECCOMP_FEAT_VSOCK
 
 /* Never on any list: new programs, processes, files, privileges, other
  * processes' memory, new kernel objects. */
@@ -93,15 +95,17 @@ Test(seccomp, every_list_entry_is_one_distinct_system_call)
 
 Test(seccomp, allowed_counts_per_thread_kind)
 {
-    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM), VMM_ALLOWED);
-    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU), VCPU_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, 0), VMM_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK), VMM_VSOCK_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, 0), VCPU_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_VSOCK), VCPU_ALLOWED);
 }
 
 Test(seccomp, dangerous_calls_are_on_no_list)
 {
     for (size_t i = 0; i < ARRAY_SIZE(forbidden_everywhere); i++)
         for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++)
-            cr_assert_not(seccomp_allows(k, forbidden_everywhere[i]),
+            cr_assert_not(seccomp_allows(k, ANY_FEATURE, forbidden_everywhere[i]),
                           "system call %d allowed to the %s thread", forbidden_everywhere[i],
                           seccomp_thread_name(k));
 }
@@ -110,19 +114,26 @@ Test(seccomp, each_thread_gets_only_what_it_uses)
 {
     /* Only vCPUs run KVM; only the VMM thread runs the ring, closes
      * descriptors and talks to sockets. */
-    cr_assert(seccomp_allows(SECCOMP_THREAD_VCPU, SYS_ioctl));
-    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, SYS_ioctl));
-    cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SYS_io_uring_enter));
-    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, SYS_io_uring_enter));
-    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, SYS_close));
-    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, SYS_socket));
-    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, SYS_read));
-    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, SYS_tgkill));
-    cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SYS_socket));
+    cr_assert(seccomp_allows(SECCOMP_THREAD_VCPU, 0, SYS_ioctl));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, ANY_FEATURE, SYS_ioctl));
+    cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, 0, SYS_io_uring_enter));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_io_uring_enter));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_close));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_socket));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_read));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_tgkill));
+    /* Sockets and unlink only in VMs with vsock. */
+    static const int vsock_only[] = {SYS_socket, SYS_connect,  SYS_accept4, SYS_shutdown,
+                                     SYS_read,   SYS_recvfrom, SYS_sendto,  SYS_unlink};
+    for (size_t i = 0; i < ARRAY_SIZE(vsock_only); i++) {
+        cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, 0, vsock_only[i]), "%d", vsock_only[i]);
+        cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, vsock_only[i]), "%d",
+                  vsock_only[i]);
+    }
     /* Both must be able to report and exit from the SIGSYS handler. */
     for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++) {
-        cr_assert(seccomp_allows(k, SYS_write));
-        cr_assert(seccomp_allows(k, SYS_exit_group));
+        cr_assert(seccomp_allows(k, 0, SYS_write));
+        cr_assert(seccomp_allows(k, 0, SYS_exit_group));
     }
 }
 
@@ -163,10 +174,10 @@ Test(seccomp, programs_check_the_architecture_first)
 {
     for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++) {
         struct seccomp_prog p;
-        cr_assert_eq(seccomp_prog_build(k, &p), 0, "%s", seccomp_thread_name(k));
+        cr_assert_eq(seccomp_prog_build(k, ANY_FEATURE, &p), 0, "%s", seccomp_thread_name(k));
         cr_assert_not_null(p.insns);
         /* An arch check, one test per allowed call at least, the returns. */
-        cr_assert_gt(p.len, seccomp_allowed_count(k) + 3, "%s: %u instructions",
+        cr_assert_gt(p.len, seccomp_allowed_count(k, ANY_FEATURE) + 3, "%s: %u instructions",
                      seccomp_thread_name(k), p.len);
         cr_assert_leq(p.len, BPF_MAXINSNS);
         cr_assert_eq(p.insns[0].code, BPF_LD | BPF_W | BPF_ABS);
@@ -175,7 +186,7 @@ Test(seccomp, programs_check_the_architecture_first)
         cr_assert_null(p.insns);
     }
     struct seccomp_prog bad;
-    cr_assert_eq(seccomp_prog_build(SECCOMP_THREAD_KINDS, &bad), -EINVAL);
+    cr_assert_eq(seccomp_prog_build(SECCOMP_THREAD_KINDS, 0, &bad), -EINVAL);
 }
 
 /* ---- loaded filters, in a child process ---- */
@@ -213,12 +224,17 @@ static struct child_result run_child(child_fn fn)
     return r;
 }
 
-static void load(enum seccomp_thread kind, unsigned id)
+static void load_with(enum seccomp_thread kind, unsigned features, unsigned id)
 {
     struct seccomp_prog p;
 
-    if (seccomp_prog_build(kind, &p) || seccomp_thread_load(&p, kind, id))
+    if (seccomp_prog_build(kind, features, &p) || seccomp_thread_load(&p, kind, id))
         _exit(91);
+}
+
+static void load(enum seccomp_thread kind, unsigned id)
+{
+    load_with(kind, 0, id);
 }
 
 /* Exit 92 if an allowed call did not behave; the forbidden one that
@@ -283,7 +299,7 @@ Test(seccomp, vcpu_opens_nothing)
 
 static void vmm_sockets(void)
 {
-    load(SECCOMP_THREAD_VMM, 0);
+    load_with(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, 0);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     EXPECT(fd >= 0);
     EXPECT(close(fd) == 0);
@@ -298,7 +314,7 @@ Test(seccomp, vmm_makes_unix_sockets_only)
 
 static void vmm_datagram(void)
 {
-    load(SECCOMP_THREAD_VMM, 0);
+    load_with(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, 0);
     socket(AF_UNIX, SOCK_DGRAM, 0);
     _exit(93);
 }
@@ -306,6 +322,18 @@ static void vmm_datagram(void)
 Test(seccomp, vmm_unix_sockets_are_streams)
 {
     expect_trapped(run_child(vmm_datagram), "vmm", SYS_socket);
+}
+
+static void vmm_no_vsock(void)
+{
+    load(SECCOMP_THREAD_VMM, 0);
+    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    _exit(93);
+}
+
+Test(seccomp, vmm_without_vsock_makes_no_socket)
+{
+    expect_trapped(run_child(vmm_no_vsock), "vmm", SYS_socket);
 }
 
 static void vmm_signals(void)
