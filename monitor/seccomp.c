@@ -51,7 +51,7 @@
 
 /* docs/SECURITY.md explains each entry; keep the two in step. */
 static const struct seccomp_allow allow_list[] = {
-    /* Hot paths first: libseccomp tests them first (priorities below). */
+    /* The hot paths; seccomp_prog_build has the filter test them first. */
     ALLOW(ioctl, VCPU, SECCOMP_ARGS_IOCTL),
     ALLOW(io_uring_enter, VMM, SECCOMP_ARGS_ANY),
     /* Console and log lines, eventfd kicks (irqfd, ioeventfd forwarding,
