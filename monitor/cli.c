@@ -28,6 +28,7 @@ enum opt_id {
     OPT_DRIVE,
     OPT_NET,
     OPT_VSOCK,
+    OPT_NO_SECCOMP,
     OPT_HELP,
 };
 
@@ -36,12 +37,19 @@ static const struct {
     enum opt_id id;
     bool has_value;
 } run_opts[] = {
-    {"--kernel", OPT_KERNEL, true},   {"--initrd", OPT_INITRD, true},
-    {"--cmdline", OPT_CMDLINE, true}, {"--mem", OPT_MEM, true},
-    {"--vcpus", OPT_VCPUS, true},     {"--stats", OPT_STATS, false},
-    {"--level", OPT_LEVEL, true},     {"--drive", OPT_DRIVE, true},
-    {"--net", OPT_NET, true},         {"--vsock", OPT_VSOCK, true},
-    {"--help", OPT_HELP, false},      {"-h", OPT_HELP, false},
+    {"--kernel", OPT_KERNEL, true},
+    {"--initrd", OPT_INITRD, true},
+    {"--cmdline", OPT_CMDLINE, true},
+    {"--mem", OPT_MEM, true},
+    {"--vcpus", OPT_VCPUS, true},
+    {"--stats", OPT_STATS, false},
+    {"--level", OPT_LEVEL, true},
+    {"--drive", OPT_DRIVE, true},
+    {"--net", OPT_NET, true},
+    {"--vsock", OPT_VSOCK, true},
+    {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--help", OPT_HELP, false},
+    {"-h", OPT_HELP, false},
 };
 
 void cli_usage(FILE *out)
@@ -68,12 +76,15 @@ void cli_usage(FILE *out)
           "                   \"CONNECT <port>\\n\"; guest connections to CID 2 port P\n"
           "                   go to the Unix socket PATH_P\n"
           "  --stats          print VM exits by kind and boot timings on exit\n"
+          "  --no-seccomp     run without the per-thread system call filters (for\n"
+          "                   debugging only; see docs/SECURITY.md)\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
           "  -h, --help       show this help\n"
           "\n"
           "Exit status: the guest's status; 1 error, 2 unexpected error, 3 guest crash\n"
-          "(triple fault, halt with interrupts off, KVM internal error), 152 bad\n"
-          "configuration (kernel, initrd, memory), 153 bad command-line argument.\n",
+          "(triple fault, halt with interrupts off, KVM internal error), 148 a thread\n"
+          "made a system call its seccomp filter forbids, 152 bad configuration\n"
+          "(kernel, initrd, memory), 153 bad command-line argument.\n",
           out);
 }
 
@@ -128,6 +139,9 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return 0;
     case OPT_STATS:
         cfg->stats = true;
+        return 0;
+    case OPT_NO_SECCOMP:
+        cfg->seccomp = false;
         return 0;
     case OPT_DRIVE:
         return config_add_drive(cfg, val, err, errlen);

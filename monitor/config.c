@@ -18,6 +18,7 @@ void config_init(struct vm_config *cfg)
     cfg->mem_mib = CONFIG_DEFAULT_MEM_MIB;
     cfg->vcpus = 1;
     cfg->level = LOG_WARN;
+    cfg->seccomp = true;
 }
 
 int config_validate(const struct vm_config *cfg, char *err, size_t errlen)

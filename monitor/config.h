@@ -50,6 +50,7 @@ struct vm_config {
     uint64_t mem_mib;
     unsigned vcpus;
     bool stats;
+    bool seccomp; /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;
@@ -58,7 +59,7 @@ struct vm_config {
     struct vsock_config vsock;
 };
 
-/* Defaults: 128 MiB, 1 vCPU, log level Warning. */
+/* Defaults: 128 MiB, 1 vCPU, log level Warning, seccomp filters on. */
 void config_init(struct vm_config *cfg);
 
 /* Range checks that do not touch the file system. Returns 0 or -EINVAL with

@@ -216,6 +216,19 @@ static void *vcpu_thread(void *arg)
     snprintf(name, sizeof(name), "vcpu%u", v->id);
     log_set_thread_name(name);
     pthread_setname_np(pthread_self(), name);
+    /* Before the first KVM_RUN: from there on the guest drives this thread. */
+    if (v->vmm->seccomp[SECCOMP_THREAD_VCPU].insns) {
+        int rc =
+            seccomp_thread_load(&v->vmm->seccomp[SECCOMP_THREAD_VCPU], SECCOMP_THREAD_VCPU, v->id);
+        if (rc) {
+            char why[128];
+            snprintf(why, sizeof(why), "vcpu%u: seccomp: loading the filter: %s", v->id,
+                     strerror(-rc));
+            log_error("%s", why);
+            vmm_request_exit(v->vmm, FLINT_EXIT_GENERIC, why);
+            return NULL;
+        }
+    }
     tls_run = v->run;
     if (v->id == 0)
         record_first_run(v);

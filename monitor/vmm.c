@@ -134,6 +134,33 @@ static int setup_devices(struct vmm *vmm)
     return 0;
 }
 
+/* The filters are built now, while allocating and opening files is still
+ * allowed; the threads load them in vmm_run. */
+static int build_seccomp(struct vmm *vmm)
+{
+    unsigned features = vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0;
+    int rc;
+
+    if (!vmm->cfg->seccomp) {
+        log_warn("seccomp filters are off (--no-seccomp): for debugging only");
+        return 0;
+    }
+    if (!seccomp_available()) {
+        log_info("seccomp filters are off in sanitizer builds (docs/SECURITY.md)");
+        return 0;
+    }
+    for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++) {
+        rc = seccomp_prog_build(k, features, &vmm->seccomp[k]);
+        if (rc)
+            return setup_fail(FLINT_EXIT_GENERIC, "seccomp: building the %s thread's filter: %s",
+                              seccomp_thread_name(k), strerror(-rc));
+    }
+    rc = seccomp_signals_init();
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "seccomp: SIGSYS handler: %s", strerror(-rc));
+    return 0;
+}
+
 static int setup_kvm(struct vmm *vmm, gpa_t entry)
 {
     char err[256];
@@ -188,7 +215,9 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg)
         return rc;
     if ((rc = setup_kvm(vmm, entry)))
         return rc;
-    return vmm_attach_virtio(vmm);
+    if ((rc = vmm_attach_virtio(vmm)))
+        return rc;
+    return build_seccomp(vmm);
 }
 
 bool vmm_stopping(struct vmm *vmm)
@@ -304,9 +333,20 @@ int vmm_run(struct vmm *vmm)
             break;
         }
     }
-    rc = evloop_run(&vmm->loop);
-    if (rc)
+    /* A filter binds the thread that loads it and the threads it creates
+     * afterwards. Every vCPU thread exists now, so none inherits this one
+     * (each loads its own before its first KVM_RUN), and this thread needs
+     * no clone. Guest-controlled data (virtqueues, device completions)
+     * reaches this thread only in the event loop below. */
+    if (vmm->seccomp[SECCOMP_THREAD_VMM].insns &&
+        (rc = seccomp_thread_load(&vmm->seccomp[SECCOMP_THREAD_VMM], SECCOMP_THREAD_VMM, 0))) {
+        char why[128];
+        snprintf(why, sizeof(why), "seccomp: loading the VMM thread's filter: %s", strerror(-rc));
+        log_error("%s", why);
+        vmm_request_exit(vmm, FLINT_EXIT_GENERIC, why);
+    } else if ((rc = evloop_run(&vmm->loop))) {
         vmm_request_exit(vmm, FLINT_EXIT_UNEXPECTED, "event loop failed");
+    }
     stop_vcpus(vmm);
     return vmm->exit_status;
 }
@@ -358,6 +398,8 @@ void vmm_print_stats(struct vmm *vmm, int fd)
 
 void vmm_destroy(struct vmm *vmm)
 {
+    for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++)
+        seccomp_prog_free(&vmm->seccomp[k]);
     for (unsigned i = 0; i < vmm->nvcpus; i++)
         vcpu_destroy(&vmm->vcpus[i]);
     /* The ring goes first: it may still hold buffers of devices below. */

@@ -16,6 +16,7 @@
 #include "guest_mem.h"
 #include "kvm.h"
 #include "legacy.h"
+#include "seccomp.h"
 #include "serial.h"
 #include "vcpu.h"
 #include "virtio.h"
@@ -82,6 +83,10 @@ struct vmm {
     unsigned nvcpus;
     struct vcpu vcpus[CONFIG_MAX_VCPUS];
 
+    /* Built by vmm_create (unless --no-seccomp or a sanitizer build: then
+     * insns is NULL); each thread loads its own kind's. */
+    struct seccomp_prog seccomp[SECCOMP_THREAD_KINDS];
+
     struct evloop loop;
     bool loop_ready;
     int exit_efd; /* written by vmm_request_exit */
@@ -100,11 +105,14 @@ struct vmm {
 };
 
 /* Build the VM described by cfg: RAM, kernel, initrd, boot info, KVM VM,
- * devices, vCPUs. On failure returns a process exit code (152 for a bad
+ * devices, vCPUs, seccomp filters. On failure returns a process exit code (152 for a bad
  * kernel/initrd/size, 1 for host problems) after printing one line. */
 int vmm_create(struct vmm *vmm, struct vm_config *cfg);
 
-/* Run the VM to its end and return flint's exit status. */
+/* Run the VM to its end and return flint's exit status. The calling (VMM)
+ * thread runs under its seccomp filter from the moment the vCPUs are
+ * started, and so does the rest of the process's life: vmm_print_stats,
+ * vmm_destroy and exit need nothing more. */
 int vmm_run(struct vmm *vmm);
 
 /* Ask the VMM to end the VM with `status`. The first request wins; safe

@@ -39,6 +39,15 @@ Test(cli, run_with_defaults)
     cr_assert_eq(cfg.mem_mib, CONFIG_DEFAULT_MEM_MIB);
     cr_assert_eq(cfg.vcpus, 1);
     cr_assert_not(cfg.stats);
+    cr_assert(cfg.seccomp);
+}
+
+Test(cli, no_seccomp_turns_the_filters_off)
+{
+    cr_assert_eq(PARSE("run", "--no-seccomp"), 0, "%s", err);
+    cr_assert_not(cfg.seccomp);
+    cr_assert_eq(PARSE("run", "--no-seccomp=1"), -EINVAL);
+    cr_assert(strstr(err, "--no-seccomp: takes no value"), "%s", err);
 }
 
 Test(cli, all_options_both_spellings)

@@ -1,0 +1,107 @@
+/*
+ * seccomp.h - per-thread system call allow-lists (seccomp BPF, built with
+ * libseccomp). docs/SECURITY.md lists them and says why each is there.
+ *
+ * Each thread kind gets its own filter. Anything not on its list traps:
+ * the SIGSYS handler writes one line naming the thread and the system call
+ * number and ends flint with status 148 (FLINT_EXIT_BAD_SYSCALL).
+ *
+ * Use: seccomp_prog_build() for every kind and seccomp_signals_init() on
+ * the main thread while it may still allocate and open files; then each
+ * thread calls seccomp_thread_load() for its own kind before it touches
+ * guest-controlled data. A filter applies to the calling thread and to the
+ * threads it creates later (never to existing ones), so the VMM thread
+ * starts every vCPU thread before it loads its own filter.
+ */
+#ifndef FLINT_SECCOMP_H
+#define FLINT_SECCOMP_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum seccomp_thread {
+    SECCOMP_THREAD_VMM,  /* the main thread: event loop, devices' I/O, exit */
+    SECCOMP_THREAD_VCPU, /* KVM_RUN and exit dispatch to the buses */
+    SECCOMP_THREAD_KINDS,
+};
+
+/* A filter as the kernel takes it. */
+struct seccomp_prog {
+    struct sock_filter *insns;
+    unsigned short len;
+};
+
+/* Argument conditions some allow-list entries carry. */
+enum seccomp_arg_check {
+    SECCOMP_ARGS_ANY,        /* the system call with any arguments */
+    SECCOMP_ARGS_IOCTL,      /* request number in the thread kind's ioctl list */
+    SECCOMP_ARGS_NO_EXEC,    /* mmap / mprotect: prot without PROT_EXEC */
+    SECCOMP_ARGS_UNIX_SOCK,  /* socket(AF_UNIX, SOCK_STREAM[|CLOEXEC|NONBLOCK], 0) */
+    SECCOMP_ARGS_OWN_PID,    /* tgkill(flint's own pid, ...): only its own threads */
+    SECCOMP_ARGS_EMPTY_PATH, /* newfstatat(fd, "", buf, AT_EMPTY_PATH): fstat */
+};
+
+/* Devices whose system calls are on a list only when the VM has them. */
+enum seccomp_feature {
+    SECCOMP_FEAT_VSOCK = 1u << 0, /* Unix sockets connected, accepted, removed */
+};
+
+/* One allow-list entry: the system call `nr` is allowed to the thread
+ * kinds in the `kinds` bit mask (1 << enum seccomp_thread) when `args`
+ * holds, and only in VMs with `feature` if that is not 0. */
+struct seccomp_allow {
+    int nr;
+    const char *name;
+    unsigned kinds;
+    enum seccomp_arg_check args;
+    unsigned feature;
+};
+
+/* The allow-list, every kind's entries together: *count entries. */
+const struct seccomp_allow *seccomp_allow_list(size_t *count);
+
+/* ioctl request numbers allowed to `kind`: *count entries (0: no ioctl). */
+const unsigned long *seccomp_ioctl_list(enum seccomp_thread kind, size_t *count);
+
+/* Number of distinct system calls `kind` may make (with some arguments) in
+ * a VM with `features` (enum seccomp_feature bits). */
+unsigned seccomp_allowed_count(enum seccomp_thread kind, unsigned features);
+
+/* True when system call `nr` is on `kind`'s list (with some arguments) in
+ * a VM with `features`. */
+bool seccomp_allows(enum seccomp_thread kind, unsigned features, int nr);
+
+/* False in sanitizer builds (meson -Db_sanitize=...): their runtimes make
+ * system calls no list has (sigaltstack at thread exit, sched_yield, and
+ * for a report /proc/self/maps, ptrace, a symbolizer), and a sanitizer
+ * report must never turn into a SIGSYS. flint then runs without filters. */
+bool seccomp_available(void);
+
+/* "vmm", "vcpu". */
+const char *seccomp_thread_name(enum seccomp_thread kind);
+
+/* Build `kind`'s filter (default action: trap) for this process (pid) and
+ * a VM with `features` as a BPF program. Returns 0 or -errno; release it
+ * with seccomp_prog_free. */
+int seccomp_prog_build(enum seccomp_thread kind, unsigned features, struct seccomp_prog *out);
+
+void seccomp_prog_free(struct seccomp_prog *prog);
+
+/* Install the SIGSYS handler (process-wide) that reports a trapped system
+ * call and exits with 148. Returns 0 or -errno. */
+int seccomp_signals_init(void);
+
+/* Load `prog` into the calling thread only (no TSYNC), after setting
+ * no_new_privs, which it needs without CAP_SYS_ADMIN. `kind` and `id`
+ * name the thread in the SIGSYS line ("vcpu1", "vmm"). Returns 0 or
+ * -errno. */
+int seccomp_thread_load(const struct seccomp_prog *prog, enum seccomp_thread kind, unsigned id);
+
+/* Test builds only (flint-test, monitor/test_hooks.c): called by every
+ * thread right after it loaded its filter. A weak symbol that is NULL in
+ * flint, which has no such code. */
+void seccomp_test_hook(enum seccomp_thread kind, unsigned id) __attribute__((weak));
+
+#endif /* FLINT_SECCOMP_H */
