@@ -87,12 +87,7 @@ static const struct seccomp_allow allow_list[] = {
      * sockets to and from the host side, made and accepted after boot;
      * the listening socket's path is removed at exit. */
     ALLOW_WITH(socket, VMM, SECCOMP_ARGS_UNIX_SOCK, VSOCK),
-    ALLOW_WITH(connect, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(accept4, VMM, SECCOMP_ARGS_ANY, VSOCK),
     ALLOW_WITH(shutdown, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(read, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(recvfrom, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(sendto, VMM, SECCOMP_ARGS_ANY, VSOCK),
     ALLOW_WITH(unlink, VMM, SECCOMP_ARGS_ANY, VSOCK),
 };
 
