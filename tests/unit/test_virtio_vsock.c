@@ -487,6 +487,44 @@ Test(virtio_vsock, guest_rst_to_a_request_closes_the_client)
     close(fd);
 }
 
+Test(virtio_vsock, a_request_the_guest_never_answers_times_out)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int fd;
+
+    open_dev();
+    fd = host_connect();
+    host_write(fd, "CONNECT 20\n", 11);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
+    /* No answer: after VSOCK_REQUEST_TIMEOUT_MS the client is closed and
+     * the guest told with an RST. */
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), VSOCK_REQUEST_TIMEOUT_MS + 1000), 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(hd.dst_port, 20);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    close(fd);
+}
+
+Test(virtio_vsock, a_duplicate_request_resets_the_connection)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(21, 65536, &hport);
+    guest_send(ghdr(21, hport, VIRTIO_VSOCK_OP_REQUEST), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(stats().bad_packets, 1);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    close(fd);
+}
+
 Test(virtio_vsock, host_connections_before_the_driver_wait_for_it)
 {
     struct vsock_config cfg = {.enabled = true, .guest_cid = CID, .uds_path = uds};
