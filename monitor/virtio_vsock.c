@@ -10,7 +10,7 @@
  *    a guest that stops reading stops flint reading the host socket and
  *    the host writer blocks: memory stays bounded.
  *  - g2h: payload the guest sent, waiting to be written to the host
- *    socket. flint advertises buf_alloc = VSOCK_CONN_BUF_BYTES and fwd_cnt
+ *    socket. flint advertises buf_alloc = VSOCK_G2H_BUF_BYTES and fwd_cnt
  *    = bytes written to the socket, so a conforming guest never sends more
  *    than the ring holds; one that does is reset (its bytes were never
  *    accepted), and accepted bytes are never dropped.
@@ -47,9 +47,10 @@
 
 #define HDR          VIRTIO_VSOCK_HDR_BYTES
 #define BUF          VSOCK_CONN_BUF_BYTES
-#define G2H_CAP      (BUF + 64)  /* payload plus the "OK <port>\n" line */
-#define PKT_MAX      (64u << 10) /* largest payload of one packet (Linux: 64 KiB) */
-#define IOV_MAX_VS   64          /* descriptors of one chain */
+#define G2H_BUF      VSOCK_G2H_BUF_BYTES
+#define G2H_CAP      (G2H_BUF + 64) /* payload plus the "OK <port>\n" line */
+#define PKT_MAX      (64u << 10)    /* largest payload of one packet (Linux: 64 KiB) */
+#define IOV_MAX_VS   64             /* descriptors of one chain */
 #define HASH_BUCKETS 256
 #define RST_RING     64         /* RST replies to unknown connections */
 #define LINE_MAX_VS  32         /* "CONNECT 4294967295\n" fits */
@@ -331,7 +332,7 @@ static uint32_t peer_credit(const struct vsock_conn *c)
  * has since gone out. */
 static bool credit_update_due(const struct vsock_conn *c)
 {
-    return c->rx_cnt - c->fwd_told >= BUF / 2 && c->fwd_cnt != c->fwd_told;
+    return c->rx_cnt - c->fwd_told >= G2H_BUF / 2 && c->fwd_cnt != c->fwd_told;
 }
 
 /* ---- output FIFO ---- */
@@ -728,7 +729,7 @@ static uint32_t conn_packet(struct virtio_vsock *vs, struct vsock_conn *c, struc
         /* P_CREDIT, or data for a buffer with room for a header only. */
         fill_hdr(vs, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
     }
-    h.buf_alloc = BUF;
+    h.buf_alloc = G2H_BUF;
     h.fwd_cnt = c->fwd_cnt;
     c->fwd_told = c->fwd_cnt;
     c->pending &= (uint8_t)~P_CREDIT; /* every packet carries the credit */
@@ -899,7 +900,7 @@ static void conn_packet_in(struct virtio_vsock *vs, struct vsock_conn *c,
             conn_reset(c);
             return;
         }
-        if (h->len > BUF - used) {
+        if (h->len > G2H_BUF - used) {
             bad_packet(vs, "data beyond the credit flint granted", h);
             conn_reset(c);
             return;

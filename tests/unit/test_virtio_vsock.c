@@ -341,7 +341,7 @@ static int open_host_conn(uint32_t port, uint32_t credit, uint32_t *hport)
     cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
     cr_assert_eq(hd.dst_port, port);
     cr_assert_geq(hd.src_port, VSOCK_HOST_PORT_FIRST);
-    cr_assert_eq(hd.buf_alloc, VSOCK_CONN_BUF_BYTES);
+    cr_assert_eq(hd.buf_alloc, VSOCK_G2H_BUF_BYTES);
     struct virtio_vsock_hdr r = ghdr(port, hd.src_port, VIRTIO_VSOCK_OP_RESPONSE);
     r.buf_alloc = credit;
     guest_send(r, NULL, 0);
@@ -685,7 +685,7 @@ Test(virtio_vsock, credit_request_gets_a_credit_update)
     guest_send(ghdr(3, hport, VIRTIO_VSOCK_OP_CREDIT_REQUEST), NULL, 0);
     guest_recv(&hd, buf, sizeof(buf));
     cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
-    cr_assert_eq(hd.buf_alloc, VSOCK_CONN_BUF_BYTES);
+    cr_assert_eq(hd.buf_alloc, VSOCK_G2H_BUF_BYTES);
     cr_assert_eq(hd.fwd_cnt, 0);
     close(fd);
 }
@@ -701,9 +701,11 @@ Test(virtio_vsock, draining_guest_data_sends_a_credit_update)
     open_dev();
     fd = open_host_conn(4, 65536, &hport);
     fill(data, sizeof(data), 4);
-    for (int i = 0; i < 10; i++)
+    /* Past half of the 256 KiB flint advertises. */
+    const size_t total = VSOCK_G2H_BUF_BYTES / 2 + 4 * sizeof(data);
+    for (size_t i = 0; i < total / sizeof(data); i++)
         guest_send(ghdr(4, hport, VIRTIO_VSOCK_OP_RW), data, sizeof(data));
-    while (got < 40960) {
+    while (got < total) {
         ssize_t n = host_read(fd, buf, sizeof(buf), 1000);
         cr_assert_gt(n, 0);
         got += (size_t)n;
@@ -712,21 +714,22 @@ Test(virtio_vsock, draining_guest_data_sends_a_credit_update)
     guest_recv(&hd, buf, sizeof(buf));
     cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
     cr_assert_gt(hd.fwd_cnt, 0);
-    cr_assert_leq(hd.fwd_cnt, 40960);
+    cr_assert_leq(hd.fwd_cnt, total);
     close(fd);
 }
 
 Test(virtio_vsock, guest_overrunning_its_credit_is_reset)
 {
     struct virtio_vsock_hdr hd;
-    static uint8_t data[4096], buf[4096];
+    static uint8_t data[65536], buf[4096];
     uint32_t hport;
     int fd;
 
     open_dev();
     fd = open_host_conn(5, 65536, &hport);
-    /* 17 x 4 KiB in one batch, before flint can write any: 68 KiB > 64. */
-    for (int i = 0; i < 17; i++) {
+    /* 5 x 64 KiB in one batch, before flint can write any: 320 KiB is
+     * more than the 256 KiB flint granted. */
+    for (unsigned i = 0; i <= VSOCK_G2H_BUF_BYTES / sizeof(data); i++) {
         struct virtio_vsock_hdr w = ghdr(5, hport, VIRTIO_VSOCK_OP_RW);
         w.len = sizeof(data);
         guest_queue_raw(&w, HDR, data, sizeof(data));
