@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifndef FLINT_VERSION
@@ -19,6 +20,7 @@
 
 static int run(struct vm_config *cfg)
 {
+    struct evloop loop;
     struct vmm vmm;
     char err[512];
     char kernel[PATH_MAX];
@@ -37,12 +39,19 @@ static int run(struct vm_config *cfg)
         if (config_set_str(&cfg->kernel_path, kernel))
             return FLINT_EXIT_GENERIC;
     }
-    status = vmm_create(&vmm, cfg);
+    status = evloop_init(&loop, VMM_RING_ENTRIES);
+    if (status) {
+        log_error("io_uring setup: %s", strerror(-status));
+        return FLINT_EXIT_GENERIC;
+    }
+    status = vmm_create(&vmm, cfg, &loop);
     if (status == 0) {
         status = vmm_run(&vmm);
         if (cfg->stats || log_get_level() >= LOG_DEBUG)
             vmm_print_stats(&vmm, STDERR_FILENO);
     }
+    /* The ring first: it may hold buffers of the devices vmm_destroy frees. */
+    evloop_fini(&loop);
     vmm_destroy(&vmm);
     return status;
 }
