@@ -91,6 +91,8 @@ char *api_vm_config_json(const struct vm_config *cfg);
 /* A connection with nothing in flight is closed after this. */
 #define API_IDLE_TIMEOUT_NS (60ull * 1000 * 1000 * 1000)
 #define API_TICK_NS         (250ull * 1000 * 1000)
+/* Connection slots: API_MAX_CONNS live ones plus those being closed. */
+#define API_CONN_SLOTS (2 * API_MAX_CONNS)
 
 struct api_server;
 
@@ -100,9 +102,11 @@ struct api_conn {
     struct ev_handler recv_ev, send_ev, cancel_ev;
     unsigned inflight; /* submissions whose completion has not arrived */
     bool recv_pending, send_pending;
-    bool closing;     /* no new submissions; freed when inflight is 0 */
-    bool peer_closed; /* recv returned 0 */
-    bool close_after; /* close once the answer is out */
+    bool closing;      /* no new submissions; freed when inflight is 0 */
+    bool peer_closed;  /* recv returned 0 */
+    bool close_after;  /* close once the answer is out */
+    bool fatal;        /* answered a failed InstanceStart: srv->on_fatal at close */
+    bool cancel_retry; /* a cancellation could not be queued: the tick retries */
     struct api_http_reader reader;
     char in[API_RECV_BUF];
     size_t in_start, in_end;
@@ -120,8 +124,7 @@ struct api_server {
     char *path; /* unlinked by api_server_close */
     struct ev_handler accept_ev, tick_ev;
     bool accept_pending, tick_pending;
-    bool stopping;
-    struct api_conn *conns[API_MAX_CONNS];
+    struct api_conn *conns[API_CONN_SLOTS];
     uint64_t request_timeout_ns, idle_timeout_ns; /* tests shorten them */
     /* Called once a failed InstanceStart's answer is out (or could not be
      * sent): stop the loop. */
