@@ -58,7 +58,8 @@ struct vm_config {
     unsigned vcpus;
     bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
     bool stats;
-    bool seccomp; /* per-thread system call filters (seccomp.h); off: --no-seccomp */
+    bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
+    bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

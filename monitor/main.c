@@ -198,6 +198,7 @@ static int serve_setup(struct process *p, struct api_ctl *ctl, struct api_server
             return FLINT_EXIT_GENERIC;
         }
         *srv_up = true;
+        p->cfg->api_socket = true;
         srv->on_fatal = stop_loop;
         srv->fatal_opaque = p;
         log_info("API socket %s: listening", sock);

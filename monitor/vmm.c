@@ -144,7 +144,8 @@ static int setup_devices(struct vmm *vmm)
  * allowed; the threads load them in vmm_run. */
 static int build_seccomp(struct vmm *vmm)
 {
-    unsigned features = vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0;
+    unsigned features = (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
+                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {
