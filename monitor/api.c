@@ -415,9 +415,11 @@ int api_server_init(struct api_server *srv, struct evloop *loop, const char *pat
     json_object_seed(0);
     if (strlen(path) >= sizeof(addr.sun_path))
         return init_fail(err, errlen, -ENAMETOOLONG, "API socket %s: %s (at most 107 bytes)", path);
-    if (lstat(path, &st) == 0)
-        return init_fail(err, errlen, -EEXIST,
-                         "API socket %s: %s; remove it or choose another --api-sock", path);
+    if (lstat(path, &st) == 0) {
+        snprintf(err, errlen,
+                 "API socket %s already exists; remove it or choose another --api-sock", path);
+        return -EEXIST;
+    }
     memcpy(addr.sun_path, path, strlen(path) + 1);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)

@@ -151,15 +151,23 @@ static int get_choice(json_t *obj, const char *key, const char *const *choices, 
     return -1;
 }
 
-/* The file must open the way the VM will open it. */
-static int check_open(const char *path, int flags, const char *field, char *err, size_t errlen)
+/* The file must open the way the VM will open it, and be a regular file
+ * (or, with `block_ok`, a block device). */
+static int check_open(const char *path, int flags, bool block_ok, const char *field, char *err,
+                      size_t errlen)
 {
-    int fd = open(path, flags | O_CLOEXEC);
+    int fd = open(path, flags | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    bool ok;
 
     if (fd < 0)
         return failf(err, errlen, "%s: cannot open '%s'%s: %s", field, path,
                      (flags & O_ACCMODE) == O_RDWR ? " read-write" : "", strerror(errno));
+    ok = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || (block_ok && S_ISBLK(st.st_mode)));
     close(fd);
+    if (!ok)
+        return failf(err, errlen, "%s: '%s' is not a regular file%s", field, path,
+                     block_ok ? " or a block device" : "");
     return 0;
 }
 
@@ -223,8 +231,8 @@ static int put_boot_source(struct api_ctl *ctl, json_t *body, char *err, size_t 
     args = get_str(body, "boot_args");
     initrd = get_str(body, "initrd_path");
     if (config_check_cmdline(args, "boot_args", err, errlen) ||
-        check_open(kernel, O_RDONLY, "kernel_image_path", err, errlen) ||
-        (initrd && check_open(initrd, O_RDONLY, "initrd_path", err, errlen)))
+        check_open(kernel, O_RDONLY, false, "kernel_image_path", err, errlen) ||
+        (initrd && check_open(initrd, O_RDONLY, false, "initrd_path", err, errlen)))
         return -EINVAL;
     bool ok = dup_opt(kernel, &k);
     ok = dup_opt(args, &a) && ok;
@@ -297,7 +305,7 @@ static int put_drive(struct api_ctl *ctl, const char *path_id, json_t *body, cha
         if (cfg->drives[i].root_device && (int)i != idx)
             return failf(err, errlen, "is_root_device: drive '%s' is the root device already",
                          cfg->drives[i].id);
-    if (check_open(path, d.read_only ? O_RDONLY : O_RDWR, "path_on_host", err, errlen))
+    if (check_open(path, d.read_only ? O_RDONLY : O_RDWR, true, "path_on_host", err, errlen))
         return -EINVAL;
     d.cache_writeback = cache == 1;
     d.io_engine_sync = engine == 0;

@@ -332,6 +332,8 @@ Test(api, boot_source_errors_change_nothing)
     EXPECT_400(PUT("/boot-source",
                    fmt("{\"kernel_image_path\":\"%s\",\"initrd_path\":\"/nope\"}", kernel)),
                "initrd_path: cannot open '/nope'");
+    EXPECT_400(PUT("/boot-source", "{\"kernel_image_path\":\"/tmp\"}"),
+               "kernel_image_path: '/tmp' is not a regular file");
     EXPECT_400(PUT("/boot-source", "{\"boot_args\":\"x\"}"),
                "missing required field 'kernel_image_path'");
     EXPECT_400(PUT("/boot-source", "{\"kernel_image_path\":7}"),
@@ -406,6 +408,8 @@ Test(api, drive_errors_change_nothing)
                "missing required field 'path_on_host'");
     EXPECT_400(put_drive("a", "/no/such/disk", ""),
                "path_on_host: cannot open '/no/such/disk' read-write");
+    EXPECT_400(put_drive("a", "/tmp", ",\"is_read_only\":true"),
+               "path_on_host: '/tmp' is not a regular file or a block device");
     EXPECT_400(put_drive("a", disk, ",\"rate_limiter\":{\"bandwidth\":{\"size\":1}}"),
                "'rate_limiter' is not supported by flint yet");
     EXPECT_400(put_drive("a", disk, ",\"socket\":\"/x\""), "'socket' is not supported");

@@ -236,7 +236,7 @@ Test(api_server, existing_path_is_refused)
 
     cr_assert_eq(evloop_init(&l2, 8), 0);
     cr_assert_eq(api_server_init(&other, &l2, sock_path, &ctl, err, sizeof(err)), -EEXIST);
-    cr_assert(strstr(err, sock_path) && strstr(err, "exists"), "%s", err);
+    cr_assert(strstr(err, sock_path) && strstr(err, "already exists; remove it"), "%s", err);
     evloop_fini(&l2);
     /* Refused without touching the path of the server that owns it. */
     struct stat st;
