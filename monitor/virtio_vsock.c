@@ -49,7 +49,6 @@
 #define BUF          VSOCK_CONN_BUF_BYTES
 #define G2H_CAP      (BUF + 64)  /* payload plus the "OK <port>\n" line */
 #define PKT_MAX      (64u << 10) /* largest payload of one packet (Linux: 64 KiB) */
-#define RX_PAYLOAD   (64u << 10) /* most payload flint puts in one RX packet */
 #define IOV_MAX_VS   64          /* descriptors of one chain */
 #define HASH_BUCKETS 256
 #define RST_RING     64         /* RST replies to unknown connections */
@@ -83,7 +82,7 @@ struct vsock_conn {
     enum conn_state state;
     bool dead;   /* out of the table; freed once idle */
     bool queued; /* on the output FIFO */
-    bool recv_busy, send_busy, connect_busy;
+    bool recv_busy, send_busy, connect_busy, timer_busy;
     bool host_eof;       /* the host socket reached end of stream */
     bool peer_shut_rcv;  /* the guest will receive no more */
     bool peer_shut_send; /* the guest will send no more */
@@ -105,7 +104,7 @@ struct vsock_conn {
     uint32_t rx_cnt;    /* payload bytes accepted from the guest */
     uint32_t fwd_cnt;   /* ... of them written to the host socket */
     uint32_t fwd_told;  /* fwd_cnt the guest last heard */
-    struct ev_handler recv_ev, send_ev, connect_ev;
+    struct ev_handler recv_ev, send_ev, connect_ev, timer_ev;
     struct sockaddr_un addr; /* connect target (kept for the async connect) */
     char line[LINE_MAX_VS];
     unsigned line_len;
@@ -121,7 +120,7 @@ struct virtio_vsock {
     int listen_fd;
     struct evloop *loop;
     struct virtio_mmio *t;
-    struct ev_handler accept_ev, wake_ev, signal_ev;
+    struct ev_handler accept_ev, wake_ev, signal_ev, cancel_ev;
     bool accept_busy;
     int wake_fd;
     uint64_t wake_buf;
@@ -141,6 +140,7 @@ struct virtio_vsock {
 };
 
 static void conn_update(struct vsock_conn *c);
+static void on_timer(struct ev_handler *h, int res, uint32_t flags);
 static void rx_process(struct virtio_vsock *vs);
 static void signal_later(struct virtio_vsock *vs);
 static void apply_reset(struct virtio_vsock *vs);
@@ -245,8 +245,30 @@ static void conn_free(struct vsock_conn *c)
 
 static void conn_free_if_idle(struct vsock_conn *c)
 {
-    if (c->dead && !c->queued && !c->recv_busy && !c->send_busy && !c->connect_busy)
+    if (c->dead && !c->queued && !c->recv_busy && !c->send_busy && !c->connect_busy &&
+        !c->timer_busy)
         conn_free(c);
+}
+
+static void on_cancelled(struct ev_handler *h, int res, uint32_t flags)
+{
+    (void)h;
+    (void)res;
+    (void)flags;
+}
+
+/* Stop the REQUEST timer early (VMM thread); its completion frees. */
+static void cancel_timer(struct vsock_conn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (!c->timer_busy)
+        return;
+    sqe = evloop_sqe(c->vs->loop, &c->vs->cancel_ev);
+    if (!sqe)
+        return; /* it fires within VSOCK_REQUEST_TIMEOUT_MS anyway */
+    io_uring_prep_cancel(sqe, &c->timer_ev, 0);
+    io_uring_sqe_set_data(sqe, &c->vs->cancel_ev);
 }
 
 /* Forget the connection: out of the table, its socket shut down (which
@@ -265,6 +287,7 @@ static void conn_kill(struct vsock_conn *c)
     vs->stats.conns_live = vs->nconns;
     if (c->fd >= 0)
         shutdown(c->fd, SHUT_RDWR);
+    cancel_timer(c);
     conn_free_if_idle(c);
 }
 
@@ -574,7 +597,7 @@ static void on_connect(struct ev_handler *h, int res, uint32_t flags)
     c->connect_busy = false;
     if (c->dead) {
         conn_free_if_idle(c);
-    } else if (res < 0) {
+    } else if (res < 0 || fcntl(c->fd, F_SETFL, 0) < 0) {
         vs->stats.conns_refused++;
         conn_close_rst(c);
     } else {
@@ -582,6 +605,30 @@ static void on_connect(struct ev_handler *h, int res, uint32_t flags)
         c->pending |= P_RESPONSE;
         vs->stats.conns_opened++;
         conn_update(c);
+    }
+    output(vs);
+    pthread_mutex_unlock(&vs->t->lock);
+}
+
+static void on_timer(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct vsock_conn *c = container_of(h, struct vsock_conn, timer_ev);
+    struct virtio_vsock *vs = c->vs;
+
+    (void)res;
+    (void)flags;
+    pthread_mutex_lock(&vs->t->lock);
+    apply_reset(vs);
+    c->timer_busy = false;
+    if (c->dead) {
+        conn_free_if_idle(c);
+    } else if (c->state == C_REQUESTED) {
+        if (wants_log(vs))
+            log_warn("virtio-vsock %s: the guest did not answer a connection to port %u within "
+                     "%u ms; closing the host client",
+                     vs->uds_path, c->peer_port, VSOCK_REQUEST_TIMEOUT_MS);
+        vs->stats.conns_refused++;
+        conn_close_rst(c);
     }
     output(vs);
     pthread_mutex_unlock(&vs->t->lock);
@@ -631,9 +678,9 @@ static void fill_hdr(struct virtio_vsock *vs, struct virtio_vsock_hdr *h, uint32
     h->op = op;
 }
 
-/* Build the next packet of connection c into the chain (iov, nw writable
- * bytes at iov[0..n)). Returns bytes written, 0 if c had nothing after
- * all. */
+/* Build the next packet of connection c (which has output) into the
+ * chain: iov[0..n), `room` writable bytes, at least a header. Returns the
+ * bytes written. */
 static uint32_t conn_packet(struct virtio_vsock *vs, struct vsock_conn *c, struct iovec *iov,
                             unsigned n, uint64_t room)
 {
@@ -649,15 +696,18 @@ static uint32_t conn_packet(struct virtio_vsock *vs, struct vsock_conn *c, struc
     } else if (c->pending & P_REQUEST) {
         fill_hdr(vs, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_REQUEST);
         c->pending &= (uint8_t)~P_REQUEST;
-    } else if (c->state == C_OPEN && c->h2g_len && !c->peer_shut_rcv && peer_credit(c)) {
+        /* A guest that never answers must not hold the host client. */
+        if (!c->timer_busy &&
+            evloop_timeout(vs->loop, &c->timer_ev, VSOCK_REQUEST_TIMEOUT_MS * 1000000ull) == 0)
+            c->timer_busy = true;
+    } else if (c->state == C_OPEN && c->h2g_len && !c->peer_shut_rcv && peer_credit(c) &&
+               room > HDR) {
         uint32_t first;
         payload = c->h2g_len;
         if (payload > peer_credit(c))
             payload = peer_credit(c);
         if (payload > room - HDR)
             payload = (uint32_t)(room - HDR);
-        if (payload > RX_PAYLOAD)
-            payload = RX_PAYLOAD;
         fill_hdr(vs, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_RW);
         h.len = payload;
         first = BUF - c->h2g_head;
@@ -674,11 +724,9 @@ static uint32_t conn_packet(struct virtio_vsock *vs, struct vsock_conn *c, struc
         h.flags = VIRTIO_VSOCK_SHUTDOWN_SEND;
         c->pending &= (uint8_t)~P_SHUTDOWN;
         c->sent_shutdown = true;
-    } else if (c->pending & P_CREDIT) {
-        fill_hdr(vs, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
-        c->pending &= (uint8_t)~P_CREDIT;
     } else {
-        return 0;
+        /* P_CREDIT, or data for a buffer with room for a header only. */
+        fill_hdr(vs, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
     }
     h.buf_alloc = BUF;
     h.fwd_cnt = c->fwd_cnt;
@@ -778,10 +826,6 @@ static void guest_request(struct virtio_vsock *vs, const struct virtio_vsock_hdr
     struct io_uring_sqe *sqe;
     int fd, n;
 
-    if (conn_find(vs, h->dst_port, h->src_port)) {
-        bad_packet(vs, "REQUEST for an existing connection", h);
-        return;
-    }
     if (vs->nconns >= VSOCK_MAX_CONNS) {
         vs->stats.conns_refused++;
         if (wants_log(vs))
@@ -790,7 +834,11 @@ static void guest_request(struct virtio_vsock *vs, const struct virtio_vsock_hdr
         rst_reply(vs, h->dst_port, h->src_port);
         return;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking for the connect: a listener whose backlog is full
+     * refuses at once (EAGAIN) instead of parking the connect in an
+     * io-wq worker that nothing can cancel; blocking again once
+     * connected, so io_uring polls it for recv and send. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     c = fd >= 0 ? conn_new(vs, fd) : NULL;
     if (!c) {
         if (fd >= 0)
@@ -809,6 +857,7 @@ static void guest_request(struct virtio_vsock *vs, const struct virtio_vsock_hdr
     c->recv_ev.fn = on_recv;
     c->send_ev.fn = on_send;
     c->connect_ev.fn = on_connect;
+    c->timer_ev.fn = on_timer;
     table_insert(vs, c);
     c->addr.sun_family = AF_UNIX;
     n = snprintf(c->addr.sun_path, sizeof(c->addr.sun_path), "%s_%u", vs->uds_path, h->dst_port);
@@ -839,6 +888,7 @@ static void conn_packet_in(struct virtio_vsock *vs, struct vsock_conn *c,
         }
         c->state = C_OPEN;
         vs->stats.conns_opened++;
+        cancel_timer(c);
         c->g2h_extra = c->g2h_len =
             (uint32_t)snprintf((char *)c->g2h, G2H_CAP, "OK %u\n", c->local_port);
         break;
@@ -883,6 +933,10 @@ static void conn_packet_in(struct virtio_vsock *vs, struct vsock_conn *c,
     case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
         c->pending |= P_CREDIT;
         break;
+    case VIRTIO_VSOCK_OP_REQUEST:
+        bad_packet(vs, "REQUEST for an existing connection", h);
+        conn_reset(c);
+        return;
     default:
         bad_packet(vs, "unknown op", h);
         conn_reset(c);
@@ -1058,6 +1112,7 @@ static void on_accept(struct ev_handler *h, int res, uint32_t flags)
             c->recv_ev.fn = on_recv;
             c->send_ev.fn = on_send;
             c->connect_ev.fn = on_connect;
+            c->timer_ev.fn = on_timer;
             arm_recv(c);
         }
     } else if (res != -EINTR && res != -EAGAIN && res != -ECONNABORTED && res != -EMFILE &&
@@ -1268,6 +1323,7 @@ int virtio_vsock_create(struct virtio_vsock **out, const struct vsock_config *cf
     vs->accept_ev.fn = on_accept;
     vs->wake_ev.fn = on_wake;
     vs->signal_ev.fn = on_signal;
+    vs->cancel_ev.fn = on_cancelled;
     if (!vs->uds_path || vs->wake_fd < 0) {
         rc = vs->uds_path ? -errno : -ENOMEM;
         snprintf(err, errlen, "vsock %s: %s", path, strerror(-rc));

@@ -487,6 +487,44 @@ Test(virtio_vsock, guest_rst_to_a_request_closes_the_client)
     close(fd);
 }
 
+Test(virtio_vsock, a_request_the_guest_never_answers_times_out)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int fd;
+
+    open_dev();
+    fd = host_connect();
+    host_write(fd, "CONNECT 20\n", 11);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
+    /* No answer: after VSOCK_REQUEST_TIMEOUT_MS the client is closed and
+     * the guest told with an RST. */
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), VSOCK_REQUEST_TIMEOUT_MS + 1000), 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(hd.dst_port, 20);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    close(fd);
+}
+
+Test(virtio_vsock, a_duplicate_request_resets_the_connection)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(21, 65536, &hport);
+    guest_send(ghdr(21, hport, VIRTIO_VSOCK_OP_REQUEST), NULL, 0);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
+    cr_assert_eq(stats().bad_packets, 1);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 1000), 0);
+    close(fd);
+}
+
 Test(virtio_vsock, host_connections_before_the_driver_wait_for_it)
 {
     struct vsock_config cfg = {.enabled = true, .guest_cid = CID, .uds_path = uds};
@@ -550,6 +588,30 @@ Test(virtio_vsock, guest_connect_to_nobody_gets_rst)
     cr_assert_eq(hd.dst_port, 40000);
     cr_assert_eq(stats().conns_refused, 1);
     cr_assert_eq(virtio_vsock_conns(vs), 0);
+}
+
+Test(virtio_vsock, guest_connect_to_a_full_backlog_is_refused_at_once)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int lfd;
+
+    open_dev();
+    lfd = host_listen(5002);
+    cr_assert_eq(listen(lfd, 0), 0); /* room for one pending connection */
+    unsigned responses = 0, rsts = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        guest_send(ghdr(41000 + i, 5002, VIRTIO_VSOCK_OP_REQUEST), NULL, 0);
+        guest_recv(&hd, buf, sizeof(buf));
+        responses += hd.op == VIRTIO_VSOCK_OP_RESPONSE;
+        rsts += hd.op == VIRTIO_VSOCK_OP_RST;
+    }
+    cr_assert_geq(responses, 1);
+    cr_assert_geq(rsts, 1, "a full backlog did not refuse");
+    cr_assert_eq(responses + rsts, 4);
+    /* The refused ones are gone, not parked on a blocked connect. */
+    cr_assert_eq(virtio_vsock_conns(vs), responses);
+    host_unlisten(lfd, 5002);
 }
 
 /* ---- credit ---- */
