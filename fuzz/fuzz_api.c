@@ -52,8 +52,8 @@ static const struct api_vm_ops stub_ops = {
 
 static void check_limits(const struct vm_config *cfg)
 {
-    if (cfg->ndrives > CONFIG_MAX_DRIVES || cfg->nnets > CONFIG_MAX_NETS ||
-        cfg->vcpus < 1 || cfg->vcpus > CONFIG_MAX_VCPUS || cfg->mem_mib < CONFIG_MIN_MEM_MIB ||
+    if (cfg->ndrives > CONFIG_MAX_DRIVES || cfg->nnets > CONFIG_MAX_NETS || cfg->vcpus < 1 ||
+        cfg->vcpus > CONFIG_MAX_VCPUS || cfg->mem_mib < CONFIG_MIN_MEM_MIB ||
         cfg->mem_mib > CONFIG_MAX_MEM_MIB)
         abort();
     for (unsigned i = 1; i < cfg->ndrives; i++)
