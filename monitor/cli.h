@@ -1,5 +1,7 @@
 /*
- * cli.h - the command line: `flint run [options]`, `--help`, `--version`.
+ * cli.h - the command line: `flint run [options]` boots one VM at once;
+ * `flint [--api-sock PATH] [--config-file FILE] ...` acts like Firecracker
+ * (an API socket, a config file, or both); `--help`, `--version`.
  */
 #ifndef FLINT_CLI_H
 #define FLINT_CLI_H
@@ -11,16 +13,29 @@
 
 /* What the command line asks for. */
 enum cli_action {
-    CLI_RUN,
+    CLI_RUN,   /* flint run ... */
+    CLI_SERVE, /* Firecracker style: the API socket and/or a config file */
     CLI_HELP,
     CLI_VERSION,
 };
 
+/* The Firecracker-style options (CLI_SERVE). */
+struct cli_serve {
+    char *api_sock;    /* NULL: API_DEFAULT_SOCKET, unless no_api */
+    char *id;          /* NULL: API_DEFAULT_INSTANCE_ID */
+    char *config_file; /* NULL: none; the API configures the VM */
+    bool no_api;
+};
+
 /* Parse argv (argv[0] is the program). On success returns 0 and sets
- * *action, filling cfg for CLI_RUN. On a bad argument returns -EINVAL with
- * one line in err naming the option and the problem (exit code 153). */
+ * *action, filling cfg for CLI_RUN and CLI_SERVE, and serve for CLI_SERVE.
+ * On a bad argument returns -EINVAL with one line in err naming the option
+ * and the problem (exit code 153). */
 int cli_parse(int argc, char *const argv[], enum cli_action *action, struct vm_config *cfg,
-              char *err, size_t errlen);
+              struct cli_serve *serve, char *err, size_t errlen);
+
+/* Free serve's strings. */
+void cli_serve_free(struct cli_serve *serve);
 
 /* Parse a decimal number in [min, max]: no sign, no suffix, no junk. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

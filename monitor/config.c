@@ -21,24 +21,112 @@ void config_init(struct vm_config *cfg)
     cfg->seccomp = true;
 }
 
-int config_validate(const struct vm_config *cfg, char *err, size_t errlen)
+int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen)
 {
-    if (cfg->mem_mib < CONFIG_MIN_MEM_MIB || cfg->mem_mib > CONFIG_MAX_MEM_MIB) {
-        snprintf(err, errlen, "mem: %llu MiB is out of range (%d to %llu)",
-                 (unsigned long long)cfg->mem_mib, CONFIG_MIN_MEM_MIB,
+    if (mib < CONFIG_MIN_MEM_MIB || mib > CONFIG_MAX_MEM_MIB) {
+        snprintf(err, errlen, "%s: %llu MiB is out of range (%d to %llu)", field,
+                 (unsigned long long)mib, CONFIG_MIN_MEM_MIB,
                  (unsigned long long)CONFIG_MAX_MEM_MIB);
         return -EINVAL;
     }
-    if (cfg->vcpus < 1 || cfg->vcpus > CONFIG_MAX_VCPUS) {
-        snprintf(err, errlen, "vcpus: %u is out of range (1 to %d)", cfg->vcpus, CONFIG_MAX_VCPUS);
-        return -EINVAL;
-    }
-    if (cfg->cmdline && strlen(cfg->cmdline) >= FLINT_CMDLINE_MAX) {
-        snprintf(err, errlen, "cmdline: %zu bytes is longer than the limit of %d",
-                 strlen(cfg->cmdline), FLINT_CMDLINE_MAX - 1);
+    return 0;
+}
+
+int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen)
+{
+    if (n < 1 || n > CONFIG_MAX_VCPUS) {
+        snprintf(err, errlen, "%s: %llu is out of range (1 to %d)", field, (unsigned long long)n,
+                 CONFIG_MAX_VCPUS);
         return -EINVAL;
     }
     return 0;
+}
+
+int config_check_cmdline(const char *cmdline, const char *field, char *err, size_t errlen)
+{
+    if (cmdline && strlen(cmdline) >= FLINT_CMDLINE_MAX) {
+        snprintf(err, errlen, "%s: %zu bytes is longer than the limit of %d", field,
+                 strlen(cmdline), FLINT_CMDLINE_MAX - 1);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_check_tap_name(const char *name, const char *field, char *err, size_t errlen)
+{
+    if (!name[0] || strlen(name) >= 16 || strchr(name, '/')) {
+        snprintf(err, errlen, "%s: '%s' is not a valid interface name (1-15 bytes, no '/')", field,
+                 name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_check_vsock_cid(uint64_t cid, const char *field, char *err, size_t errlen)
+{
+    if (cid < CONFIG_VSOCK_MIN_CID || cid > CONFIG_VSOCK_MAX_CID) {
+        snprintf(err, errlen, "%s: %llu is out of range (%u to %u)", field, (unsigned long long)cid,
+                 CONFIG_VSOCK_MIN_CID, CONFIG_VSOCK_MAX_CID);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_check_vsock_path(const char *path, const char *field, char *err, size_t errlen)
+{
+    /* Room for the "_<port>" suffix of guest-initiated connections. */
+    size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 12;
+
+    if (!path[0]) {
+        snprintf(err, errlen, "%s: missing Unix socket path", field);
+        return -EINVAL;
+    }
+    if (strlen(path) > max) {
+        snprintf(err, errlen, "%s: socket path '%s' is too long (at most %zu bytes)", field, path,
+                 max);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_validate(const struct vm_config *cfg, char *err, size_t errlen)
+{
+    if (config_check_mem_mib(cfg->mem_mib, "mem", err, errlen) ||
+        config_check_vcpus(cfg->vcpus, "vcpus", err, errlen) ||
+        config_check_cmdline(cfg->cmdline, "cmdline", err, errlen))
+        return -EINVAL;
+    return 0;
+}
+
+int config_find_drive(const struct vm_config *cfg, const char *id)
+{
+    for (unsigned i = 0; i < cfg->ndrives; i++)
+        if (cfg->drives[i].id && !strcmp(cfg->drives[i].id, id))
+            return (int)i;
+    return -1;
+}
+
+int config_find_net(const struct vm_config *cfg, const char *id)
+{
+    for (unsigned i = 0; i < cfg->nnets; i++)
+        if (cfg->nets[i].id && !strcmp(cfg->nets[i].id, id))
+            return (int)i;
+    return -1;
+}
+
+void config_drive_free(struct drive_config *d)
+{
+    free(d->path);
+    free(d->id);
+    free(d->partuuid);
+    memset(d, 0, sizeof(*d));
+}
+
+void config_net_free(struct net_config *n)
+{
+    free(n->tap);
+    free(n->id);
+    memset(n, 0, sizeof(*n));
 }
 
 int config_set_str(char **field, const char *value)
@@ -54,14 +142,10 @@ int config_set_str(char **field, const char *value)
 
 void config_free(struct vm_config *cfg)
 {
-    for (unsigned i = 0; i < cfg->ndrives; i++) {
-        free(cfg->drives[i].path);
-        free(cfg->drives[i].id);
-    }
-    for (unsigned i = 0; i < cfg->nnets; i++) {
-        free(cfg->nets[i].tap);
-        free(cfg->nets[i].id);
-    }
+    for (unsigned i = 0; i < cfg->ndrives; i++)
+        config_drive_free(&cfg->drives[i]);
+    for (unsigned i = 0; i < cfg->nnets; i++)
+        config_net_free(&cfg->nets[i]);
     free(cfg->vsock.uds_path);
     free(cfg->kernel_path);
     free(cfg->initrd_path);
@@ -175,11 +259,8 @@ int config_add_net(struct vm_config *cfg, const char *spec, char *err, size_t er
         snprintf(err, errlen, "--net: missing tap device name in '%s'", spec);
         goto out;
     }
-    if (strlen(tok) >= 16 || strchr(tok, '/')) {
-        snprintf(err, errlen, "--net: '%s' is not a valid interface name (1-15 bytes, no '/')",
-                 tok);
+    if (config_check_tap_name(tok, "--net", err, errlen))
         goto out;
-    }
     n.tap = strdup(tok);
     while ((tok = strtok_r(NULL, ",", &save))) {
         if (!strncmp(tok, "mac=", 4)) {
@@ -254,12 +335,8 @@ int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t 
         snprintf(err, errlen, "--vsock: missing Unix socket path after the CID");
         return -EINVAL;
     }
-    /* Room for the "_<port>" suffix of guest-initiated connections. */
-    if (strlen(comma + 1) + 12 > sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        snprintf(err, errlen, "--vsock: socket path '%s' is too long (at most %zu bytes)",
-                 comma + 1, sizeof(((struct sockaddr_un *)0)->sun_path) - 12);
+    if (config_check_vsock_path(comma + 1, "--vsock", err, errlen))
         return -EINVAL;
-    }
     if (config_set_str(&cfg->vsock.uds_path, comma + 1))
         return -ENOMEM;
     cfg->vsock.guest_cid = (uint32_t)cid;

@@ -1,6 +1,7 @@
 /*
- * config.h - what a VM is made of, however it was described (the `flint
- * run` command line today; the API and config file share it later).
+ * config.h - what a VM is made of, however it was described: the `flint
+ * run` command line, the API (api.h) or a --config-file. The range checks
+ * are shared, so all three accept and refuse the same values.
  */
 #ifndef FLINT_CONFIG_H
 #define FLINT_CONFIG_H
@@ -28,6 +29,12 @@ struct drive_config {
     char *path;
     char *id; /* NULL: "blk<index>" */
     bool read_only;
+    /* The API's drive fields. The root device is drives[0] (/dev/vda):
+     * the command line gets root=/dev/vda (or root=PARTUUID=...) rw|ro. */
+    bool root_device;
+    char *partuuid;       /* NULL: none */
+    bool cache_writeback; /* cache_type Writeback; flint honours flushes either way */
+    bool io_engine_sync;  /* io_engine Sync; flint always uses io_uring */
 };
 
 struct net_config {
@@ -49,8 +56,10 @@ struct vm_config {
     char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
     uint64_t mem_mib;
     unsigned vcpus;
+    bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
     bool stats;
-    bool seccomp; /* per-thread system call filters (seccomp.h); off: --no-seccomp */
+    bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
+    bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;
@@ -80,6 +89,27 @@ int config_add_net(struct vm_config *cfg, const char *spec, char *err, size_t er
 /* Parse a --vsock value "CID,PATH" (CID 3 to 2^32 - 2). Returns 0 or
  * -EINVAL with one line in err. */
 int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t errlen);
+
+/* One field's range check, with `field` naming it in the message ("mem" on
+ * the command line, "mem_size_mib" in the API). Each returns 0 or -EINVAL
+ * with one line in err. */
+int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen);
+int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen);
+int config_check_cmdline(const char *cmdline, const char *field, char *err, size_t errlen);
+/* A host network interface name: 1 to 15 bytes, no '/'. */
+int config_check_tap_name(const char *name, const char *field, char *err, size_t errlen);
+/* A vsock guest CID: 3 to 2^32 - 2. */
+int config_check_vsock_cid(uint64_t cid, const char *field, char *err, size_t errlen);
+/* A vsock Unix socket path, with room for the "_<port>" suffix. */
+int config_check_vsock_path(const char *path, const char *field, char *err, size_t errlen);
+
+/* Index of the drive / network interface with this id, or -1. */
+int config_find_drive(const struct vm_config *cfg, const char *id);
+int config_find_net(const struct vm_config *cfg, const char *id);
+
+/* Free one drive's or interface's strings. */
+void config_drive_free(struct drive_config *d);
+void config_net_free(struct net_config *n);
 
 /* Parse "XX:XX:XX:XX:XX:XX" (hex, either case). 0 or -EINVAL. Multicast
  * addresses (bit 0 of the first byte) are refused. */

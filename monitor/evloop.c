@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -115,6 +116,50 @@ int evloop_timeout(struct evloop *loop, struct ev_handler *h, uint64_t ns)
     h->ts.tv_sec = (long long)(ns / 1000000000ull);
     h->ts.tv_nsec = (long long)(ns % 1000000000ull);
     io_uring_prep_timeout(sqe, &h->ts, 0, 0);
+    io_uring_sqe_set_data(sqe, h);
+    return 0;
+}
+
+int evloop_accept(struct evloop *loop, struct ev_handler *h, int fd)
+{
+    struct io_uring_sqe *sqe = evloop_sqe(loop, h);
+
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, h);
+    return 0;
+}
+
+int evloop_recv(struct evloop *loop, struct ev_handler *h, int fd, void *buf, unsigned len)
+{
+    struct io_uring_sqe *sqe = evloop_sqe(loop, h);
+
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_recv(sqe, fd, buf, len, 0);
+    io_uring_sqe_set_data(sqe, h);
+    return 0;
+}
+
+int evloop_send(struct evloop *loop, struct ev_handler *h, int fd, const void *buf, unsigned len)
+{
+    struct io_uring_sqe *sqe = evloop_sqe(loop, h);
+
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(sqe, h);
+    return 0;
+}
+
+int evloop_cancel(struct evloop *loop, struct ev_handler *h, struct ev_handler *target)
+{
+    struct io_uring_sqe *sqe = evloop_sqe(loop, h);
+
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_cancel(sqe, target, 0);
     io_uring_sqe_set_data(sqe, h);
     return 0;
 }

@@ -50,6 +50,16 @@ struct io_uring_sqe *evloop_sqe(struct evloop *loop, struct ev_handler *h);
 int evloop_read(struct evloop *loop, struct ev_handler *h, int fd, void *buf, unsigned len);
 int evloop_poll(struct evloop *loop, struct ev_handler *h, int fd, unsigned poll_mask);
 int evloop_timeout(struct evloop *loop, struct ev_handler *h, uint64_t ns);
+/* Sockets (the API server): accept4 with SOCK_CLOEXEC, recv, send with
+ * MSG_NOSIGNAL. On a socket without data io_uring arms a poll rather than
+ * block a worker thread. */
+int evloop_accept(struct evloop *loop, struct ev_handler *h, int fd);
+int evloop_recv(struct evloop *loop, struct ev_handler *h, int fd, void *buf, unsigned len);
+int evloop_send(struct evloop *loop, struct ev_handler *h, int fd, const void *buf, unsigned len);
+/* Cancel the submission whose completion calls `target`; its completion
+ * then arrives with -ECANCELED (or its result, if it was done), and this
+ * request's own result (0, -ENOENT, -EALREADY) goes to h. */
+int evloop_cancel(struct evloop *loop, struct ev_handler *h, struct ev_handler *target);
 
 /* Call h->fn(h, 0, 0) once after the current batch of completions has been
  * dispatched (a "bottom half"): e.g. one interrupt for many completed

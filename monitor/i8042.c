@@ -7,6 +7,7 @@
 
 #include <flint-abi.h>
 
+#include <errno.h>
 #include <string.h>
 
 #define I8042_DATA_PORT 0x60
@@ -132,6 +133,10 @@ static void data_read(void *opaque, uint64_t offset, uint8_t *data, unsigned len
     pthread_mutex_lock(&k->lock);
     memset(data, 0, len);
     data[0] = outbuf_pop(&k->regs);
+    /* The next byte moves into the output buffer: interrupt again, as the
+     * guest's handler reads one byte per interrupt. */
+    if (k->regs.out_count && (k->regs.cmd_byte & CB_KBD_INT) && k->irq_trigger)
+        k->irq_trigger(k->irq_opaque);
     pthread_mutex_unlock(&k->lock);
 }
 
@@ -173,6 +178,21 @@ const struct bus_dev_ops i8042_data_ops = {
     .name = "i8042-data", .read = data_read, .write = data_write};
 const struct bus_dev_ops i8042_cmd_ops = {
     .name = "i8042-cmd", .read = cmd_read, .write = cmd_write};
+
+int i8042_push_keys(struct i8042 *k, const uint8_t *codes, unsigned n)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&k->lock);
+    if (n > I8042_OUTBUF - k->regs.out_count) {
+        rc = -ENOSPC;
+    } else {
+        for (unsigned i = 0; i < n; i++)
+            outbuf_push(k, codes[i]);
+    }
+    pthread_mutex_unlock(&k->lock);
+    return rc;
+}
 
 int i8042_register(struct i8042 *k, struct bus *pio)
 {

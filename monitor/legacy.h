@@ -42,6 +42,11 @@ void i8042_init(struct i8042 *k, vm_exit_fn on_reset, void *exit_opaque,
 /* Register the data port (0x60) and the command/status port (0x64). */
 int i8042_register(struct i8042 *k, struct bus *pio);
 
+/* Queue keyboard scancodes for the guest, all or none, raising IRQ 1.
+ * Returns 0 or -ENOSPC when the output buffer has no room for all n. Safe
+ * from any thread. */
+int i8042_push_keys(struct i8042 *k, const uint8_t *codes, unsigned n);
+
 /* Ops for the two ports, exposed for unit tests. */
 extern const struct bus_dev_ops i8042_data_ops, i8042_cmd_ops;
 

@@ -13,6 +13,7 @@
 
 static enum log_level cur_level = LOG_WARN;
 static __thread char thread_name[16] = "main";
+static __thread char last_error[512];
 
 static const char *const level_names[] = {
     [LOG_OFF] = "Off",   [LOG_ERROR] = "Error", [LOG_WARN] = "Warning",
@@ -51,22 +52,37 @@ void log_set_thread_name(const char *name)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
+    bool print = level != LOG_OFF && level <= cur_level;
     char line[1024];
-    int n;
+    int n, start;
     va_list ap;
 
-    if (level == LOG_OFF || level > cur_level)
+    if (!print && level != LOG_ERROR)
         return;
-    n = snprintf(line, sizeof(line), "flint[%s] %s: ", thread_name, level_names[level]);
+    n = start = snprintf(line, sizeof(line), "flint[%s] %s: ", thread_name, level_names[level]);
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
+    if (level == LOG_ERROR)
+        snprintf(last_error, sizeof(last_error), "%.*s", n - start, line + start);
+    if (!print)
+        return;
     line[n++] = '\n';
     /* One write() so lines from several threads never interleave. */
     if (write(STDERR_FILENO, line, (size_t)n) < 0)
         return;
+}
+
+const char *log_last_error(void)
+{
+    return last_error;
+}
+
+void log_clear_last_error(void)
+{
+    last_error[0] = '\0';
 }
 
 bool log_ratelimit(struct log_ratelimit *state, unsigned burst)

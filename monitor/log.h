@@ -31,6 +31,12 @@ void log_set_thread_name(const char *name);
 /* Print one line "flint[<thread>] <LEVEL>: <message>" if level is enabled. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The last error-level message of this thread (printed or not, without
+ * the "flint[...] Error: " prefix), so a failed InstanceStart can answer
+ * with the line it logged. "" after log_clear_last_error. */
+const char *log_last_error(void);
+void log_clear_last_error(void);
+
 /* True when a message of this class may be printed now: at most `burst`
  * messages per second per counter. `state` is caller-owned, zero-initialised. */
 struct log_ratelimit {

@@ -1,24 +1,37 @@
 /*
- * main.c - flint: parse, build the VM, run it, report, exit with its status.
+ * main.c - flint: parse, then either build the VM and run it (`flint run`)
+ * or, Firecracker style, serve the API from the start and build the VM when
+ * InstanceStart (or --config-file) says so; report; exit with its status.
  */
+#include "api.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "util.h"
 #include "vmm.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #ifndef FLINT_VERSION
 #define FLINT_VERSION "0.0.0"
 #endif
 
+static void print_stats(struct vmm *vmm, const struct vm_config *cfg)
+{
+    if (cfg->stats || log_get_level() >= LOG_DEBUG)
+        vmm_print_stats(vmm, STDERR_FILENO);
+}
+
 static int run(struct vm_config *cfg)
 {
+    struct evloop loop;
     struct vmm vmm;
     char err[512];
     char kernel[PATH_MAX];
@@ -37,19 +50,223 @@ static int run(struct vm_config *cfg)
         if (config_set_str(&cfg->kernel_path, kernel))
             return FLINT_EXIT_GENERIC;
     }
-    status = vmm_create(&vmm, cfg);
+    status = evloop_init(&loop, VMM_RING_ENTRIES);
+    if (status) {
+        log_error("io_uring setup: %s", strerror(-status));
+        return FLINT_EXIT_GENERIC;
+    }
+    status = vmm_create(&vmm, cfg, &loop);
     if (status == 0) {
         status = vmm_run(&vmm);
-        if (cfg->stats || log_get_level() >= LOG_DEBUG)
-            vmm_print_stats(&vmm, STDERR_FILENO);
+        print_stats(&vmm, cfg);
     }
+    /* The ring first: it may hold buffers of the devices vmm_destroy frees. */
+    evloop_fini(&loop);
     vmm_destroy(&vmm);
+    return status;
+}
+
+/* ---- Firecracker style ---- */
+
+/* One flint process serving the API: the loop exists from the start, the
+ * VM once InstanceStart or --config-file builds it. */
+struct process {
+    struct vm_config *cfg;
+    struct evloop loop;
+    struct vmm vmm;
+    bool vm_built; /* vmm_create was called: vmm_destroy at the end */
+    bool vm_started;
+    int sig_fd;
+    struct signalfd_siginfo sig;
+    struct ev_handler sig_ev;
+    int signal_status; /* 128 + N after signal N with no VM running */
+};
+
+static int vm_start(void *opaque, char *err, size_t errlen)
+{
+    struct process *p = opaque;
+    char cmdline[FLINT_CMDLINE_MAX];
+    unsigned ndev = p->cfg->ndrives + p->cfg->nnets + (p->cfg->vsock.enabled ? 1 : 0);
+    int rc;
+
+    /* What can be refused before anything is built keeps the API going. */
+    if (config_validate(p->cfg, err, errlen))
+        return -EINVAL;
+    if (ndev > VMM_MAX_VIRTIO) {
+        snprintf(err, errlen, "%u devices exceed the %d virtio slots", ndev, VMM_MAX_VIRTIO);
+        return -EINVAL;
+    }
+    if (vmm_build_cmdline(p->cfg, cmdline, sizeof(cmdline))) {
+        snprintf(err, errlen,
+                 "boot_args: with the device entries the command line exceeds %d "
+                 "bytes",
+                 FLINT_CMDLINE_MAX - 1);
+        return -EINVAL;
+    }
+    /* Past here a failure leaves a half-built VM: the process ends. */
+    log_clear_last_error();
+    p->vm_built = true;
+    rc = vmm_create(&p->vmm, p->cfg, &p->loop);
+    if (!rc)
+        rc = vmm_start(&p->vmm);
+    if (rc) {
+        snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : "cannot build the VM");
+        return rc;
+    }
+    p->vm_started = true;
+    return 0;
+}
+
+static int vm_ctrl_alt_del(void *opaque)
+{
+    return vmm_send_ctrl_alt_del(&((struct process *)opaque)->vmm);
+}
+
+static int vm_pause(void *opaque)
+{
+    return vmm_pause(&((struct process *)opaque)->vmm);
+}
+
+static void vm_resume(void *opaque)
+{
+    vmm_resume(&((struct process *)opaque)->vmm);
+}
+
+static const struct api_vm_ops vm_ops = {
+    .start = vm_start, .ctrl_alt_del = vm_ctrl_alt_del, .pause = vm_pause, .resume = vm_resume};
+
+static void stop_loop(void *opaque)
+{
+    evloop_stop(&((struct process *)opaque)->loop);
+}
+
+/* SIGINT, SIGTERM, SIGHUP: end the VM (or the wait for one) cleanly, so
+ * the API socket is removed. */
+static void on_signal(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct process *p = container_of(h, struct process, sig_ev);
+    int status = 128 + (res == (int)sizeof(p->sig) ? (int)p->sig.ssi_signo : SIGTERM);
+    char why[64];
+
+    (void)flags;
+    snprintf(why, sizeof(why), "received signal %d", status - 128);
+    if (p->vm_started) {
+        vmm_request_exit(&p->vmm, status, why);
+    } else {
+        log_info("%s", why);
+        p->signal_status = status;
+        evloop_stop(&p->loop);
+    }
+}
+
+static int watch_signals(struct process *p)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Blocked here and so in the vCPU threads created later. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+        return -EINVAL;
+    p->sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (p->sig_fd < 0)
+        return -errno;
+    p->sig_ev.fn = on_signal;
+    return evloop_read(&p->loop, &p->sig_ev, p->sig_fd, &p->sig, sizeof(p->sig));
+}
+
+static int serve_setup(struct process *p, struct api_ctl *ctl, struct api_server *srv, bool *srv_up,
+                       const struct cli_serve *opts)
+{
+    const char *sock = opts->api_sock ? opts->api_sock : API_DEFAULT_SOCKET;
+    char err[512];
+    int rc;
+
+    if ((rc = watch_signals(p))) {
+        log_error("signal setup: %s", strerror(-rc));
+        return FLINT_EXIT_GENERIC;
+    }
+    if (opts->config_file && api_load_config_file(ctl, opts->config_file, err, sizeof(err))) {
+        log_error("%s", err);
+        return FLINT_EXIT_BAD_CONFIG;
+    }
+    if (!opts->no_api) {
+        if (api_server_init(srv, &p->loop, sock, ctl, err, sizeof(err))) {
+            log_error("%s", err);
+            return FLINT_EXIT_GENERIC;
+        }
+        *srv_up = true;
+        p->cfg->api_socket = true;
+        srv->on_fatal = stop_loop;
+        srv->fatal_opaque = p;
+        log_info("API socket %s: listening", sock);
+    }
+    if (opts->config_file) {
+        rc = vm_start(p, err, sizeof(err));
+        if (rc) {
+            /* vmm_create logged its own line already. */
+            if (rc < 0)
+                log_error("config file %s: %s", opts->config_file, err);
+            return rc < 0 ? FLINT_EXIT_BAD_CONFIG : rc;
+        }
+        ctl->state = API_VM_RUNNING;
+    }
+    return 0;
+}
+
+static int serve(struct vm_config *cfg, const struct cli_serve *opts)
+{
+    static struct process p; /* large (struct vmm); one per process */
+    struct api_ctl ctl = {
+        .cfg = cfg,
+        .instance_id = opts->id ? opts->id : API_DEFAULT_INSTANCE_ID,
+        .vmm_version = FLINT_VERSION,
+        .ops = &vm_ops,
+        .opaque = &p,
+    };
+    struct api_server srv;
+    bool srv_up = false;
+    int status;
+
+    log_set_level(cfg->level);
+    log_set_thread_name("vmm");
+    p.cfg = cfg;
+    p.sig_fd = -1;
+    status = evloop_init(&p.loop, VMM_RING_ENTRIES);
+    if (status) {
+        log_error("io_uring setup: %s", strerror(-status));
+        return FLINT_EXIT_GENERIC;
+    }
+    status = serve_setup(&p, &ctl, &srv, &srv_up, opts);
+    if (status == 0 && evloop_run(&p.loop)) {
+        if (p.vm_started)
+            vmm_request_exit(&p.vmm, FLINT_EXIT_UNEXPECTED, "event loop failed");
+        else
+            status = FLINT_EXIT_UNEXPECTED;
+    }
+    if (p.vm_started) {
+        status = vmm_finish(&p.vmm);
+        print_stats(&p.vmm, cfg);
+    } else if (status == 0) {
+        status = ctl.fatal_status ? ctl.fatal_status : p.signal_status;
+    }
+    /* The ring first: it may point into connection and device buffers. */
+    evloop_fini(&p.loop);
+    if (srv_up)
+        api_server_close(&srv);
+    if (p.vm_built)
+        vmm_destroy(&p.vmm);
+    if (p.sig_fd >= 0)
+        close(p.sig_fd);
     return status;
 }
 
 int main(int argc, char **argv)
 {
     struct vm_config cfg;
+    struct cli_serve serve_opts = {0};
     enum cli_action action;
     char err[512];
     int status;
@@ -57,9 +274,10 @@ int main(int argc, char **argv)
     /* A closed stdout or socket must be an error code, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
     config_init(&cfg);
-    if (cli_parse(argc, argv, &action, &cfg, err, sizeof(err))) {
+    if (cli_parse(argc, argv, &action, &cfg, &serve_opts, err, sizeof(err))) {
         log_error("%s", err);
         config_free(&cfg);
+        cli_serve_free(&serve_opts);
         return FLINT_EXIT_ARG_PARSING;
     }
     switch (action) {
@@ -71,10 +289,14 @@ int main(int argc, char **argv)
         printf("flint v%s\n", FLINT_VERSION);
         status = FLINT_EXIT_OK;
         break;
+    case CLI_SERVE:
+        status = serve(&cfg, &serve_opts);
+        break;
     default:
         status = run(&cfg);
         break;
     }
     config_free(&cfg);
+    cli_serve_free(&serve_opts);
     return status;
 }

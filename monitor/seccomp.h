@@ -47,11 +47,12 @@ enum seccomp_arg_check {
 /* Devices whose system calls are on a list only when the VM has them. */
 enum seccomp_feature {
     SECCOMP_FEAT_VSOCK = 1u << 0, /* Unix sockets connected, accepted, removed */
+    SECCOMP_FEAT_API = 1u << 1,   /* the API socket: served by io_uring, removed at exit */
 };
 
 /* One allow-list entry: the system call `nr` is allowed to the thread
  * kinds in the `kinds` bit mask (1 << enum seccomp_thread) when `args`
- * holds, and only in VMs with `feature` if that is not 0. */
+ * holds, and only in VMs with one of the `feature` bits if that is not 0. */
 struct seccomp_allow {
     int nr;
     const char *name;

@@ -234,6 +234,10 @@ static void *vcpu_thread(void *arg)
         record_first_run(v);
 
     while (!vmm_stopping(v->vmm)) {
+        if (vmm_paused(v->vmm)) {
+            vmm_pause_point(v->vmm);
+            continue;
+        }
         if (__atomic_exchange_n(&v->check_activity, 0, __ATOMIC_SEQ_CST))
             __atomic_store_n(&v->activity, vcpu_arch_activity(v), __ATOMIC_SEQ_CST);
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {

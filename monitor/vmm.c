@@ -104,9 +104,15 @@ static void irq_com1(void *opaque)
     kvm_irq_pulse(&((struct vmm *)opaque)->kvm, FLINT_GSI_COM1);
 }
 
+/* Through an irqfd rather than KVM_IRQ_LINE: Ctrl-Alt-Del comes from the
+ * VMM thread, whose seccomp list has no ioctl. */
 static void irq_kbd(void *opaque)
 {
-    kvm_irq_pulse(&((struct vmm *)opaque)->kvm, 1);
+    struct vmm *vmm = opaque;
+    uint64_t one = 1;
+
+    if (write(vmm->kbd_irq_fd, &one, sizeof(one)) < 0)
+        log_warn("i8042: cannot raise IRQ 1: %s", strerror(errno));
 }
 
 static void device_exit(void *opaque, int status, const char *why)
@@ -138,7 +144,8 @@ static int setup_devices(struct vmm *vmm)
  * allowed; the threads load them in vmm_run. */
 static int build_seccomp(struct vmm *vmm)
 {
-    unsigned features = vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0;
+    unsigned features = (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
+                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {
@@ -170,6 +177,9 @@ static int setup_kvm(struct vmm *vmm, gpa_t entry)
         kvm_create_vm(&vmm->kvm, err, sizeof(err)) ||
         kvm_map_guest_mem(&vmm->kvm, &vmm->mem, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
+    rc = kvm_irqfd(&vmm->kvm, vmm->kbd_irq_fd, 1);
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "KVM_IRQFD for the i8042: %s", strerror(-rc));
     if ((int)vmm->cfg->vcpus > vmm->kvm.max_vcpus)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "vcpus: %u exceeds this host's KVM limit of %d",
                           vmm->cfg->vcpus, vmm->kvm.max_vcpus);
@@ -188,24 +198,34 @@ static int setup_kvm(struct vmm *vmm, gpa_t entry)
     return 0;
 }
 
-int vmm_create(struct vmm *vmm, struct vm_config *cfg)
+static void init_pause(struct vmm *vmm)
+{
+    pthread_condattr_t attr;
+
+    pthread_mutex_init(&vmm->pause_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&vmm->pause_cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
 {
     gpa_t entry;
     int rc;
 
     memset(vmm, 0, sizeof(*vmm));
     vmm->cfg = cfg;
+    vmm->loop = loop;
     vmm->kvm.sys_fd = vmm->kvm.vm_fd = -1;
     vmm->mem.fd = -1;
-    vmm->exit_efd = -1;
+    vmm->exit_efd = vmm->kbd_irq_fd = -1;
     pthread_mutex_init(&vmm->exit_lock, NULL);
+    init_pause(vmm);
 
-    rc = evloop_init(&vmm->loop, VMM_RING_ENTRIES);
-    if (rc)
-        return setup_fail(FLINT_EXIT_GENERIC, "io_uring setup: %s", strerror(-rc));
-    vmm->loop_ready = true;
     vmm->exit_efd = eventfd(0, EFD_CLOEXEC);
-    if (vmm->exit_efd < 0)
+    vmm->kbd_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vmm->exit_efd < 0 || vmm->kbd_irq_fd < 0)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
     if ((rc = load_guest(vmm, &entry)))
         return rc;
@@ -254,7 +274,7 @@ static void on_exit_request(struct ev_handler *h, int res, uint32_t flags)
 
     (void)res;
     (void)flags;
-    evloop_stop(&vmm->loop);
+    evloop_stop(vmm->loop);
 }
 
 /* Every tick, look at what the vCPUs reported for the previous tick, then ask
@@ -267,6 +287,11 @@ static void on_watchdog(struct ev_handler *h, int res, uint32_t flags)
 
     (void)res;
     (void)flags;
+    /* Held vCPUs answer no questions and a paused guest cannot be dead. */
+    if (vmm_paused(vmm)) {
+        vmm->dead_rounds = 0;
+        goto rearm;
+    }
     for (unsigned i = 0; i < vmm->nvcpus; i++) {
         int a = __atomic_load_n(&vmm->vcpus[i].activity, __ATOMIC_SEQ_CST);
         halted += a == VCPU_HALTED_IRQS_OFF;
@@ -299,20 +324,25 @@ static void on_watchdog(struct ev_handler *h, int res, uint32_t flags)
         __atomic_store_n(&v->check_activity, 1, __ATOMIC_SEQ_CST);
         vcpu_kick(v);
     }
-    if (evloop_timeout(&vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
+rearm:
+    if (evloop_timeout(vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
         log_warn("halt watchdog could not be re-armed");
 }
 
 static void stop_vcpus(struct vmm *vmm)
 {
     __atomic_store_n(&vmm->stopping, 1, __ATOMIC_SEQ_CST);
+    /* Wake held vCPUs: they see `stopping` and leave. */
+    pthread_mutex_lock(&vmm->pause_lock);
+    pthread_cond_broadcast(&vmm->pause_cond);
+    pthread_mutex_unlock(&vmm->pause_lock);
     for (unsigned i = 0; i < vmm->nvcpus; i++)
         vcpu_kick(&vmm->vcpus[i]);
     for (unsigned i = 0; i < vmm->nvcpus; i++)
         vcpu_join(&vmm->vcpus[i]);
 }
 
-int vmm_run(struct vmm *vmm)
+int vmm_start(struct vmm *vmm)
 {
     int rc;
 
@@ -321,9 +351,9 @@ int vmm_run(struct vmm *vmm)
         return setup_fail(FLINT_EXIT_GENERIC, "signal setup: %s", strerror(-rc));
     vmm->exit_ev.fn = on_exit_request;
     vmm->watchdog_ev.fn = on_watchdog;
-    if (evloop_read(&vmm->loop, &vmm->exit_ev, vmm->exit_efd, &vmm->exit_efd_buf,
+    if (evloop_read(vmm->loop, &vmm->exit_ev, vmm->exit_efd, &vmm->exit_efd_buf,
                     sizeof(vmm->exit_efd_buf)) ||
-        evloop_timeout(&vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
+        evloop_timeout(vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
         return setup_fail(FLINT_EXIT_GENERIC, "event loop: cannot queue initial events");
 
     for (unsigned i = 0; i < vmm->nvcpus; i++) {
@@ -337,18 +367,110 @@ int vmm_run(struct vmm *vmm)
      * afterwards. Every vCPU thread exists now, so none inherits this one
      * (each loads its own before its first KVM_RUN), and this thread needs
      * no clone. Guest-controlled data (virtqueues, device completions)
-     * reaches this thread only in the event loop below. */
+     * reaches this thread only in the event loop, after this. */
     if (vmm->seccomp[SECCOMP_THREAD_VMM].insns &&
         (rc = seccomp_thread_load(&vmm->seccomp[SECCOMP_THREAD_VMM], SECCOMP_THREAD_VMM, 0))) {
         char why[128];
         snprintf(why, sizeof(why), "seccomp: loading the VMM thread's filter: %s", strerror(-rc));
         log_error("%s", why);
         vmm_request_exit(vmm, FLINT_EXIT_GENERIC, why);
-    } else if ((rc = evloop_run(&vmm->loop))) {
-        vmm_request_exit(vmm, FLINT_EXIT_UNEXPECTED, "event loop failed");
     }
+    return 0;
+}
+
+int vmm_finish(struct vmm *vmm)
+{
     stop_vcpus(vmm);
     return vmm->exit_status;
+}
+
+int vmm_run(struct vmm *vmm)
+{
+    int rc = vmm_start(vmm);
+
+    if (rc)
+        return rc;
+    /* A pending exit request (a failed vCPU or filter) stops it at once. */
+    if (evloop_run(vmm->loop))
+        vmm_request_exit(vmm, FLINT_EXIT_UNEXPECTED, "event loop failed");
+    return vmm_finish(vmm);
+}
+
+bool vmm_paused(struct vmm *vmm)
+{
+    return __atomic_load_n(&vmm->pause_requested, __ATOMIC_SEQ_CST);
+}
+
+void vmm_pause_point(struct vmm *vmm)
+{
+    pthread_mutex_lock(&vmm->pause_lock);
+    vmm->vcpus_held++;
+    pthread_cond_broadcast(&vmm->pause_cond);
+    while (vmm_paused(vmm) && !vmm_stopping(vmm))
+        pthread_cond_wait(&vmm->pause_cond, &vmm->pause_lock);
+    vmm->vcpus_held--;
+    pthread_mutex_unlock(&vmm->pause_lock);
+}
+
+static unsigned started_vcpus(struct vmm *vmm)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < vmm->nvcpus; i++)
+        n += vmm->vcpus[i].thread_started;
+    return n;
+}
+
+int vmm_pause(struct vmm *vmm)
+{
+    unsigned want = started_vcpus(vmm);
+    bool all = false;
+
+    if (vmm_paused(vmm))
+        return 0;
+    __atomic_store_n(&vmm->pause_requested, 1, __ATOMIC_SEQ_CST);
+    /* Kick every 10 ms: a kick that lands while a vCPU is busy in a device
+     * is seen at its next KVM_RUN through immediate_exit anyway. */
+    for (unsigned round = 0; round < 200 && !all; round++) {
+        struct timespec deadline;
+
+        for (unsigned i = 0; i < vmm->nvcpus; i++)
+            vcpu_kick(&vmm->vcpus[i]);
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_nsec += 10 * 1000 * 1000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&vmm->pause_lock);
+        while (vmm->vcpus_held < want &&
+               pthread_cond_timedwait(&vmm->pause_cond, &vmm->pause_lock, &deadline) == 0) {
+        }
+        all = vmm->vcpus_held >= want;
+        pthread_mutex_unlock(&vmm->pause_lock);
+    }
+    if (!all) {
+        vmm_resume(vmm);
+        return -ETIMEDOUT;
+    }
+    log_info("VM paused");
+    return 0;
+}
+
+void vmm_resume(struct vmm *vmm)
+{
+    pthread_mutex_lock(&vmm->pause_lock);
+    __atomic_store_n(&vmm->pause_requested, 0, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&vmm->pause_cond);
+    pthread_mutex_unlock(&vmm->pause_lock);
+}
+
+int vmm_send_ctrl_alt_del(struct vmm *vmm)
+{
+    /* Set 2: left Ctrl, left Alt, Delete (an extended key). */
+    static const uint8_t keys[] = {0x14, 0x11, 0xe0, 0x71};
+
+    return i8042_push_keys(&vmm->i8042, keys, sizeof(keys));
 }
 
 static long long ts_diff_us(struct timespec a, struct timespec b)
@@ -402,12 +524,13 @@ void vmm_destroy(struct vmm *vmm)
         seccomp_prog_free(&vmm->seccomp[k]);
     for (unsigned i = 0; i < vmm->nvcpus; i++)
         vcpu_destroy(&vmm->vcpus[i]);
-    /* The ring goes first: it may still hold buffers of devices below. */
-    if (vmm->loop_ready)
-        evloop_fini(&vmm->loop);
+    /* The caller tore down the ring already: it may have held buffers of
+     * the devices below. */
     vmm_destroy_virtio(vmm);
     if (vmm->exit_efd >= 0)
         close(vmm->exit_efd);
+    if (vmm->kbd_irq_fd >= 0)
+        close(vmm->kbd_irq_fd);
     kvm_close(&vmm->kvm);
     guest_mem_destroy(&vmm->mem);
 }

@@ -2,10 +2,14 @@
  * vmm.h - one virtual machine: its KVM fds, RAM, buses, devices and vCPUs,
  * and the VMM thread that runs the event loop and decides when it ends.
  *
- * Life cycle: vmm_create() loads everything and fails with an exit code and
- * one message before any vCPU runs; vmm_run() starts the vCPUs, runs the
- * event loop until the guest or a fault ends the VM, stops every vCPU and
- * returns the exit status; vmm_destroy() frees it all.
+ * Life cycle: the caller owns the event loop (it may serve the API socket
+ * long before a VM exists). vmm_create() loads everything and fails with an
+ * exit code and one message before any vCPU runs; vmm_start() starts the
+ * vCPUs, after which the loop stops when the guest or a fault ends the VM;
+ * vmm_finish() then stops every vCPU and returns the exit status.
+ * vmm_run() is the three in a row for `flint run`. vmm_destroy() frees it
+ * all, once the caller has torn down the ring (evloop_fini), which may
+ * still point into device buffers.
  */
 #ifndef FLINT_VMM_H
 #define FLINT_VMM_H
@@ -87,13 +91,20 @@ struct vmm {
      * insns is NULL); each thread loads its own kind's. */
     struct seccomp_prog seccomp[SECCOMP_THREAD_KINDS];
 
-    struct evloop loop;
-    bool loop_ready;
-    int exit_efd; /* written by vmm_request_exit */
+    struct evloop *loop; /* the caller's */
+    int exit_efd;        /* written by vmm_request_exit */
     uint64_t exit_efd_buf;
     struct ev_handler exit_ev;
     struct ev_handler watchdog_ev;
     unsigned dead_rounds;
+
+    int kbd_irq_fd; /* irqfd for GSI 1: the i8042 from any thread */
+
+    /* PATCH /vm: while pause_requested, vCPU threads wait outside KVM_RUN. */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond; /* CLOCK_MONOTONIC */
+    int pause_requested;       /* atomic */
+    unsigned vcpus_held;       /* under pause_lock */
 
     pthread_mutex_t exit_lock;
     int stopping; /* atomic: vCPUs leave their loops when set */
@@ -104,16 +115,47 @@ struct vmm {
     int first_run_recorded;      /* atomic */
 };
 
-/* Build the VM described by cfg: RAM, kernel, initrd, boot info, KVM VM,
- * devices, vCPUs, seccomp filters. On failure returns a process exit code (152 for a bad
- * kernel/initrd/size, 1 for host problems) after printing one line. */
-int vmm_create(struct vmm *vmm, struct vm_config *cfg);
+/* Build the VM described by cfg on the caller's event loop: RAM, kernel,
+ * initrd, boot info, KVM VM, devices, vCPUs, seccomp filters. On failure
+ * returns a process exit code (152 for a bad kernel/initrd/size, 1 for
+ * host problems) after printing one line; the loop may then hold
+ * submissions into the half-built VM, so end the process. */
+int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop);
 
-/* Run the VM to its end and return flint's exit status. The calling (VMM)
- * thread runs under its seccomp filter from the moment the vCPUs are
- * started, and so does the rest of the process's life: vmm_print_stats,
- * vmm_destroy and exit need nothing more. */
+/* On the VMM thread (the loop's): start the vCPUs and load this thread's
+ * seccomp filter, which binds it from here on, for the rest of the
+ * process's life (vmm_finish, vmm_print_stats, vmm_destroy and exit need
+ * nothing more). Returns 0, after which the loop stops when the VM ends
+ * (a failure to start a vCPU or load the filter ends it that way too), or
+ * an exit code when nothing could be started. */
+int vmm_start(struct vmm *vmm);
+
+/* After the loop stopped: stop and join every vCPU; flint's exit status. */
+int vmm_finish(struct vmm *vmm);
+
+/* vmm_start, evloop_run, vmm_finish: run the VM to its end and return
+ * flint's exit status. */
 int vmm_run(struct vmm *vmm);
+
+/* Hold every vCPU outside KVM_RUN (PATCH /vm Paused). Waits until each
+ * started vCPU thread is held; returns 0, or -ETIMEDOUT (nothing changed)
+ * when one does not get there within 2 s. Call on the VMM thread. */
+int vmm_pause(struct vmm *vmm);
+
+/* Let held vCPUs run again (PATCH /vm Resumed). */
+void vmm_resume(struct vmm *vmm);
+
+/* True between vmm_pause and vmm_resume. */
+bool vmm_paused(struct vmm *vmm);
+
+/* vCPU threads: wait here while a pause is requested (vcpu.c calls it
+ * between KVM_RUNs). */
+void vmm_pause_point(struct vmm *vmm);
+
+/* Press Ctrl-Alt-Del on the i8042 keyboard (set-2 scancodes 0x14, 0x11,
+ * 0xe0 0x71, as Firecracker). Returns 0 or -ENOSPC when the guest has not
+ * read what is queued. */
+int vmm_send_ctrl_alt_del(struct vmm *vmm);
 
 /* Ask the VMM to end the VM with `status`. The first request wins; safe
  * from any thread. `why` is logged (at error level for a crash). */

@@ -36,6 +36,17 @@ int vmm_build_cmdline(const struct vm_config *cfg, char *buf, size_t len)
         (size_t)snprintf(buf, len, "%s", cfg->cmdline ? cfg->cmdline : CONFIG_DEFAULT_CMDLINE);
     unsigned ndev = count_devices(cfg);
 
+    /* The API's root device is drives[0], the first virtio device: vda
+     * (Firecracker's convention). */
+    if (cfg->ndrives && cfg->drives[0].root_device && n < len) {
+        const struct drive_config *d = &cfg->drives[0];
+        if (d->partuuid)
+            n += (size_t)snprintf(buf + n, len - n, " root=PARTUUID=%s", d->partuuid);
+        else
+            n += (size_t)snprintf(buf + n, len - n, " root=/dev/vda");
+        if (n < len)
+            n += (size_t)snprintf(buf + n, len - n, " %s", d->read_only ? "ro" : "rw");
+    }
     /* Linux's virtio_mmio driver (and guest-shim) find devices here. */
     for (unsigned i = 0; i < ndev && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, " virtio_mmio.device=4K@0x%llx:%u",
@@ -54,17 +65,17 @@ int vmm_create_devices(struct vmm *vmm)
         return FLINT_EXIT_BAD_CONFIG;
     }
     for (unsigned i = 0; i < cfg->ndrives; i++) {
-        if (virtio_blk_create(&vmm->blks[i], &cfg->drives[i], &vmm->loop, err, sizeof(err)))
+        if (virtio_blk_create(&vmm->blks[i], &cfg->drives[i], vmm->loop, err, sizeof(err)))
             goto fail;
         vmm->nblks = i + 1;
     }
     for (unsigned i = 0; i < cfg->nnets; i++) {
-        if (virtio_net_create(&vmm->nets[i], &cfg->nets[i], &vmm->loop, err, sizeof(err)))
+        if (virtio_net_create(&vmm->nets[i], &cfg->nets[i], vmm->loop, err, sizeof(err)))
             goto fail;
         vmm->nnets = i + 1;
     }
     if (cfg->vsock.enabled &&
-        virtio_vsock_create(&vmm->vsock, &cfg->vsock, &vmm->loop, err, sizeof(err)))
+        virtio_vsock_create(&vmm->vsock, &cfg->vsock, vmm->loop, err, sizeof(err)))
         goto fail;
     return 0;
 fail:
@@ -94,7 +105,7 @@ static void slot_notify_hook(void *opaque, unsigned q)
 
 static int arm_notify(struct vmm *vmm, struct virtio_notify *n)
 {
-    return evloop_read(&vmm->loop, &n->ev, n->fd, &n->buf, sizeof(n->buf));
+    return evloop_read(vmm->loop, &n->ev, n->fd, &n->buf, sizeof(n->buf));
 }
 
 static void on_notify(struct ev_handler *h, int res, uint32_t flags)

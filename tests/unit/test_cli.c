@@ -1,6 +1,7 @@
 /* Unit tests: command-line parsing and configuration validation. */
 #include <criterion/criterion.h>
 
+#include "api.h"
 #include "cli.h"
 #include "util.h"
 
@@ -9,24 +10,27 @@
 #include <string.h>
 
 static struct vm_config cfg;
+static struct cli_serve serve;
 static char err[256];
 static enum cli_action action;
 
 static void setup(void)
 {
     config_init(&cfg);
+    memset(&serve, 0, sizeof(serve));
     err[0] = '\0';
 }
 
 static void teardown(void)
 {
     config_free(&cfg);
+    cli_serve_free(&serve);
 }
 
 #define PARSE(...)                                                                                 \
     ({                                                                                             \
         char *argv[] = {"flint", __VA_ARGS__};                                                     \
-        cli_parse((int)ARRAY_SIZE(argv), argv, &action, &cfg, err, sizeof(err));                   \
+        cli_parse((int)ARRAY_SIZE(argv), argv, &action, &cfg, &serve, err, sizeof(err));           \
     })
 
 TestSuite(cli, .init = setup, .fini = teardown);
@@ -110,11 +114,56 @@ Test(cli, errors_name_the_option)
     cr_assert_eq(PARSE("run", "--memory", "5"), -EINVAL, "no prefix matching");
 }
 
-Test(cli, no_command_is_an_error)
+Test(cli, no_arguments_serve_the_api_at_the_default_socket)
 {
     char *argv[] = {"flint"};
-    cr_assert_eq(cli_parse(1, argv, &action, &cfg, err, sizeof(err)), -EINVAL);
-    cr_assert(strstr(err, "missing command"));
+    cr_assert_eq(cli_parse(1, argv, &action, &cfg, &serve, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(action, CLI_SERVE);
+    cr_assert_null(serve.api_sock, "NULL means " API_DEFAULT_SOCKET);
+    cr_assert_null(serve.config_file);
+    cr_assert_not(serve.no_api);
+}
+
+Test(cli, firecracker_style_options)
+{
+    cr_assert_eq(PARSE("--api-sock", "/tmp/fc.sock", "--id=vm-1", "--config-file", "/c.json",
+                       "--level", "Info", "--no-seccomp", "--stats"),
+                 0, "%s", err);
+    cr_assert_eq(action, CLI_SERVE);
+    cr_assert_str_eq(serve.api_sock, "/tmp/fc.sock");
+    cr_assert_str_eq(serve.id, "vm-1");
+    cr_assert_str_eq(serve.config_file, "/c.json");
+    cr_assert_eq(cfg.level, LOG_INFO);
+    cr_assert_not(cfg.seccomp);
+    cr_assert(cfg.stats);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--config-file", "/c.json", "--no-api"), 0, "%s", err);
+    cr_assert(serve.no_api);
+    cr_assert_eq(PARSE("--api-sock", "/x", "--version"), 0);
+    cr_assert_eq(action, CLI_VERSION);
+    cr_assert_eq(PARSE("--api-sock", "/x", "--help"), 0);
+    cr_assert_eq(action, CLI_HELP);
+}
+
+Test(cli, firecracker_style_errors)
+{
+    cr_assert_eq(PARSE("--no-api"), -EINVAL);
+    cr_assert(strstr(err, "--no-api needs --config-file"), "%s", err);
+    cr_assert_eq(PARSE("--no-api", "--config-file", "/c", "--api-sock", "/s"), -EINVAL);
+    cr_assert(strstr(err, "contradict"), "%s", err);
+    cr_assert_eq(PARSE("--id", "bad_id"), -EINVAL);
+    cr_assert(strstr(err, "--id: 'bad_id' must be 1-64 letters, digits or '-'"), "%s", err);
+    cr_assert_eq(PARSE("--api-sock="), -EINVAL);
+    cr_assert(strstr(err, "--api-sock: empty path"), "%s", err);
+    cr_assert_eq(PARSE("--api-sock"), -EINVAL);
+    cr_assert(strstr(err, "missing value"), "%s", err);
+    cr_assert_eq(PARSE("--boot-timer"), -EINVAL);
+    cr_assert(strstr(err, "--boot-timer: not supported by flint yet"), "%s", err);
+    cr_assert_eq(PARSE("--log-path=/x"), -EINVAL);
+    cr_assert(strstr(err, "--log-path: not supported by flint yet"), "%s", err);
+    cr_assert_eq(PARSE("--kernel", "/k"), -EINVAL, "run's options belong to run");
+    cr_assert(strstr(err, "unknown option '--kernel'"), "%s", err);
+    cr_assert_eq(PARSE("run", "--api-sock", "/s"), -EINVAL, "and the API's not to run");
 }
 
 Test(cli, number_parser_bounds)

@@ -3,6 +3,7 @@
 
 #include "legacy.h"
 
+#include <errno.h>
 #include <flint-abi.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +113,33 @@ Test(i8042, unknown_commands_are_ignored)
         if (c != 0xfe && c != 0x60 && c != 0xd2)
             cmd((uint8_t)c);
     cr_assert_eq(exits, 0);
+}
+
+Test(i8042, pushed_keys_arrive_in_order_with_an_irq_per_byte)
+{
+    static const uint8_t ctrl_alt_del[] = {0x14, 0x11, 0xe0, 0x71};
+
+    cr_assert_eq(i8042_push_keys(&k, ctrl_alt_del, 4), 0);
+    cr_assert_geq(kbd_irqs, 1);
+    for (int i = 0; i < 4; i++) {
+        unsigned before = kbd_irqs;
+        cr_assert_eq(status() & 0x01, 0x01);
+        cr_assert_eq(data_in(), ctrl_alt_del[i]);
+        /* Another interrupt while bytes remain: one byte per interrupt. */
+        cr_assert_eq(kbd_irqs, before + (i < 3 ? 1 : 0), "byte %d", i);
+    }
+    cr_assert_eq(status() & 0x01, 0);
+}
+
+Test(i8042, pushed_keys_are_all_or_nothing)
+{
+    uint8_t keys[I8042_OUTBUF] = {0};
+
+    cr_assert_eq(i8042_push_keys(&k, keys, I8042_OUTBUF - 2), 0);
+    cr_assert_eq(i8042_push_keys(&k, keys, 4), -ENOSPC);
+    for (int i = 0; i < I8042_OUTBUF - 2; i++)
+        data_in();
+    cr_assert_eq(status() & 0x01, 0, "nothing of the refused push was queued");
 }
 
 Test(pvexit, write_sets_status_from_low_byte)

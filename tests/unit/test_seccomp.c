@@ -30,8 +30,9 @@
 /* The counts docs/SECURITY.md states; change both together. */
 #define VMM_ALLOWED       19
 #define VMM_VSOCK_ALLOWED 23
+#define VMM_API_ALLOWED   20
 #define VCPU_ALLOWED      15
-#define ANY_FEATURE       SECCOMP_FEAT_VSOCK
+#define ANY_FEATURE       (SECCOMP_FEAT_VSOCK | SECCOMP_FEAT_API)
 
 /* Never on any list: new programs, processes, files, privileges, other
  * processes' memory, new kernel objects. */
@@ -97,6 +98,9 @@ Test(seccomp, allowed_counts_per_thread_kind)
 {
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, 0), VMM_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK), VMM_VSOCK_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API), VMM_API_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, ANY_FEATURE), VMM_VSOCK_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_API), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, 0), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_VSOCK), VCPU_ALLOWED);
 }
@@ -134,6 +138,12 @@ Test(seccomp, each_thread_gets_only_what_it_uses)
         cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, vsock_only[i]), "%d",
                   vsock_only[i]);
     }
+    /* The API needs only unlink (its socket, at exit): accept, recv and
+     * send are io_uring operations. */
+    for (size_t i = 0; i < ARRAY_SIZE(vsock_only); i++)
+        cr_assert_eq(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, vsock_only[i]),
+                     vsock_only[i] == SYS_unlink, "%d", vsock_only[i]);
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, SYS_accept));
     /* Both must be able to report and exit from the SIGSYS handler. */
     for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++) {
         cr_assert(seccomp_allows(k, 0, SYS_write));

@@ -1,0 +1,145 @@
+/*
+ * api.h - the Firecracker-compatible control API: HTTP/1.1 over a Unix
+ * stream socket, JSON bodies (docs/API.md lists every endpoint).
+ *
+ * Two halves. The routes (api_routes.c) turn one request into one answer:
+ * pre-boot calls fill a struct vm_config through config.h's checks,
+ * InstanceStart and the post-boot calls act through struct api_vm_ops;
+ * every refused request answers 400 {"fault_message": "..."} and changes
+ * nothing. The server (api.c) runs on the VMM thread's event loop: accept,
+ * recv and send are io_uring submissions, nothing blocks, every connection
+ * has bounded buffers and a deadline.
+ */
+#ifndef FLINT_API_H
+#define FLINT_API_H
+
+#include "api_http.h"
+#include "config.h"
+#include "evloop.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define API_DEFAULT_SOCKET      "/run/firecracker.socket"
+#define API_DEFAULT_INSTANCE_ID "anonymous-instance"
+#define API_APP_NAME            "flint"
+#define API_INSTANCE_ID_MAX     64
+
+enum api_vm_state {
+    API_VM_NOT_STARTED,
+    API_VM_RUNNING,
+    API_VM_PAUSED,
+};
+
+/* What the API asks of the VM. */
+struct api_vm_ops {
+    /* InstanceStart: build the VM from the configuration and start it.
+     * Returns 0; or -EINVAL with one line in err when the configuration is
+     * refused before anything was built (the API keeps serving, nothing
+     * changed); or a process exit code with one line in err when building
+     * failed: the answer goes out, then the process ends with it. */
+    int (*start)(void *opaque, char *err, size_t errlen);
+    /* SendCtrlAltDel: 0 or -ENOSPC (the guest has not read the last keys). */
+    int (*ctrl_alt_del)(void *opaque);
+    /* PATCH /vm: 0 or -errno. */
+    int (*pause)(void *opaque);
+    void (*resume)(void *opaque);
+};
+
+/* The API's view of the process: the configuration it fills and the VM's
+ * state. */
+struct api_ctl {
+    struct vm_config *cfg;
+    const char *instance_id; /* GET / "id" */
+    const char *vmm_version; /* GET / "vmm_version", GET /version */
+    enum api_vm_state state;
+    const struct api_vm_ops *ops;
+    void *opaque;
+    int fatal_status; /* set by a failed InstanceStart: end the process with it */
+};
+
+struct api_response {
+    int status; /* 200, 204 or 400 */
+    char *body; /* malloc'ed JSON; NULL for 204 */
+};
+
+/* True for a --id value: 1-64 letters, digits or '-' (Firecracker's rule). */
+bool api_valid_instance_id(const char *id);
+
+/* Answer one request. resp->body is the caller's to free. */
+void api_handle(struct api_ctl *ctl, enum api_method method, const char *path, const char *body,
+                size_t body_len, struct api_response *resp);
+
+/* Apply a --config-file: Firecracker's bodies under kebab-case keys
+ * ("boot-source" required; "drives" and "network-interfaces" arrays;
+ * "machine-config", "vsock"; the rest null). GET /vm/config's answer is
+ * such a file. Returns 0 or -EINVAL / -errno with one line in err. */
+int api_load_config(struct api_ctl *ctl, const char *json, size_t len, char *err, size_t errlen);
+int api_load_config_file(struct api_ctl *ctl, const char *path, char *err, size_t errlen);
+
+/* GET /vm/config: the configuration as JSON (malloc'ed, NULL if out of
+ * memory). */
+char *api_vm_config_json(const struct vm_config *cfg);
+
+/* ---- the server (api.c) ---- */
+
+#define API_MAX_CONNS 16
+#define API_RECV_BUF  4096
+/* A request must arrive whole, and its answer be taken, within this. */
+#define API_REQUEST_TIMEOUT_NS (5ull * 1000 * 1000 * 1000)
+/* A connection with nothing in flight is closed after this. */
+#define API_IDLE_TIMEOUT_NS (60ull * 1000 * 1000 * 1000)
+#define API_TICK_NS         (250ull * 1000 * 1000)
+/* Connection slots: API_MAX_CONNS live ones plus those being closed. */
+#define API_CONN_SLOTS (2 * API_MAX_CONNS)
+
+struct api_server;
+
+struct api_conn {
+    struct api_server *srv;
+    int fd;
+    struct ev_handler recv_ev, send_ev, cancel_ev;
+    unsigned inflight; /* submissions whose completion has not arrived */
+    bool recv_pending, send_pending;
+    bool closing;      /* no new submissions; freed when inflight is 0 */
+    bool peer_closed;  /* recv returned 0 */
+    bool close_after;  /* close once the answer is out */
+    bool fatal;        /* answered a failed InstanceStart: srv->on_fatal at close */
+    bool cancel_retry; /* a cancellation could not be queued: the tick retries */
+    struct api_http_reader reader;
+    char in[API_RECV_BUF];
+    size_t in_start, in_end;
+    char *out;
+    size_t out_len, out_sent;
+    uint64_t busy_since; /* ns: a request or answer in flight since; 0 idle */
+    uint64_t idle_since; /* ns: the last answer went out (or connected) */
+    uint64_t requests;
+};
+
+struct api_server {
+    struct evloop *loop;
+    struct api_ctl *ctl;
+    int listen_fd;
+    char *path; /* unlinked by api_server_close */
+    struct ev_handler accept_ev, tick_ev;
+    bool accept_pending, tick_pending;
+    struct api_conn *conns[API_CONN_SLOTS];
+    uint64_t request_timeout_ns, idle_timeout_ns; /* tests shorten them */
+    /* Called once a failed InstanceStart's answer is out (or could not be
+     * sent): stop the loop. */
+    void (*on_fatal)(void *opaque);
+    void *fatal_opaque;
+    uint64_t accepted, refused, timed_out; /* counters for tests and logs */
+};
+
+/* Create the socket at `path` (which must not exist), listen and start
+ * accepting on `loop`. Returns 0 or -errno with one line in err. */
+int api_server_init(struct api_server *srv, struct evloop *loop, const char *path,
+                    struct api_ctl *ctl, char *err, size_t errlen);
+
+/* Close every connection and the socket, and remove its path. Call after
+ * evloop_fini (the ring may point into connection buffers). */
+void api_server_close(struct api_server *srv);
+
+#endif /* FLINT_API_H */

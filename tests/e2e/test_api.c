@@ -1,0 +1,803 @@
+/*
+ * End-to-end tests: the Firecracker-style API. flint is started without
+ * `run`, and a client speaking HTTP/1.1 over its Unix socket configures
+ * the VM, starts it, asks for its state, pauses it, sends Ctrl-Alt-Del, or
+ * misbehaves (truncated headers, a huge Content-Length, binary garbage,
+ * 1000 requests on one connection, a slow-loris) while the guest runs on
+ * undisturbed. Also: a --config-file boot with --no-api, the socket path
+ * rules, a failed InstanceStart, signals, and seccomp after an API boot.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+
+#include "run_flint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TIMEOUT_S  240.0 /* the nested sandbox is slow */
+#define LINGER     GUEST_DIR "/linger.elf"
+#define CTRLALTDEL GUEST_DIR "/ctrlaltdel.elf"
+
+extern char **environ;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- a flint that keeps running while the test talks to it ---- */
+
+struct live {
+    pid_t pid;
+    int fd[2]; /* stdout, stderr; -1 at EOF */
+    char out[65536], err[65536];
+    size_t len[2];
+    int status; /* once finished */
+    bool done;
+};
+
+/* fork rather than posix_spawn: the child asks to be killed when the test
+ * process dies, so a failed assertion leaves no flint (and socket) behind. */
+static void live_start(struct live *l, char *const argv[])
+{
+    int po[2], pe[2];
+
+    memset(l, 0, sizeof(*l));
+    cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+    l->pid = fork();
+    cr_assert_geq(l->pid, 0);
+    if (l->pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+            _exit(127);
+        execve(argv[0], argv, environ);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    l->fd[0] = po[0];
+    l->fd[1] = pe[0];
+}
+
+/* Read what is there (waiting up to ms); false once both pipes closed. */
+static bool live_pump(struct live *l, int ms)
+{
+    struct pollfd p[2] = {{.fd = l->fd[0], .events = POLLIN}, {.fd = l->fd[1], .events = POLLIN}};
+    char *bufs[2] = {l->out, l->err};
+
+    if (l->fd[0] < 0 && l->fd[1] < 0)
+        return false;
+    if (poll(p, 2, ms) <= 0)
+        return true;
+    for (int i = 0; i < 2; i++) {
+        if (p[i].fd < 0 || !p[i].revents)
+            continue;
+        size_t room = sizeof(l->out) - 1 - l->len[i];
+        char sink[512];
+        ssize_t k = room ? read(p[i].fd, bufs[i] + l->len[i], room) : read(p[i].fd, sink, 512);
+        if (k > 0 && room) {
+            l->len[i] += (size_t)k;
+            bufs[i][l->len[i]] = '\0';
+        } else if (k <= 0) {
+            close(l->fd[i]);
+            l->fd[i] = -1;
+        }
+    }
+    return true;
+}
+
+static void live_wait_for(struct live *l, const char *needle)
+{
+    double end = now_s() + TIMEOUT_S;
+
+    while (!strstr(l->out, needle)) {
+        cr_assert(now_s() < end && live_pump(l, 50),
+                  "no '%s' from the guest\nstdout:\n%s\nstderr:\n%s", needle, l->out, l->err);
+    }
+}
+
+/* Wait for the exit (killing flint after the deadline); the exit status. */
+static int live_finish(struct live *l)
+{
+    double end = now_s() + TIMEOUT_S;
+    int st;
+
+    if (l->done)
+        return l->status;
+    while (live_pump(l, 50))
+        if (now_s() > end)
+            kill(l->pid, SIGKILL);
+    cr_assert_eq(waitpid(l->pid, &st, 0), l->pid);
+    l->done = true;
+    l->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return l->status;
+}
+
+/* ---- the socket ---- */
+
+static void new_sock_path(char *buf, size_t len)
+{
+    static unsigned n;
+    snprintf(buf, len, "/tmp/flint-e2e-api-%d-%u.sock", (int)getpid(), n++);
+    unlink(buf);
+}
+
+static bool path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static int try_connect(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+        return fd;
+    close(fd);
+    return -errno;
+}
+
+/* What became of flint, for failure messages. */
+static const char *live_state(struct live *l)
+{
+    static char text[2 * 65536 + 128];
+    int st = 0;
+    pid_t r = l && !l->done ? waitpid(l->pid, &st, WNOHANG) : 0;
+
+    if (!l)
+        return "";
+    for (int i = 0; i < 20 && live_pump(l, 10);)
+        i++;
+    if (r == l->pid) {
+        l->done = true;
+        l->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    snprintf(text, sizeof(text), "\nflint %s %d\nstdout:\n%s\nstderr:\n%s",
+             l->done ? "exited with" : "is running, pid", l->done ? l->status : (int)l->pid, l->out,
+             l->err);
+    return text;
+}
+
+static int sock_connect_l(struct live *l, const char *path)
+{
+    int fd = try_connect(path);
+
+    cr_assert_geq(fd, 0, "connect %s: %s%s", path, strerror(-fd), live_state(l));
+    return fd;
+}
+
+static int sock_connect(const char *path)
+{
+    return sock_connect_l(NULL, path);
+}
+
+/* The path appears at bind, connections work from listen on. */
+static void wait_socket(struct live *l, const char *path)
+{
+    double end = now_s() + TIMEOUT_S;
+    int fd;
+
+    while ((fd = try_connect(path)) < 0)
+        cr_assert(now_s() < end && live_pump(l, 20), "no API socket %s: %s\nstderr:\n%s", path,
+                  strerror(-fd), l->err);
+    close(fd);
+}
+
+static void send_all_l(struct live *l, int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        cr_assert_gt(n, 0, "send: %s%s", strerror(errno), live_state(l));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+    send_all_l(NULL, fd, buf, len);
+}
+
+/* A hostile client: the server may answer and close before it has all. */
+static void send_some(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Read until `cond` holds for the buffer, EOF, or the deadline; pumps the
+ * flint's pipes meanwhile. Returns bytes read; *eof at EOF. */
+static size_t read_until(struct live *l, int fd, char *buf, size_t cap, size_t have,
+                         bool (*cond)(const char *, size_t), bool *eof, double secs)
+{
+    double end = now_s() + secs;
+
+    *eof = false;
+    while (!cond(buf, have) && now_s() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (l)
+            live_pump(l, 0);
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf + have, cap - 1 - have, 0);
+        if (n <= 0) {
+            *eof = true;
+            break;
+        }
+        have += (size_t)n;
+        buf[have] = '\0';
+    }
+    return have;
+}
+
+/* A whole response: headers, then Content-Length bytes of body. */
+static bool response_complete(const char *buf, size_t len)
+{
+    const char *end = memmem(buf, len, "\r\n\r\n", 4), *cl;
+
+    if (!end)
+        return false;
+    cl = strcasestr(buf, "Content-Length:");
+    if (!cl || cl > end)
+        return true;
+    return len - (size_t)(end + 4 - buf) >= (size_t)atol(cl + 15);
+}
+
+struct resp {
+    int status;
+    char body[16384];
+    bool closed;
+};
+
+/* One request on its own connection. */
+static struct resp api(struct live *l, const char *sock, const char *method, const char *path,
+                       const char *body)
+{
+    struct resp r = {0};
+    char req[8192], buf[32768] = "";
+    int fd = sock_connect_l(l, sock);
+    size_t n;
+    bool eof;
+
+    int k = body ? snprintf(req, sizeof(req),
+                            "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                            "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                            method, path, strlen(body), body)
+                 : snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: localhost\r\n\r\n", method,
+                            path);
+    cr_assert_lt((size_t)k, sizeof(req));
+    send_all_l(l, fd, req, strlen(req));
+    n = read_until(l, fd, buf, sizeof(buf), 0, response_complete, &eof, 60);
+    cr_assert(response_complete(buf, n), "%s %s: incomplete answer '%s'%s", method, path, buf,
+              live_state(l));
+    cr_assert_eq(sscanf(buf, "HTTP/1.1 %d", &r.status), 1, "%s", buf);
+    const char *b = strstr(buf, "\r\n\r\n") + 4;
+    snprintf(r.body, sizeof(r.body), "%s", b);
+    r.closed = eof;
+    close(fd);
+    return r;
+}
+
+#define EXPECT_STATUS(r, want)                                                                     \
+    cr_assert_eq((r).status, (want), "status %d, body %s", (r).status, (r).body)
+
+/* Start `flint --api-sock sock [extra...]` and wait for its socket. */
+static void start_flint(struct live *l, const char *sock, const char *extra1, const char *extra2)
+{
+    char *argv[] = {FLINT_BIN, "--api-sock", (char *)sock, (char *)extra1, (char *)extra2, NULL};
+
+    live_start(l, argv);
+    wait_socket(l, sock);
+}
+
+static void configure(struct live *l, const char *sock, const char *kernel, const char *args,
+                      unsigned vcpus)
+{
+    char body[1024];
+
+    snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\", \"boot_args\": \"%s\"}", kernel,
+             args);
+    EXPECT_STATUS(api(l, sock, "PUT", "/boot-source", body), 204);
+    snprintf(body, sizeof(body), "{\"vcpu_count\": %u, \"mem_size_mib\": 64}", vcpus);
+    EXPECT_STATUS(api(l, sock, "PUT", "/machine-config", body), 204);
+}
+
+static void instance_start(struct live *l, const char *sock)
+{
+    EXPECT_STATUS(api(l, sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+}
+
+/* ---- configure, start, look, end ---- */
+
+Test(api, configure_start_and_run_to_the_end, .timeout = 600)
+{
+    char sock[108];
+    struct live l;
+    struct resp r;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, "--id", "e2e-vm-1");
+    r = api(&l, sock, "GET", "/", NULL);
+    EXPECT_STATUS(r, 200);
+    cr_assert(strstr(r.body, "\"id\":\"e2e-vm-1\""), "%s", r.body);
+    cr_assert(strstr(r.body, "\"state\":\"Not started\""), "%s", r.body);
+    configure(&l, sock, LINGER, "console=ttyS0 cpus=2 ms=3000", 2);
+    r = api(&l, sock, "GET", "/vm/config", NULL);
+    EXPECT_STATUS(r, 200);
+    cr_assert(strstr(r.body, "\"vcpu_count\":2"), "%s", r.body);
+    cr_assert(strstr(r.body, LINGER), "%s", r.body);
+    instance_start(&l, sock);
+    r = api(&l, sock, "GET", "/", NULL);
+    cr_assert(strstr(r.body, "\"state\":\"Running\""), "%s", r.body);
+    live_wait_for(&l, "linger: up on 2 cpus");
+    /* Pre-boot calls are refused now, and change nothing. */
+    r = api(&l, sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "not supported after starting the microVM"), "%s", r.body);
+    r = api(&l, sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+    EXPECT_STATUS(r, 400);
+    r = api(&l, sock, "GET", "/machine-config", NULL);
+    cr_assert(strstr(r.body, "\"vcpu_count\":2"), "%s", r.body);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "linger: done"), "%s", l.out);
+    cr_assert_not(path_exists(sock), "the socket is removed at exit");
+}
+
+Test(api, send_ctrl_alt_del_reboots_the_guest, .timeout = 600)
+{
+    char sock[108];
+    struct live l;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, CTRLALTDEL, "console=ttyS0", 1);
+    /* Not before boot. */
+    EXPECT_STATUS(api(&l, sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}"), 400);
+    instance_start(&l, sock);
+    live_wait_for(&l, "ctrlaltdel: waiting");
+    EXPECT_STATUS(api(&l, sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}"), 204);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "ctrlaltdel: key 0x14\nctrlaltdel: key 0x11\nctrlaltdel: key "
+                            "0xe0\nctrlaltdel: key 0x71\nctrlaltdel: rebooting"),
+              "%s", l.out);
+    cr_assert_not(path_exists(sock));
+}
+
+/* CPU time (utime + stime, clock ticks) of flint's thread named `name`. */
+static long thread_ticks(pid_t pid, const char *name)
+{
+    char path[64], file[sizeof(path) + 256 + 8], stat[1024];
+    struct dirent *d;
+    long total = -1;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    dir = opendir(path);
+    cr_assert_not_null(dir);
+    while ((d = readdir(dir))) {
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof(file), "%s/%s/stat", path, d->d_name);
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, stat, sizeof(stat) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        stat[n] = '\0';
+        char *open_paren = strchr(stat, '('), *close_paren = strrchr(stat, ')');
+        if (!open_paren || !close_paren ||
+            strncmp(open_paren + 1, name, (size_t)(close_paren - open_paren - 1)) ||
+            strlen(name) != (size_t)(close_paren - open_paren - 1))
+            continue;
+        /* Fields after the name: state ppid ... utime (14th) stime (15th). */
+        long utime, stime;
+        if (sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime,
+                   &stime) == 2)
+            total = utime + stime;
+    }
+    closedir(dir);
+    return total;
+}
+
+static long ticks_over(struct live *l, double secs)
+{
+    long a = thread_ticks(l->pid, "vcpu0");
+    double end = now_s() + secs;
+
+    while (now_s() < end)
+        live_pump(l, 20);
+    return thread_ticks(l->pid, "vcpu0") - a;
+}
+
+Test(api, pause_holds_the_vcpus_and_resume_releases_them, .timeout = 600)
+{
+    char sock[108];
+    struct live l;
+    struct resp r;
+    long paused, running;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, LINGER, "console=ttyS0 ms=20000", 1);
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 400);
+    instance_start(&l, sock);
+    live_wait_for(&l, "linger: up on 1 cpus");
+    /* linger spins in shim_delay_us: a running vCPU burns CPU time. */
+    running = ticks_over(&l, 1.0);
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 204);
+    r = api(&l, sock, "GET", "/", NULL);
+    cr_assert(strstr(r.body, "\"state\":\"Paused\""), "%s", r.body);
+    paused = ticks_over(&l, 1.0);
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}"), 204);
+    r = api(&l, sock, "GET", "/", NULL);
+    cr_assert(strstr(r.body, "\"state\":\"Running\""), "%s", r.body);
+    long resumed = ticks_over(&l, 1.0);
+    cr_assert_gt(running, 10, "a spinning vCPU used %ld ticks in 1 s", running);
+    cr_assert_leq(paused, 2, "a paused vCPU used %ld ticks in 1 s (running: %ld)", paused, running);
+    cr_assert_gt(resumed, 10, "the resumed vCPU used %ld ticks in 1 s", resumed);
+    kill(l.pid, SIGTERM);
+    cr_assert_eq(live_finish(&l), 128 + SIGTERM, "stderr:\n%s", l.err);
+    cr_assert_not(path_exists(sock));
+}
+
+/* ---- config files ---- */
+
+static void write_file(char *path, const char *text)
+{
+    int fd = mkstemp(path);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+Test(api, config_file_boot_without_the_api, .timeout = 600)
+{
+    char path[] = "/tmp/flint-e2e-cfg-XXXXXX";
+    char json[1024];
+
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0\"},"
+             " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 32},"
+             " \"drives\": [], \"network-interfaces\": [], \"logger\": null}",
+             HELLO_ELF);
+    write_file(path, json);
+    char *argv[] = {FLINT_BIN, "--no-api", "--config-file", path, NULL};
+    struct flint_result r = run_cmd(argv, TIMEOUT_S);
+    unlink(path);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_assert(strstr(r.out, "Hello from flint guest-shim"), "%s", r.out);
+    cr_assert(strstr(r.out, "cmdline: console=ttyS0"), "%s", r.out);
+    cr_assert(strstr(r.out, "ram: 31 MiB"), "%s", r.out);
+    flint_result_free(&r);
+}
+
+Test(api, bad_config_files_exit_152)
+{
+    char path[] = "/tmp/flint-e2e-cfg-XXXXXX";
+
+    write_file(path, "{\"machine-config\": {\"vcpu_count\": 0, \"mem_size_mib\": 32}}");
+    char *argv[] = {FLINT_BIN, "--no-api", "--config-file", path, NULL};
+    struct flint_result r = run_cmd(argv, TIMEOUT_S);
+    unlink(path);
+    cr_assert_eq(r.status, 152, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "machine-config: vcpu_count: 0 is out of range"), "%s", r.err);
+    cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+    flint_result_free(&r);
+
+    char *argv2[] = {FLINT_BIN, "--no-api", NULL};
+    r = run_cmd(argv2, TIMEOUT_S);
+    cr_assert_eq(r.status, 153, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "--no-api needs --config-file"), "%s", r.err);
+    flint_result_free(&r);
+}
+
+Test(api, config_file_with_the_api_keeps_serving, .timeout = 600)
+{
+    char path[] = "/tmp/flint-e2e-cfg-XXXXXX", sock[108], json[1024];
+    struct live l;
+    struct resp r;
+
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0 "
+             "ms=4000\"}}",
+             LINGER);
+    write_file(path, json);
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, "--config-file", path);
+    live_wait_for(&l, "linger: up on 1 cpus");
+    r = api(&l, sock, "GET", "/", NULL);
+    cr_assert(strstr(r.body, "\"state\":\"Running\""), "%s", r.body);
+    r = api(&l, sock, "GET", "/vm/config", NULL);
+    cr_assert(strstr(r.body, "ms=4000"), "%s", r.body);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/boot-source", json), 400);
+    cr_assert_eq(live_finish(&l), 0, "stderr:\n%s", l.err);
+    unlink(path);
+    cr_assert_not(path_exists(sock));
+}
+
+/* ---- the socket path, a failed start, signals ---- */
+
+Test(api, an_existing_socket_path_is_refused)
+{
+    char sock[108];
+
+    new_sock_path(sock, sizeof(sock));
+    int fd = open(sock, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    char *argv[] = {FLINT_BIN, "--api-sock", sock, NULL};
+    struct flint_result r = run_cmd(argv, TIMEOUT_S);
+    cr_assert_eq(r.status, 1, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "already exists; remove it or choose another --api-sock"), "%s", r.err);
+    cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+    cr_assert(path_exists(sock), "someone else's file is left alone");
+    unlink(sock);
+    flint_result_free(&r);
+}
+
+Test(api, a_failed_instance_start_answers_then_exits, .timeout = 600)
+{
+    char sock[108], kernel[] = "/tmp/flint-e2e-notelf-XXXXXX";
+    struct live l;
+    struct resp r;
+
+    write_file(kernel, "this is not an ELF kernel");
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, kernel, "console=ttyS0", 1);
+    r = api(&l, sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "InstanceStart: kernel ") && strstr(r.body, "flint exits"), "%s",
+              r.body);
+    cr_assert_eq(live_finish(&l), 152, "stderr:\n%s", l.err);
+    cr_assert_not(path_exists(sock));
+    unlink(kernel);
+}
+
+Test(api, sigterm_before_boot_removes_the_socket)
+{
+    char sock[108];
+    struct live l;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    EXPECT_STATUS(api(&l, sock, "GET", "/version", NULL), 200);
+    kill(l.pid, SIGTERM);
+    cr_assert_eq(live_finish(&l), 128 + SIGTERM, "stderr:\n%s", l.err);
+    cr_assert_not(path_exists(sock));
+}
+
+/* ---- hostile clients while the guest runs ---- */
+
+static bool never(const char *buf, size_t len)
+{
+    (void)buf;
+    (void)len;
+    return false;
+}
+
+/* Send `req`, expect a 400 naming `needle` and then the close. */
+static void expect_400_and_close(struct live *l, const char *sock, const void *req, size_t len,
+                                 const char *needle)
+{
+    char buf[8192] = "";
+    bool eof;
+    int fd = sock_connect_l(l, sock);
+
+    send_some(fd, req, len);
+    read_until(l, fd, buf, sizeof(buf), 0, never, &eof, 60);
+    cr_assert(eof, "the connection is closed");
+    cr_assert(strstr(buf, "HTTP/1.1 400 Bad Request"), "%s", buf);
+    cr_assert(strstr(buf, needle), "'%s' lacks '%s'", buf, needle);
+    close(fd);
+}
+
+static unsigned count_str(const char *hay, const char *needle)
+{
+    unsigned n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static size_t thousand_answers(const char *buf, size_t len)
+{
+    (void)len;
+    return count_str(buf, "HTTP/1.1 200 OK");
+}
+
+static bool have_thousand(const char *buf, size_t len)
+{
+    return thousand_answers(buf, len) >= 1000;
+}
+
+Test(api, hostile_clients_get_400s_or_a_close_while_the_vm_runs, .timeout = 900)
+{
+    char sock[108], *big, *all;
+    struct live l;
+    struct resp r;
+    bool eof;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, LINGER, "console=ttyS0 ms=10000", 1);
+    instance_start(&l, sock);
+    live_wait_for(&l, "linger: up on 1 cpus");
+
+    /* Truncated headers, then the client goes away. */
+    int fd = sock_connect(sock);
+    send_all(fd, "PUT /machine-config HTTP/1.1\r\nContent-Le", 40);
+    close(fd);
+    /* A huge Content-Length. */
+    const char *huge = "PUT /drives/x HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n{";
+    expect_400_and_close(&l, sock, huge, strlen(huge), "larger than the limit of 51200");
+    /* Binary garbage. */
+    unsigned char junk[4096];
+    unsigned seed = 99;
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        seed = seed * 1103515245u + 12345u;
+        junk[i] = (unsigned char)(seed >> 16);
+    }
+    expect_400_and_close(&l, sock, junk, sizeof(junk), "malformed HTTP request");
+    /* Chunked encoding and an endless header. */
+    const char *chunked = "PUT /actions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    expect_400_and_close(&l, sock, chunked, strlen(chunked), "Transfer-Encoding");
+    big = malloc(65536);
+    memset(big, 'a', 65536);
+    memcpy(big, "GET / HTTP/1.1\r\nX-Long: ", 24);
+    expect_400_and_close(&l, sock, big, 65536, "exceed 8192 bytes");
+    free(big);
+
+    /* 1000 requests in a row on one connection. */
+    const char *one = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    size_t n1 = strlen(one), cap = 1 << 20;
+    all = malloc(n1 * 1000);
+    for (int i = 0; i < 1000; i++)
+        memcpy(all + (size_t)i * n1, one, n1);
+    char *answers = malloc(cap);
+    answers[0] = '\0';
+    fd = sock_connect(sock);
+    /* Write in pieces, reading in between, so neither side's buffer fills. */
+    size_t got = 0;
+    for (size_t off = 0; off < n1 * 1000; off += 100 * n1) {
+        send_all(fd, all + off, 100 * n1);
+        got = read_until(&l, fd, answers, cap, got, never, &eof, 0.05);
+    }
+    got = read_until(&l, fd, answers, cap, got, have_thousand, &eof, 120);
+    cr_assert_eq(thousand_answers(answers, got), 1000, "connection closed: %d", eof);
+    cr_assert_eq(count_str(answers, "\"state\":\"Running\""), 1000);
+    cr_assert_not(eof);
+    close(fd);
+    free(all);
+    free(answers);
+
+    /* A slow-loris: one byte every 500 ms; closed after the 5 s deadline. */
+    fd = sock_connect(sock);
+    const char *slow = "GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    double t0 = now_s();
+    char sink[256] = "";
+    eof = false;
+    for (size_t i = 0; slow[i] && !eof; i++) {
+        if (send(fd, slow + i, 1, MSG_NOSIGNAL) < 0)
+            break;
+        read_until(&l, fd, sink, sizeof(sink), 0, never, &eof, 0.5);
+    }
+    read_until(&l, fd, sink, sizeof(sink), 0, never, &eof, 30);
+    cr_assert(eof, "the slow-loris is closed");
+    cr_assert_eq(sink[0], '\0', "and gets no answer: %s", sink);
+    cr_assert_lt(now_s() - t0, 30.0, "within the request deadline (plus slack)");
+    close(fd);
+
+    /* Through all this the VM ran on and the API still answers. */
+    r = api(&l, sock, "GET", "/", NULL);
+    cr_assert(strstr(r.body, "\"state\":\"Running\""), "%s", r.body);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "linger: done"), "%s", l.out);
+}
+
+/* ---- seccomp after an API boot ---- */
+
+/* Seccomp mode of every flint thread: n threads, how many in mode 2. */
+static unsigned filtered_threads(pid_t pid, unsigned *total, char *desc, size_t desclen)
+{
+    char path[64];
+    unsigned in_mode = 0;
+    size_t used = 0;
+    struct dirent *d;
+    DIR *dir;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    dir = opendir(path);
+    cr_assert_not_null(dir);
+    *total = 0;
+    desc[0] = '\0';
+    while ((d = readdir(dir))) {
+        char file[sizeof(path) + sizeof(d->d_name) + 8], status[4096];
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(file, sizeof(file), "%s/%s/status", path, d->d_name);
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, status, sizeof(status) - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        status[n] = '\0';
+        const char *m = strstr(status, "\nSeccomp:");
+        int mode = m ? atoi(m + 9) : -1;
+        (*total)++;
+        in_mode += mode == 2;
+        if (used < desclen)
+            used += (size_t)snprintf(desc + used, desclen - used, "  tid %s: Seccomp %d\n",
+                                     d->d_name, mode);
+    }
+    closedir(dir);
+    return in_mode;
+}
+
+Test(api, every_thread_is_filtered_after_an_api_boot, .timeout = 600)
+{
+#ifdef FLINT_SANITIZED
+    cr_skip_test("sanitizer builds run without seccomp filters (docs/SECURITY.md)");
+#endif
+    char sock[108], desc[1024];
+    struct live l;
+    unsigned total = 0, in_mode = 0;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    /* Unfiltered before boot: it still has files to open. */
+    EXPECT_STATUS(api(&l, sock, "GET", "/", NULL), 200);
+    cr_assert_eq(filtered_threads(l.pid, &total, desc, sizeof(desc)), 0, "%s", desc);
+    configure(&l, sock, LINGER, "console=ttyS0 cpus=2 ms=4000", 2);
+    instance_start(&l, sock);
+    live_wait_for(&l, "linger: up on 2 cpus");
+    for (double end = now_s() + 30; now_s() < end && !strstr(l.out, "linger: done");
+         live_pump(&l, 50)) {
+        in_mode = filtered_threads(l.pid, &total, desc, sizeof(desc));
+        if (total >= 3 && in_mode == total)
+            break;
+    }
+    cr_assert_geq(total, 3, "the VMM thread and 2 vCPUs:\n%s", desc);
+    cr_assert_eq(in_mode, total, "every thread filtered:\n%s", desc);
+    /* The API is served under the filter, and the socket removed at exit. */
+    EXPECT_STATUS(api(&l, sock, "GET", "/vm/config", NULL), 200);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/drives/x", "{}"), 400);
+    cr_assert_eq(live_finish(&l), 0, "stderr:\n%s", l.err);
+    cr_assert_not(path_exists(sock));
+}

@@ -1,0 +1,806 @@
+/* Unit tests: the control API's routes, bodies, phases and the
+ * GET /vm/config round trip (no sockets, no VM: the VM side is stubbed). */
+#include <criterion/criterion.h>
+
+#include "api.h"
+#include "util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct vm_config cfg;
+static struct api_ctl ctl;
+static struct api_response resp;
+static char kernel[64], disk[64], disk2[64];
+static int starts, cads, pauses, resumes;
+static int start_rc, cad_rc;
+
+static int stub_start(void *opaque, char *err, size_t errlen)
+{
+    (void)opaque;
+    starts++;
+    if (start_rc)
+        snprintf(err, errlen, "stub start failed");
+    return start_rc;
+}
+
+static int stub_cad(void *opaque)
+{
+    (void)opaque;
+    cads++;
+    return cad_rc;
+}
+
+static int stub_pause(void *opaque)
+{
+    (void)opaque;
+    pauses++;
+    return 0;
+}
+
+static void stub_resume(void *opaque)
+{
+    (void)opaque;
+    resumes++;
+}
+
+static const struct api_vm_ops stub_ops = {
+    .start = stub_start, .ctrl_alt_del = stub_cad, .pause = stub_pause, .resume = stub_resume};
+
+static void make_file(char *path, const char *tmpl)
+{
+    strcpy(path, tmpl);
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "data", 4), 4);
+    close(fd);
+}
+
+static void init_ctl(struct api_ctl *c, struct vm_config *vc)
+{
+    config_init(vc);
+    memset(c, 0, sizeof(*c));
+    c->cfg = vc;
+    c->instance_id = "test-vm";
+    c->vmm_version = "9.8.7";
+    c->ops = &stub_ops;
+}
+
+static void setup(void)
+{
+    init_ctl(&ctl, &cfg);
+    memset(&resp, 0, sizeof(resp));
+    starts = cads = pauses = resumes = 0;
+    start_rc = cad_rc = 0;
+    make_file(kernel, "/tmp/flint-api-kernel-XXXXXX");
+    make_file(disk, "/tmp/flint-api-disk-XXXXXX");
+    make_file(disk2, "/tmp/flint-api-disk2-XXXXXX");
+}
+
+static void teardown(void)
+{
+    free(resp.body);
+    config_free(&cfg);
+    unlink(kernel);
+    unlink(disk);
+    unlink(disk2);
+}
+
+TestSuite(api, .init = setup, .fini = teardown);
+
+static int call_on(struct api_ctl *c, enum api_method m, const char *path, const char *body)
+{
+    free(resp.body);
+    api_handle(c, m, path, body, body ? strlen(body) : 0, &resp);
+    return resp.status;
+}
+
+static int call(enum api_method m, const char *path, const char *body)
+{
+    return call_on(&ctl, m, path, body);
+}
+
+#define GET(path)         call(API_METHOD_GET, path, NULL)
+#define PUT(path, body)   call(API_METHOD_PUT, path, body)
+#define PATCH(path, body) call(API_METHOD_PATCH, path, body)
+
+/* The fault_message of the last answer (which must be valid JSON). */
+static const char *fault(void)
+{
+    static char msg[512];
+    json_error_t e;
+    json_t *j = json_loads(resp.body ? resp.body : "", 0, &e);
+
+    cr_assert_not_null(j, "not JSON: %s", resp.body);
+    snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(j, "fault_message")));
+    json_decref(j);
+    return msg;
+}
+
+/* 400 whose fault_message contains `needle`. */
+#define EXPECT_400(got, needle)                                                                    \
+    do {                                                                                           \
+        cr_assert_eq((got), 400, "status %d, body %s", resp.status, resp.body);                    \
+        cr_assert(strstr(fault(), (needle)), "fault_message '%s' lacks '%s'", fault(), (needle));  \
+    } while (0)
+
+static json_t *body_json(void)
+{
+    json_error_t e;
+    json_t *j = json_loads(resp.body, 0, &e);
+    cr_assert_not_null(j, "not JSON: %s", resp.body);
+    return j;
+}
+
+static char *fmt(const char *f, const char *a)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf), f, a);
+    return buf;
+}
+
+static void put_boot_source(void)
+{
+    cr_assert_eq(PUT("/boot-source", fmt("{\"kernel_image_path\":\"%s\"}", kernel)), 204, "%s",
+                 resp.body);
+}
+
+static void start(void)
+{
+    put_boot_source();
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"), 204, "%s", resp.body);
+}
+
+/* ---- GETs ---- */
+
+Test(api, get_instance_info)
+{
+    cr_assert_eq(GET("/"), 200);
+    json_t *j = body_json();
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), "test-vm");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "Not started");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "vmm_version")), "9.8.7");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "app_name")), "flint");
+    json_decref(j);
+}
+
+Test(api, get_version)
+{
+    cr_assert_eq(GET("/version"), 200);
+    cr_assert_str_eq(resp.body, "{\"firecracker_version\":\"9.8.7\"}");
+}
+
+Test(api, get_machine_config_defaults)
+{
+    cr_assert_eq(GET("/machine-config"), 200);
+    cr_assert_str_eq(resp.body, "{\"vcpu_count\":1,\"mem_size_mib\":128,\"smt\":false,"
+                                "\"track_dirty_pages\":false,\"huge_pages\":\"None\"}");
+}
+
+/* ---- routing ---- */
+
+Test(api, unknown_path_and_method)
+{
+    EXPECT_400(GET("/nope"), "Invalid request method and/or path: GET /nope");
+    EXPECT_400(GET("/actions"), "Invalid request method and/or path: GET /actions");
+    EXPECT_400(PUT("/", "{}"), "Invalid request method and/or path: PUT /");
+    EXPECT_400(call(API_METHOD_OTHER, "/", NULL), "Invalid request method and/or path");
+    EXPECT_400(GET("/machine-config/"), "Invalid request method");
+    EXPECT_400(GET(""), "Invalid request method");
+    EXPECT_400(GET("/vm/config?x=1"), "query strings are not supported");
+}
+
+Test(api, later_endpoints_say_so)
+{
+    EXPECT_400(PUT("/logger", "{\"level\":\"Info\"}"), "/logger is not supported by flint yet");
+    EXPECT_400(PUT("/metrics", "{}"), "not supported by flint yet");
+    EXPECT_400(PUT("/snapshot/create", "{}"), "not supported by flint yet");
+    EXPECT_400(GET("/balloon/statistics"), "not supported by flint yet");
+    EXPECT_400(PUT("/mmds", "{}"), "not supported by flint yet");
+    EXPECT_400(PUT("/loggers", "{}"), "Invalid request method");
+}
+
+Test(api, bad_ids_in_the_path)
+{
+    EXPECT_400(PUT("/drives/", "{}"), "invalid id ''");
+    EXPECT_400(PUT("/drives/a-b", "{}"), "invalid id 'a-b'");
+    EXPECT_400(PUT("/drives/a/b", "{}"), "invalid id 'a/b'");
+    EXPECT_400(PUT("/network-interfaces/x.y", "{}"), "invalid id 'x.y'");
+    char longid[128];
+    memset(longid, 'a', sizeof(longid));
+    memcpy(longid, "/drives/", 8);
+    longid[8 + 65] = '\0';
+    EXPECT_400(PUT(longid, "{}"), "invalid id");
+}
+
+Test(api, fault_message_is_valid_json_whatever_the_path)
+{
+    EXPECT_400(GET("/\xff\xfe\x01\"\\"), "Invalid request method");
+}
+
+Test(api, malformed_bodies)
+{
+    EXPECT_400(PUT("/machine-config", NULL), "missing JSON body");
+    EXPECT_400(PUT("/machine-config", ""), "missing JSON body");
+    EXPECT_400(PUT("/machine-config", "{\"vcpu_count\":1,"), "malformed JSON body");
+    EXPECT_400(PUT("/machine-config", "\x01\x02garbage"), "malformed JSON body");
+    EXPECT_400(PUT("/machine-config", "[1,2]"), "the body must be a JSON object");
+    EXPECT_400(PUT("/machine-config", "\"text\""), "malformed JSON body");
+    EXPECT_400(PUT("/machine-config", "{\"vcpu_count\":1,\"vcpu_count\":2,\"mem_size_mib\":128}"),
+               "duplicate");
+    EXPECT_400(PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":99999999999999999999}"),
+               "malformed JSON body");
+    EXPECT_400(PUT("/vsock", "{\"guest_cid\":3,\"uds_path\":\"a\\u0000b\"}"),
+               "malformed JSON body");
+    cr_assert_eq(cfg.vcpus, 1);
+    cr_assert_not(cfg.vsock.enabled);
+}
+
+Test(api, deeply_nested_body_is_refused)
+{
+    size_t depth = 20000;
+    char *b = malloc(2 * depth + 1);
+
+    memset(b, '[', depth);
+    memset(b + depth, ']', depth);
+    b[2 * depth] = '\0';
+    EXPECT_400(PUT("/machine-config", b), "malformed JSON body");
+    free(b);
+}
+
+/* ---- machine-config ---- */
+
+Test(api, put_machine_config)
+{
+    cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":4,\"mem_size_mib\":512,\"smt\":false,"
+                                        "\"track_dirty_pages\":true}"),
+                 204, "%s", resp.body);
+    cr_assert_null(resp.body);
+    cr_assert_eq(cfg.vcpus, 4);
+    cr_assert_eq(cfg.mem_mib, 512);
+    cr_assert(cfg.track_dirty_pages);
+    /* PUT replaces: absent optional fields go back to their defaults. */
+    cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256}"), 204);
+    cr_assert_not(cfg.track_dirty_pages);
+}
+
+Test(api, machine_config_errors_name_the_field_and_change_nothing)
+{
+    static const struct {
+        const char *body, *needle;
+    } cases[] = {
+        {"{\"vcpu_count\":0,\"mem_size_mib\":128}", "vcpu_count: 0 is out of range (1 to 32)"},
+        {"{\"vcpu_count\":33,\"mem_size_mib\":128}", "vcpu_count: 33 is out of range"},
+        {"{\"vcpu_count\":-1,\"mem_size_mib\":128}", "'vcpu_count' must be a non-negative"},
+        {"{\"vcpu_count\":\"2\",\"mem_size_mib\":128}", "'vcpu_count' must be a non-negative"},
+        {"{\"vcpu_count\":2.5,\"mem_size_mib\":128}", "'vcpu_count' must be a non-negative"},
+        {"{\"vcpu_count\":true,\"mem_size_mib\":128}", "'vcpu_count' must be a non-negative"},
+        {"{\"vcpu_count\":2}", "missing required field 'mem_size_mib'"},
+        {"{\"mem_size_mib\":128}", "missing required field 'vcpu_count'"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":1}", "mem_size_mib: 1 MiB is out of range"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":2000000}", "mem_size_mib: 2000000 MiB is out"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":true}", "smt: true is not supported"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":1}", "'smt' must be true or false"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"2M\"}", "'2M' is not a valid"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}", "'T2' is not a valid"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"bogus\":1}", "unknown field 'bogus'"},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        EXPECT_400(PUT("/machine-config", cases[i].body), cases[i].needle);
+        cr_assert_eq(cfg.vcpus, 1, "case %zu", i);
+        cr_assert_eq(cfg.mem_mib, 128, "case %zu", i);
+    }
+}
+
+Test(api, patch_machine_config)
+{
+    cr_assert_eq(PATCH("/machine-config", "{\"vcpu_count\":3}"), 204, "%s", resp.body);
+    cr_assert_eq(cfg.vcpus, 3);
+    cr_assert_eq(cfg.mem_mib, 128);
+    cr_assert_eq(PATCH("/machine-config", "{\"mem_size_mib\":64,\"track_dirty_pages\":true}"), 204);
+    cr_assert_eq(cfg.vcpus, 3);
+    cr_assert_eq(cfg.mem_mib, 64);
+    EXPECT_400(PATCH("/machine-config", "{}"), "at least one field");
+    EXPECT_400(PATCH("/machine-config", "{\"vcpu_count\":99}"), "vcpu_count: 99");
+    cr_assert_eq(cfg.vcpus, 3);
+}
+
+/* ---- boot-source ---- */
+
+Test(api, put_boot_source)
+{
+    cr_assert_eq(PUT("/boot-source",
+                     fmt("{\"kernel_image_path\":\"%s\",\"boot_args\":\"console=ttyS0\"}", kernel)),
+                 204, "%s", resp.body);
+    cr_assert_str_eq(cfg.kernel_path, kernel);
+    cr_assert_str_eq(cfg.cmdline, "console=ttyS0");
+    cr_assert_null(cfg.initrd_path);
+}
+
+Test(api, boot_source_errors_change_nothing)
+{
+    char body[4096];
+
+    put_boot_source();
+    EXPECT_400(PUT("/boot-source", "{\"kernel_image_path\":\"/no/such/kernel\"}"),
+               "kernel_image_path: cannot open '/no/such/kernel': No such file");
+    EXPECT_400(PUT("/boot-source",
+                   fmt("{\"kernel_image_path\":\"%s\",\"initrd_path\":\"/nope\"}", kernel)),
+               "initrd_path: cannot open '/nope'");
+    EXPECT_400(PUT("/boot-source", "{\"kernel_image_path\":\"/tmp\"}"),
+               "kernel_image_path: '/tmp' is not a regular file");
+    EXPECT_400(PUT("/boot-source", "{\"boot_args\":\"x\"}"),
+               "missing required field 'kernel_image_path'");
+    EXPECT_400(PUT("/boot-source", "{\"kernel_image_path\":7}"),
+               "'kernel_image_path' must be a string");
+    int n = snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\",\"boot_args\":\"", kernel);
+    memset(body + n, 'a', 2100);
+    strcpy(body + n + 2100, "\"}");
+    EXPECT_400(PUT("/boot-source", body), "boot_args: 2100 bytes is longer than the limit");
+    cr_assert_str_eq(cfg.kernel_path, kernel);
+    cr_assert_null(cfg.cmdline);
+}
+
+/* ---- drives ---- */
+
+static int put_drive(const char *id, const char *path, const char *extra)
+{
+    char body[512], url[128];
+
+    snprintf(url, sizeof(url), "/drives/%s", id);
+    snprintf(body, sizeof(body),
+             "{\"drive_id\":\"%s\",\"path_on_host\":\"%s\",\"is_root_device\":false%s}", id, path,
+             extra);
+    return PUT(url, body);
+}
+
+Test(api, put_drives)
+{
+    cr_assert_eq(put_drive("data", disk, ",\"is_read_only\":true"), 204, "%s", resp.body);
+    cr_assert_eq(put_drive("rootfs", disk2,
+                           ",\"partuuid\":null,\"cache_type\":\"Writeback\","
+                           "\"io_engine\":\"Sync\",\"rate_limiter\":null"),
+                 204, "%s", resp.body);
+    cr_assert_eq(cfg.ndrives, 2);
+    cr_assert_str_eq(cfg.drives[0].id, "data");
+    cr_assert(cfg.drives[0].read_only);
+    cr_assert(cfg.drives[1].cache_writeback);
+    cr_assert(cfg.drives[1].io_engine_sync);
+    /* The root device moves to the front: it is /dev/vda. */
+    cr_assert_eq(
+        PUT("/drives/rootfs",
+            fmt("{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true}",
+                disk2)),
+        204, "%s", resp.body);
+    cr_assert_eq(cfg.ndrives, 2);
+    cr_assert_str_eq(cfg.drives[0].id, "rootfs");
+    cr_assert(cfg.drives[0].root_device);
+    cr_assert_str_eq(cfg.drives[1].id, "data");
+    /* Same id again replaces in place. */
+    cr_assert_eq(put_drive("data", disk2, ""), 204);
+    cr_assert_eq(cfg.ndrives, 2);
+    cr_assert_str_eq(cfg.drives[1].path, disk2);
+    cr_assert_not(cfg.drives[1].read_only);
+}
+
+Test(api, drive_errors_change_nothing)
+{
+    cr_assert_eq(
+        PUT("/drives/root",
+            fmt("{\"drive_id\":\"root\",\"path_on_host\":\"%s\",\"is_root_device\":true}", disk)),
+        204);
+    EXPECT_400(
+        PUT("/drives/other",
+            fmt("{\"drive_id\":\"other\",\"path_on_host\":\"%s\",\"is_root_device\":true}", disk2)),
+        "is_root_device: drive 'root' is the root device already");
+    EXPECT_400(PUT("/drives/a", fmt("{\"drive_id\":\"b\",\"path_on_host\":\"%s\","
+                                    "\"is_root_device\":false}",
+                                    disk)),
+               "drive_id 'b' in the body does not match 'a' in the path");
+    EXPECT_400(PUT("/drives/a", fmt("{\"drive_id\":\"a\",\"path_on_host\":\"%s\"}", disk)),
+               "missing required field 'is_root_device'");
+    EXPECT_400(PUT("/drives/a", "{\"drive_id\":\"a\",\"is_root_device\":false}"),
+               "missing required field 'path_on_host'");
+    EXPECT_400(put_drive("a", "/no/such/disk", ""),
+               "path_on_host: cannot open '/no/such/disk' read-write");
+    EXPECT_400(put_drive("a", "/tmp", ",\"is_read_only\":true"),
+               "path_on_host: '/tmp' is not a regular file or a block device");
+    EXPECT_400(put_drive("a", disk, ",\"rate_limiter\":{\"bandwidth\":{\"size\":1}}"),
+               "'rate_limiter' is not supported by flint yet");
+    EXPECT_400(put_drive("a", disk, ",\"socket\":\"/x\""), "'socket' is not supported");
+    EXPECT_400(put_drive("a", disk, ",\"cache_type\":\"Fast\""),
+               "'Fast' is not a valid cache_type");
+    EXPECT_400(put_drive("a", disk, ",\"io_engine\":\"Magic\""),
+               "'Magic' is not a valid io_engine");
+    EXPECT_400(put_drive("a", disk, ",\"is_read_only\":\"yes\""), "'is_read_only' must be true");
+    EXPECT_400(put_drive("a", disk, ",\"partuuid\":\"has space\""), "partuuid");
+    EXPECT_400(put_drive("a", disk, ",\"extra\":1"), "unknown field 'extra'");
+    cr_assert_eq(cfg.ndrives, 1);
+    cr_assert_str_eq(cfg.drives[0].path, disk);
+}
+
+Test(api, read_only_drive_needs_only_read_access)
+{
+    chmod(disk, 0444);
+    if (geteuid() != 0)
+        EXPECT_400(put_drive("a", disk, ""), "read-write");
+    cr_assert_eq(put_drive("a", disk, ",\"is_read_only\":true"), 204, "%s", resp.body);
+}
+
+Test(api, drive_limit)
+{
+    char id[16];
+
+    for (int i = 0; i < CONFIG_MAX_DRIVES; i++) {
+        snprintf(id, sizeof(id), "d%d", i);
+        cr_assert_eq(put_drive(id, disk, ""), 204, "%s", resp.body);
+    }
+    EXPECT_400(put_drive("one_more", disk, ""), "at most 16 drives");
+    cr_assert_eq(put_drive("d3", disk2, ""), 204, "replacing still works");
+}
+
+/* ---- network interfaces ---- */
+
+static int put_net(const char *id, const char *tap, const char *mac)
+{
+    char body[256], url[128];
+
+    snprintf(url, sizeof(url), "/network-interfaces/%s", id);
+    if (mac)
+        snprintf(body, sizeof(body),
+                 "{\"iface_id\":\"%s\",\"host_dev_name\":\"%s\",\"guest_mac\":\"%s\"}", id, tap,
+                 mac);
+    else
+        snprintf(body, sizeof(body), "{\"iface_id\":\"%s\",\"host_dev_name\":\"%s\"}", id, tap);
+    return PUT(url, body);
+}
+
+Test(api, put_network_interfaces)
+{
+    cr_assert_eq(put_net("eth0", "tap0", "06:00:AC:10:00:02"), 204, "%s", resp.body);
+    cr_assert_eq(put_net("eth1", "tap1", NULL), 204, "%s", resp.body);
+    cr_assert_eq(cfg.nnets, 2);
+    cr_assert_str_eq(cfg.nets[0].tap, "tap0");
+    cr_assert(cfg.nets[0].has_mac);
+    cr_assert_eq(cfg.nets[0].mac[3], 0x10);
+    cr_assert_not(cfg.nets[1].has_mac);
+    cr_assert_eq(put_net("eth0", "tap9", NULL), 204, "replace");
+    cr_assert_eq(cfg.nnets, 2);
+    cr_assert_str_eq(cfg.nets[0].tap, "tap9");
+}
+
+Test(api, network_interface_errors_change_nothing)
+{
+    cr_assert_eq(put_net("eth0", "tap0", "06:00:00:00:00:01"), 204);
+    EXPECT_400(put_net("eth1", "tap0", NULL), "host_dev_name: 'tap0' is used by interface 'eth0'");
+    EXPECT_400(put_net("eth1", "tap1", "06:00:00:00:00:01"),
+               "guest_mac: 06:00:00:00:00:01 is used");
+    EXPECT_400(put_net("eth1", "tap1", "01:00:00:00:00:01"), "not multicast");
+    EXPECT_400(put_net("eth1", "tap1", "06:00:00:00:00"), "must be six hex bytes");
+    EXPECT_400(put_net("eth1", "a_name_far_too_long", NULL), "not a valid interface name");
+    EXPECT_400(put_net("eth1", "", NULL), "not a valid interface name");
+    EXPECT_400(PUT("/network-interfaces/eth1", "{\"iface_id\":\"eth2\",\"host_dev_name\":\"t\"}"),
+               "iface_id 'eth2' in the body does not match 'eth1'");
+    EXPECT_400(PUT("/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"t\","
+                                               "\"rx_rate_limiter\":{}}"),
+               "'rx_rate_limiter' is not supported");
+    EXPECT_400(PUT("/network-interfaces/eth1", "{\"iface_id\":\"eth1\"}"),
+               "missing required field 'host_dev_name'");
+    cr_assert_eq(cfg.nnets, 1);
+}
+
+Test(api, network_interface_limit)
+{
+    char id[16], tap[16];
+
+    for (int i = 0; i < CONFIG_MAX_NETS; i++) {
+        snprintf(id, sizeof(id), "eth%d", i);
+        snprintf(tap, sizeof(tap), "tap%d", i);
+        cr_assert_eq(put_net(id, tap, NULL), 204);
+    }
+    EXPECT_400(put_net("eth99", "tap99", NULL), "at most 8 network interfaces");
+}
+
+/* ---- vsock ---- */
+
+Test(api, put_vsock)
+{
+    cr_assert_eq(PUT("/vsock", "{\"guest_cid\":3,\"uds_path\":\"/tmp/v.sock\"}"), 204, "%s",
+                 resp.body);
+    cr_assert(cfg.vsock.enabled);
+    cr_assert_eq(cfg.vsock.guest_cid, 3);
+    cr_assert_str_eq(cfg.vsock.uds_path, "/tmp/v.sock");
+    EXPECT_400(PUT("/vsock", "{\"guest_cid\":2,\"uds_path\":\"/tmp/w.sock\"}"),
+               "guest_cid: 2 is out of range (3 to 4294967294)");
+    EXPECT_400(PUT("/vsock", "{\"guest_cid\":4294967295,\"uds_path\":\"/tmp/w.sock\"}"),
+               "guest_cid: 4294967295 is out of range");
+    EXPECT_400(PUT("/vsock", "{\"guest_cid\":5,\"uds_path\":\"\"}"), "missing Unix socket path");
+    EXPECT_400(PUT("/vsock", "{\"guest_cid\":5}"), "missing required field 'uds_path'");
+    cr_assert_eq(cfg.vsock.guest_cid, 3);
+    cr_assert_str_eq(cfg.vsock.uds_path, "/tmp/v.sock");
+    cr_assert_eq(PUT("/vsock", "{\"vsock_id\":\"v\",\"guest_cid\":9,\"uds_path\":\"/tmp/x\"}"),
+                 204);
+    cr_assert_eq(cfg.vsock.guest_cid, 9);
+}
+
+/* ---- actions and phases ---- */
+
+Test(api, instance_start_needs_a_boot_source)
+{
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"), "no boot source");
+    cr_assert_eq(starts, 0);
+    cr_assert_eq(ctl.state, API_VM_NOT_STARTED);
+}
+
+Test(api, instance_start_then_phases)
+{
+    start();
+    cr_assert_eq(starts, 1);
+    cr_assert_eq(ctl.state, API_VM_RUNNING);
+    cr_assert_eq(GET("/"), 200);
+    cr_assert(strstr(resp.body, "\"state\":\"Running\""), "%s", resp.body);
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"), "already running");
+    cr_assert_eq(starts, 1);
+    EXPECT_400(PUT("/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128}"),
+               "not supported after starting the microVM");
+    EXPECT_400(PATCH("/machine-config", "{\"vcpu_count\":2}"), "after starting");
+    EXPECT_400(PUT("/boot-source", fmt("{\"kernel_image_path\":\"%s\"}", kernel)),
+               "after starting");
+    EXPECT_400(put_drive("a", disk, ""), "after starting");
+    EXPECT_400(put_net("eth0", "tap0", NULL), "after starting");
+    EXPECT_400(PUT("/vsock", "{\"guest_cid\":3,\"uds_path\":\"/tmp/v\"}"), "after starting");
+    EXPECT_400(PATCH("/drives/a", "{\"drive_id\":\"a\"}"), "not supported by flint yet");
+    EXPECT_400(PATCH("/network-interfaces/a", "{}"), "not supported by flint yet");
+    cr_assert_eq(cfg.vcpus, 1);
+    cr_assert_eq(cfg.ndrives, 0);
+    /* GETs still answer. */
+    cr_assert_eq(GET("/machine-config"), 200);
+    cr_assert_eq(GET("/vm/config"), 200);
+}
+
+Test(api, post_boot_calls_before_boot)
+{
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"SendCtrlAltDel\"}"),
+               "not supported before starting the microVM");
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), "before starting");
+    EXPECT_400(PATCH("/vm", "{\"state\":\"Paused\"}"), "before starting");
+    EXPECT_400(PATCH("/drives/a", "{}"), "before starting");
+    cr_assert_eq(cads + pauses, 0);
+}
+
+Test(api, action_errors)
+{
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"Reboot\"}"),
+               "action_type: 'Reboot' is not one of InstanceStart, SendCtrlAltDel, FlushMetrics");
+    EXPECT_400(PUT("/actions", "{}"), "missing required field 'action_type'");
+    EXPECT_400(PUT("/actions", "{\"action_type\":1}"), "'action_type' must be a string");
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"InstanceStart\",\"x\":1}"), "unknown field 'x'");
+    cr_assert_eq(starts, 0);
+}
+
+Test(api, send_ctrl_alt_del)
+{
+    start();
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"SendCtrlAltDel\"}"), 204);
+    cr_assert_eq(cads, 1);
+    cad_rc = -ENOSPC;
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"SendCtrlAltDel\"}"), "not read the previous");
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), "no metrics destination");
+}
+
+Test(api, refused_start_changes_nothing)
+{
+    put_boot_source();
+    start_rc = -EINVAL;
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"),
+               "InstanceStart: stub start failed");
+    cr_assert_eq(ctl.state, API_VM_NOT_STARTED);
+    cr_assert_eq(ctl.fatal_status, 0);
+    start_rc = 0;
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"), 204);
+}
+
+Test(api, failed_start_is_fatal)
+{
+    put_boot_source();
+    start_rc = 152;
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"),
+               "InstanceStart: stub start failed; flint exits");
+    cr_assert_eq(ctl.fatal_status, 152);
+    cr_assert_eq(ctl.state, API_VM_NOT_STARTED);
+}
+
+Test(api, pause_and_resume)
+{
+    start();
+    cr_assert_eq(PATCH("/vm", "{\"state\":\"Paused\"}"), 204, "%s", resp.body);
+    cr_assert_eq(pauses, 1);
+    cr_assert_eq(ctl.state, API_VM_PAUSED);
+    cr_assert_eq(GET("/"), 200);
+    cr_assert(strstr(resp.body, "\"state\":\"Paused\""), "%s", resp.body);
+    cr_assert_eq(PATCH("/vm", "{\"state\":\"Paused\"}"), 204);
+    cr_assert_eq(pauses, 1, "pausing a paused VM does nothing");
+    cr_assert_eq(PATCH("/vm", "{\"state\":\"Resumed\"}"), 204);
+    cr_assert_eq(resumes, 1);
+    cr_assert_eq(ctl.state, API_VM_RUNNING);
+    EXPECT_400(PATCH("/vm", "{\"state\":\"Stopped\"}"), "'Stopped' is not a valid state");
+    EXPECT_400(PATCH("/vm", "{}"), "missing required field 'state'");
+    EXPECT_400(PUT("/vm", "{\"state\":\"Paused\"}"), "Invalid request method and/or path: PUT /vm");
+}
+
+/* ---- GET /vm/config and config files ---- */
+
+static void configure_everything(void)
+{
+    cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256,"
+                                        "\"track_dirty_pages\":true}"),
+                 204);
+    cr_assert_eq(PUT("/boot-source", fmt("{\"kernel_image_path\":\"%s\",\"boot_args\":"
+                                         "\"console=ttyS0 quiet\",\"initrd_path\":null}",
+                                         kernel)),
+                 204, "%s", resp.body);
+    cr_assert_eq(PUT("/drives/rootfs", fmt("{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\","
+                                           "\"is_root_device\":true,\"is_read_only\":true,"
+                                           "\"partuuid\":\"abcd-01\",\"io_engine\":\"Sync\"}",
+                                           disk)),
+                 204, "%s", resp.body);
+    cr_assert_eq(put_drive("scratch", disk2, ",\"cache_type\":\"Writeback\""), 204);
+    cr_assert_eq(put_net("eth0", "tap0", "06:00:ac:10:00:02"), 204);
+    cr_assert_eq(put_net("eth1", "tap1", NULL), 204);
+    cr_assert_eq(PUT("/vsock", "{\"guest_cid\":7,\"uds_path\":\"/tmp/v.sock\"}"), 204);
+}
+
+Test(api, vm_config_round_trips_through_a_config_file)
+{
+    char err[512], *first;
+    struct vm_config cfg2;
+    struct api_ctl ctl2;
+
+    configure_everything();
+    cr_assert_eq(GET("/vm/config"), 200);
+    first = strdup(resp.body);
+    init_ctl(&ctl2, &cfg2);
+    cr_assert_eq(api_load_config(&ctl2, first, strlen(first), err, sizeof(err)), 0, "%s\n%s", err,
+                 first);
+    cr_assert_eq(call_on(&ctl2, API_METHOD_GET, "/vm/config", NULL), 200);
+    cr_assert_str_eq(resp.body, first);
+    cr_assert_eq(cfg2.ndrives, 2);
+    cr_assert_str_eq(cfg2.drives[0].partuuid, "abcd-01");
+    free(first);
+    config_free(&cfg2);
+}
+
+Test(api, vm_config_sections_round_trip_through_puts)
+{
+    struct vm_config cfg2;
+    struct api_ctl ctl2;
+    json_t *all, *v;
+    size_t i;
+    char *s, url[128], *first;
+
+    configure_everything();
+    cr_assert_eq(GET("/vm/config"), 200);
+    first = strdup(resp.body);
+    all = body_json();
+    init_ctl(&ctl2, &cfg2);
+#define PUT2(path, j)                                                                              \
+    do {                                                                                           \
+        s = json_dumps((j), JSON_COMPACT);                                                         \
+        cr_assert_eq(call_on(&ctl2, API_METHOD_PUT, (path), s), 204, "%s: %s -> %s", (path), s,    \
+                     resp.body);                                                                   \
+        free(s);                                                                                   \
+    } while (0)
+    PUT2("/machine-config", json_object_get(all, "machine-config"));
+    PUT2("/boot-source", json_object_get(all, "boot-source"));
+    json_array_foreach(json_object_get(all, "drives"), i, v)
+    {
+        snprintf(url, sizeof(url), "/drives/%s", json_string_value(json_object_get(v, "drive_id")));
+        PUT2(url, v);
+    }
+    json_array_foreach(json_object_get(all, "network-interfaces"), i, v)
+    {
+        snprintf(url, sizeof(url), "/network-interfaces/%s",
+                 json_string_value(json_object_get(v, "iface_id")));
+        PUT2(url, v);
+    }
+    PUT2("/vsock", json_object_get(all, "vsock"));
+    cr_assert_eq(call_on(&ctl2, API_METHOD_GET, "/vm/config", NULL), 200);
+    cr_assert_str_eq(resp.body, first);
+    json_decref(all);
+    free(first);
+    config_free(&cfg2);
+}
+
+Test(api, vm_config_of_a_fresh_process)
+{
+    cr_assert_eq(GET("/vm/config"), 200);
+    json_t *j = body_json();
+    cr_assert(json_is_null(json_object_get(j, "boot-source")));
+    cr_assert_eq(json_array_size(json_object_get(j, "drives")), 0);
+    cr_assert(json_is_null(json_object_get(j, "vsock")));
+    cr_assert(json_is_null(json_object_get(j, "logger")));
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(j, "machine-config"), "mem_size_mib")),
+        128);
+    json_decref(j);
+}
+
+static int load(const char *json, char *err, size_t errlen)
+{
+    return api_load_config(&ctl, json, strlen(json), err, errlen);
+}
+
+Test(api, config_file_errors)
+{
+    char err[512], *b = fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"},", kernel);
+    char with_boot[1024];
+
+    strcpy(with_boot, b);
+    cr_assert_eq(load("{}", err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "missing required key 'boot-source'"), "%s", err);
+    cr_assert_eq(load("[]", err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "one JSON object"), "%s", err);
+    cr_assert_eq(load("{", err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "malformed JSON"), "%s", err);
+#define LOAD_FAILS(tail, needle)                                                                   \
+    do {                                                                                           \
+        char j[2048];                                                                              \
+        snprintf(j, sizeof(j), "%s%s", with_boot, tail);                                           \
+        cr_assert_eq(load(j, err, sizeof(err)), -EINVAL, "%s", j);                                 \
+        cr_assert(strstr(err, needle), "'%s' lacks '%s'", err, needle);                            \
+    } while (0)
+    LOAD_FAILS("\"bogus\":1}", "unknown key 'bogus'");
+    LOAD_FAILS("\"logger\":{\"level\":\"Info\"}}", "logger: not supported by flint yet");
+    LOAD_FAILS("\"drives\":{}}", "drives: must be an array");
+    LOAD_FAILS("\"drives\":[{\"drive_id\":\"a\"}]}", "drives[0]: missing required field");
+    LOAD_FAILS("\"network-interfaces\":[1]}", "network-interfaces[0]: the body must be");
+    LOAD_FAILS("\"machine-config\":{\"vcpu_count\":0,\"mem_size_mib\":128}}",
+               "machine-config: vcpu_count: 0");
+    LOAD_FAILS("\"vsock\":{\"guest_cid\":1,\"uds_path\":\"/x\"}}", "vsock: guest_cid: 1");
+    cr_assert_eq(load(fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"drives\":[],"
+                          "\"logger\":null,\"metrics\":null}",
+                          kernel),
+                      err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg.kernel_path, kernel);
+}
+
+Test(api, config_file_from_disk)
+{
+    char err[512], path[] = "/tmp/flint-api-cfg-XXXXXX";
+    int fd = mkstemp(path);
+    const char *j = fmt("{\"boot-source\":{\"kernel_image_path\":\"%s\"},"
+                        "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":64}}",
+                        kernel);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, j, strlen(j)), (ssize_t)strlen(j));
+    close(fd);
+    cr_assert_eq(api_load_config_file(&ctl, path, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg.vcpus, 2);
+    unlink(path);
+    cr_assert_neq(api_load_config_file(&ctl, path, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "No such file"), "%s", err);
+    cr_assert_neq(api_load_config_file(&ctl, "/tmp", err, sizeof(err)), 0);
+    cr_assert(strstr(err, "not a regular file"), "%s", err);
+}
+
+Test(api, instance_ids)
+{
+    cr_assert(api_valid_instance_id("anonymous-instance"));
+    cr_assert(api_valid_instance_id("A1-b2"));
+    cr_assert_not(api_valid_instance_id(""));
+    cr_assert_not(api_valid_instance_id("a_b"));
+    cr_assert_not(api_valid_instance_id("a b"));
+    char id[66];
+    memset(id, 'a', 65);
+    id[65] = '\0';
+    cr_assert_not(api_valid_instance_id(id));
+    id[64] = '\0';
+    cr_assert(api_valid_instance_id(id));
+}
