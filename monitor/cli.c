@@ -29,6 +29,7 @@ enum opt_id {
     OPT_NET,
     OPT_VSOCK,
     OPT_NO_SECCOMP,
+    OPT_ID,
     OPT_HELP,
 };
 
@@ -48,6 +49,7 @@ static const struct {
     {"--net", OPT_NET, true},
     {"--vsock", OPT_VSOCK, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--id", OPT_ID, true},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
 };
@@ -79,6 +81,8 @@ void cli_usage(FILE *out)
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
+          "  --id ID          name the VM in log lines (1-64 letters, digits or '-'); also\n"
+          "                   accepted before `run`, where flint-jailer puts it\n"
           "  -h, --help       show this help\n"
           "\n"
           "Exit status: the guest's status; 1 error, 2 unexpected error, 3 guest crash\n"
@@ -107,6 +111,15 @@ static int bad(char *err, size_t errlen, const char *fmt, const char *a, const c
 {
     snprintf(err, errlen, fmt, a, b);
     return -EINVAL;
+}
+
+static int set_vm_id(struct vm_config *cfg, const char *val, char *err, size_t errlen)
+{
+    if (cfg->vm_id)
+        return bad(err, errlen, "--id: given twice ('%s', then '%s')", cfg->vm_id, val);
+    if (!config_valid_vm_id(val))
+        return bad(err, errlen, "--id: '%s' must be 1-64 letters, digits or '-'%s", val, "");
+    return config_set_str(&cfg->vm_id, val);
 }
 
 static int apply_opt(enum opt_id id, const char *name, const char *val, struct vm_config *cfg,
@@ -149,6 +162,8 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return config_add_net(cfg, val, err, errlen);
     case OPT_VSOCK:
         return config_set_vsock(cfg, val, err, errlen);
+    case OPT_ID:
+        return set_vm_id(cfg, val, err, errlen);
     case OPT_HELP:
         return 0;
     }
@@ -194,7 +209,23 @@ static int parse_run(int argc, char *const argv[], enum cli_action *action, stru
 int cli_parse(int argc, char *const argv[], enum cli_action *action, struct vm_config *cfg,
               char *err, size_t errlen)
 {
-    const char *cmd = argc > 1 ? argv[1] : NULL;
+    const char *cmd;
+
+    /* `flint --id ID run ...`: how flint-jailer (and Firecracker's) starts it. */
+    if (argc > 1 && (!strcmp(argv[1], "--id") || !strncmp(argv[1], "--id=", 5))) {
+        const char *val = argv[1][4] == '=' ? argv[1] + 5 : argc > 2 ? argv[2] : NULL;
+        int used = argv[1][4] == '=' ? 1 : 2;
+        int rc;
+
+        if (!val)
+            return bad(err, errlen, "--id: missing value%s%s", "", "");
+        rc = set_vm_id(cfg, val, err, errlen);
+        if (rc)
+            return rc;
+        argc -= used;
+        argv += used;
+    }
+    cmd = argc > 1 ? argv[1] : NULL;
 
     if (!cmd)
         return bad(err, errlen, "missing command%s%s; try `flint run` or flint --help", "", "");
