@@ -36,6 +36,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -112,9 +113,10 @@ static __attribute__((noreturn)) void fail(struct jail *j, const struct jail_err
         line[n - 1] = '\n';
     }
     if (j->report_fd >= 0) {
-        /* The original process prints it and cleans up. */
-        if (write(j->report_fd, line, (size_t)n) < 0)
-            _exit(JAILER_EXIT_SETUP);
+        /* The original process prints it and cleans up; if it is gone,
+         * there is no one to tell. */
+        ssize_t ignored = write(j->report_fd, line, (size_t)n);
+        (void)ignored;
         _exit(JAILER_EXIT_SETUP);
     }
     regain_root(j);
@@ -193,6 +195,7 @@ static void make_jail_dir(struct jail *j)
     char prefix[PATH_MAX];
     int anchor = -1;
     size_t anchor_len = 0;
+    struct statvfs vfs;
     struct stat st;
 
     /* args.c bounds the three parts well below PATH_MAX. */
@@ -233,6 +236,10 @@ static void make_jail_dir(struct jail *j)
     j->root_fd = open(j->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (j->root_fd < 0 || undo_keep_fd(&j->undo, j->root_fd) < 0)
         failf(j, "jail dir", j->root, "cannot open: %s", strerror(errno));
+    if (fstatvfs(j->root_fd, &vfs) == 0 && (vfs.f_flag & ST_NODEV))
+        failf(j, "jail dir", j->root,
+              "on a nodev mount: flint could not open /dev/kvm there; use a --chroot-base-dir "
+              "on a file system that allows device nodes");
 }
 
 /* Record a name the jail root now holds (path: its host path). */
@@ -499,6 +506,7 @@ static __attribute__((noreturn)) void exec_flint(struct jail *j)
 {
     char path[JAIL_NAME_MAX + 2], *envp[] = {NULL};
     char **argv = calloc((size_t)j->args.nextra + 4, sizeof(*argv));
+    struct statvfs vfs;
     int err;
 
     snprintf(path, sizeof(path), "/%s", j->args.exec_name);
@@ -524,7 +532,10 @@ static __attribute__((noreturn)) void exec_flint(struct jail *j)
     execve(path, argv, envp);
     err = errno;
     umask(0);
-    failf(j, "exec", path, "%s", strerror(err));
+    failf(j, "exec", path, "%s%s", strerror(err),
+          err == EACCES && fstatvfs(j->root_fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC)
+              ? " (the jail is on a noexec mount: use a --chroot-base-dir that allows exec)"
+              : "");
 }
 
 int main(int argc, char **argv)

@@ -915,9 +915,30 @@ Test(jailer, exec_failure_after_every_step_leaves_nothing)
         for (int k = 0; k < 2 && modes[i][k]; k++)
             add(&a, modes[i][k], NULL);
         add(&a, "--", "run", NULL);
-        expect_failure(&a, 1, "flint-jailer: exec: /flint: Permission denied");
+        expect_failure(&a, 1,
+                       "flint-jailer: exec: /flint: Permission denied (the jail is on a noexec "
+                       "mount");
         expect_nothing_left(S.noexec);
     }
+}
+
+Test(jailer, nodev_base_dir_is_refused_early)
+{
+    char base[160], line[320];
+
+    require_root_and_static_flint();
+    snprintf(S.noexec, sizeof(S.noexec), "/tmp/flint-jailer-nodev.%d", (int)getpid());
+    mkdir_p(S.noexec);
+    cr_assert_eq(mount("tmpfs", S.noexec, "tmpfs", MS_NODEV, "mode=0755"), 0, "mount: %s",
+                 strerror(errno));
+    snprintf(base, sizeof(base), "%s/jails", S.noexec);
+    struct args a = {.n = 0};
+    add(&a, JAILER, "--id", "vm-v", "--exec-file", FLINT_STATIC_BIN, "--uid", JAIL_UID_S, "--gid",
+        JAIL_UID_S, "--chroot-base-dir", base, NULL);
+    snprintf(line, sizeof(line), "flint-jailer: jail dir: %s/flint/vm-v/root: on a nodev mount",
+             base);
+    expect_failure(&a, 1, line);
+    expect_nothing_left(S.noexec);
 }
 
 Test(jailer, needs_root)
