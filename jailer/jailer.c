@@ -70,16 +70,22 @@ struct jail {
     bool dropped;   /* running as uid:gid (with the capabilities kept) */
 };
 
-int jail_errf(struct jail_err *e, const char *step, const char *path, const char *fmt, ...)
+static void verrf(struct jail_err *e, const char *step, const char *path, const char *fmt,
+                  va_list ap)
 {
-    size_t n;
-    va_list ap;
+    size_t n = (size_t)snprintf(e->text, sizeof(e->text), "%s: %s: ", step, path);
 
-    n = (size_t)snprintf(e->text, sizeof(e->text), "%s: %s: ", step, path);
     if (n >= sizeof(e->text))
         n = sizeof(e->text) - 1;
-    va_start(ap, fmt);
     vsnprintf(e->text + n, sizeof(e->text) - n, fmt, ap);
+}
+
+int jail_errf(struct jail_err *e, const char *step, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    verrf(e, step, path, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -112,16 +118,13 @@ static __attribute__((noreturn)) void fail(struct jail *j, const struct jail_err
         n = (int)sizeof(line) - 1;
         line[n - 1] = '\n';
     }
-    if (j->report_fd >= 0) {
-        /* The original process prints it and cleans up; if it is gone,
-         * there is no one to tell. */
-        ssize_t ignored = write(j->report_fd, line, (size_t)n);
-        (void)ignored;
+    /* After a fork the original process prints it and cleans up (if it
+     * is gone, there is no one to tell). */
+    ssize_t ignored = write(j->report_fd >= 0 ? j->report_fd : STDERR_FILENO, line, (size_t)n);
+    (void)ignored;
+    if (j->report_fd >= 0)
         _exit(JAILER_EXIT_SETUP);
-    }
     regain_root(j);
-    if (write(STDERR_FILENO, line, (size_t)n) < 0)
-        n = 0;
     undo_run(&j->undo);
     exit(JAILER_EXIT_SETUP);
 }
@@ -130,13 +133,10 @@ static __attribute__((noreturn, format(printf, 4, 5))) void
 failf(struct jail *j, const char *step, const char *path, const char *fmt, ...)
 {
     struct jail_err e;
-    size_t n = (size_t)snprintf(e.text, sizeof(e.text), "%s: %s: ", step, path);
     va_list ap;
 
-    if (n >= sizeof(e.text))
-        n = sizeof(e.text) - 1;
     va_start(ap, fmt);
-    vsnprintf(e.text + n, sizeof(e.text) - n, fmt, ap);
+    verrf(&e, step, path, fmt, ap);
     va_end(ap);
     fail(j, &e);
 }
@@ -425,8 +425,8 @@ static __attribute__((noreturn)) void report(struct jail *j, int rfd, pid_t chil
         undo_release(&j->undo);
         exit(0);
     }
-    if (write(STDERR_FILENO, msg, len) < 0)
-        len = 0;
+    ssize_t ignored = write(STDERR_FILENO, msg, len);
+    (void)ignored;
     waitpid(child, NULL, 0);
     undo_run(&j->undo);
     exit(JAILER_EXIT_SETUP);

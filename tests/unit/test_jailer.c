@@ -105,9 +105,14 @@ Test(jailer_args, every_flag_both_spellings)
 
 Test(jailer_args, everything_after_the_separator_is_flint_s)
 {
-    cr_assert_eq(PARSE_REQ("--", "run", "--kernel", "/k", "--id", "x", "--", "--help"), 0, "%s",
-                 err);
+    /* args.extra points into argv, which must outlive it (PARSE's does not). */
+    char *argv[] = {
+        "flint-jailer", "--id", "vm1",      "--exec-file", "/f",   "--uid", "1",  "--gid", "1",
+        "--",           "run",  "--kernel", "/k",          "--id", "x",     "--", "--help"};
+
+    cr_assert_eq(parse_argv((int)ARRAY_SIZE(argv), argv), 0, "%s", err);
     cr_assert_eq(args.nextra, 7);
+    cr_assert_eq(args.extra, argv + 10);
     cr_assert_str_eq(args.extra[0], "run");
     cr_assert_str_eq(args.extra[3], "--id", "not the jailer's");
     cr_assert_str_eq(args.extra[6], "--help");
