@@ -168,12 +168,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t off, v;
 
         switch (take(&p, &left, 1) % OP_COUNT) {
-        case OP_MMIO_WRITE:
-            off = take(&p, &left, 2) & 0x1ff;
+        case OP_MMIO_WRITE: {
+            /* The width comes from bits the offset does not use (masking
+             * first made every write 1 byte wide, which the transport
+             * ignores). */
+            static const unsigned widths[4] = {4, 4, 1, 2};
+            uint32_t raw = take(&p, &left, 2);
+            off = raw & 0x1ff;
             v = take(&p, &left, 4);
             memcpy(b, &v, 4);
-            virtio_mmio_bus_ops.write(&t, off, b, 1 + (off >> 9 & 3) % 4);
+            virtio_mmio_bus_ops.write(&t, off, b, widths[raw >> 9 & 3]);
             break;
+        }
         case OP_MMIO_READ:
             off = take(&p, &left, 2) & 0x1ff;
             virtio_mmio_bus_ops.read(&t, off, b, 4);

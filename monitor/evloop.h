@@ -33,9 +33,14 @@ struct evloop {
     struct ev_handler *deferred[EVLOOP_MAX_DEFERRED];
 };
 
-/* Create a ring with `entries` submission slots. Returns 0 or -errno. */
+/* Create a ring with `entries` submission slots, restricted to the
+ * operations flint uses (evloop_op_allowed) and to no further
+ * io_uring_register calls. Returns 0 or -errno. */
 int evloop_init(struct evloop *loop, unsigned entries);
 void evloop_fini(struct evloop *loop);
+
+/* Whether the ring accepts submissions with this IORING_OP_*. */
+bool evloop_op_allowed(uint8_t opcode);
 
 /* A submission queue entry whose completion calls h->fn, or NULL if the
  * queue is full even after submitting what was queued. */

@@ -87,12 +87,8 @@ static const struct seccomp_allow allow_list[] = {
      * sockets to and from the host side, made and accepted after boot;
      * the listening socket's path is removed at exit. */
     ALLOW_WITH(socket, VMM, SECCOMP_ARGS_UNIX_SOCK, VSOCK),
-    ALLOW_WITH(connect, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(accept4, VMM, SECCOMP_ARGS_ANY, VSOCK),
     ALLOW_WITH(shutdown, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(read, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(recvfrom, VMM, SECCOMP_ARGS_ANY, VSOCK),
-    ALLOW_WITH(sendto, VMM, SECCOMP_ARGS_ANY, VSOCK),
+    ALLOW_WITH(fcntl, VMM, SECCOMP_ARGS_SETFL_ZERO, VSOCK),
     ALLOW_WITH(unlink, VMM, SECCOMP_ARGS_ANY, VSOCK),
 };
 
@@ -188,6 +184,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_allow *a, enum sec
         /* The path is not visible to the filter: a non-empty one would be
          * looked up, but only for its metadata; no file is opened. */
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 1, SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH));
+    case SECCOMP_ARGS_SETFL_ZERO:
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                                SCMP_A2(SCMP_CMP_EQ, 0));
     }
     return -EINVAL;
 }

@@ -41,6 +41,7 @@ enum seccomp_arg_check {
     SECCOMP_ARGS_UNIX_SOCK,  /* socket(AF_UNIX, SOCK_STREAM[|CLOEXEC|NONBLOCK], 0) */
     SECCOMP_ARGS_OWN_PID,    /* tgkill(flint's own pid, ...): only its own threads */
     SECCOMP_ARGS_EMPTY_PATH, /* newfstatat(fd, "", buf, AT_EMPTY_PATH): fstat */
+    SECCOMP_ARGS_SETFL_ZERO, /* fcntl(fd, F_SETFL, 0): back to blocking */
 };
 
 /* Devices whose system calls are on a list only when the VM has them. */

@@ -574,7 +574,7 @@ static void on_connect(struct ev_handler *h, int res, uint32_t flags)
     c->connect_busy = false;
     if (c->dead) {
         conn_free_if_idle(c);
-    } else if (res < 0) {
+    } else if (res < 0 || fcntl(c->fd, F_SETFL, 0) < 0) {
         vs->stats.conns_refused++;
         conn_close_rst(c);
     } else {
@@ -790,7 +790,11 @@ static void guest_request(struct virtio_vsock *vs, const struct virtio_vsock_hdr
         rst_reply(vs, h->dst_port, h->src_port);
         return;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking for the connect: a listener whose backlog is full
+     * refuses at once (EAGAIN) instead of parking the connect in an
+     * io-wq worker that nothing can cancel; blocking again once
+     * connected, so io_uring polls it for recv and send. */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     c = fd >= 0 ? conn_new(vs, fd) : NULL;
     if (!c) {
         if (fd >= 0)

@@ -552,6 +552,30 @@ Test(virtio_vsock, guest_connect_to_nobody_gets_rst)
     cr_assert_eq(virtio_vsock_conns(vs), 0);
 }
 
+Test(virtio_vsock, guest_connect_to_a_full_backlog_is_refused_at_once)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    int lfd;
+
+    open_dev();
+    lfd = host_listen(5002);
+    cr_assert_eq(listen(lfd, 0), 0); /* room for one pending connection */
+    unsigned responses = 0, rsts = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        guest_send(ghdr(41000 + i, 5002, VIRTIO_VSOCK_OP_REQUEST), NULL, 0);
+        guest_recv(&hd, buf, sizeof(buf));
+        responses += hd.op == VIRTIO_VSOCK_OP_RESPONSE;
+        rsts += hd.op == VIRTIO_VSOCK_OP_RST;
+    }
+    cr_assert_geq(responses, 1);
+    cr_assert_geq(rsts, 1, "a full backlog did not refuse");
+    cr_assert_eq(responses + rsts, 4);
+    /* The refused ones are gone, not parked on a blocked connect. */
+    cr_assert_eq(virtio_vsock_conns(vs), responses);
+    host_unlisten(lfd, 5002);
+}
+
 /* ---- credit ---- */
 
 Test(virtio_vsock, host_data_never_exceeds_the_guest_credit)
