@@ -57,6 +57,7 @@ static const struct opt run_opts[] = {
     {"--net", OPT_NET, true},
     {"--vsock", OPT_VSOCK, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--id", OPT_ID, true},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
 };
@@ -135,6 +136,8 @@ void cli_usage(FILE *out)
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
+          "  --id ID          name the VM in log lines (1-64 letters, digits or '-'); also\n"
+          "                   accepted before `run`, where flint-jailer puts it\n"
           "  -h, --help       show this help\n"
           "\n"
           "Exit status: the guest's status; 1 error, 2 unexpected error, 3 guest crash\n"
@@ -166,6 +169,15 @@ static int bad(char *err, size_t errlen, const char *fmt, const char *a, const c
     return -EINVAL;
 }
 
+static int set_vm_id(struct vm_config *cfg, const char *val, char *err, size_t errlen)
+{
+    if (cfg->vm_id)
+        return bad(err, errlen, "--id: given twice ('%s', then '%s')", cfg->vm_id, val);
+    if (!config_valid_vm_id(val))
+        return bad(err, errlen, "--id: '%s' must be 1-64 letters, digits or '-'%s", val, "");
+    return config_set_str(&cfg->vm_id, val);
+}
+
 static int apply_opt(enum opt_id id, const char *name, const char *val, struct vm_config *cfg,
                      struct cli_serve *serve, char *err, size_t errlen)
 {
@@ -177,9 +189,12 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
             return bad(err, errlen, "%s: empty path%s", name, "");
         return config_set_str(&serve->api_sock, val);
     case OPT_ID:
+        /* The API's instance id, and the VM's name in log lines. */
         if (!api_valid_instance_id(val))
             return bad(err, errlen, "%s: '%s' must be 1-64 letters, digits or '-'", name, val);
-        return config_set_str(&serve->id, val);
+        if (serve->id)
+            return bad(err, errlen, "--id: given twice ('%s', then '%s')", serve->id, val);
+        return set_vm_id(cfg, val, err, errlen) ? -EINVAL : config_set_str(&serve->id, val);
     case OPT_CONFIG_FILE:
         return config_set_str(&serve->config_file, val);
     case OPT_NO_API:
@@ -298,8 +313,23 @@ static int parse_serve(int argc, char *const argv[], enum cli_action *action, st
 int cli_parse(int argc, char *const argv[], enum cli_action *action, struct vm_config *cfg,
               struct cli_serve *serve, char *err, size_t errlen)
 {
-    const char *cmd = argc > 1 ? argv[1] : NULL;
+    const char *cmd;
     int rc;
+
+    /* `flint --id ID run ...`: how flint-jailer (and Firecracker's) starts it. */
+    if (argc > 1 && (!strcmp(argv[1], "--id") || !strncmp(argv[1], "--id=", 5))) {
+        const char *val = argv[1][4] == '=' ? argv[1] + 5 : argc > 2 ? argv[2] : NULL;
+        int used = argv[1][4] == '=' ? 1 : 2;
+
+        if (!val)
+            return bad(err, errlen, "--id: missing value%s%s", "", "");
+        rc = apply_opt(OPT_ID, "--id", val, cfg, serve, err, errlen);
+        if (rc)
+            return rc;
+        argc -= used;
+        argv += used;
+    }
+    cmd = argc > 1 ? argv[1] : NULL;
 
     if (cmd && (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))) {
         *action = CLI_HELP;

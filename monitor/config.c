@@ -147,6 +147,7 @@ void config_free(struct vm_config *cfg)
     for (unsigned i = 0; i < cfg->nnets; i++)
         config_net_free(&cfg->nets[i]);
     free(cfg->vsock.uds_path);
+    free(cfg->vm_id);
     free(cfg->kernel_path);
     free(cfg->initrd_path);
     free(cfg->cmdline);
@@ -161,6 +162,18 @@ bool config_valid_id(const char *id)
         return false;
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)id[i]) && id[i] != '_')
+            return false;
+    return true;
+}
+
+bool config_valid_vm_id(const char *id)
+{
+    size_t n = strlen(id);
+
+    if (n == 0 || n > CONFIG_VM_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)id[i]) && id[i] != '-')
             return false;
     return true;
 }

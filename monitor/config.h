@@ -21,6 +21,7 @@
 #define CONFIG_MAX_DRIVES 16
 #define CONFIG_MAX_NETS   8
 #define CONFIG_ID_MAX     64 /* drive / interface ids: 1-64 of [A-Za-z0-9_] */
+#define CONFIG_VM_ID_MAX  64 /* --id: 1-64 of [A-Za-z0-9-], as the jailer's */
 /* vsock: CIDs 0-2 are reserved (hypervisor, local, host); u32 -1 is ANY. */
 #define CONFIG_VSOCK_MIN_CID 3u
 #define CONFIG_VSOCK_MAX_CID 0xfffffffeu
@@ -51,6 +52,7 @@ struct vsock_config {
 };
 
 struct vm_config {
+    char *vm_id;       /* --id (the jailer passes its own); NULL: none. Log lines only */
     char *kernel_path; /* NULL: the built-in guest-shim hello image */
     char *initrd_path; /* optional */
     char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
@@ -117,6 +119,9 @@ int config_parse_mac(const char *s, uint8_t mac[6]);
 
 /* True for a 1-64 character id of letters, digits and '_'. */
 bool config_valid_id(const char *id);
+
+/* True for a VM id (--id): 1-64 letters, digits or '-'. */
+bool config_valid_vm_id(const char *id);
 
 /* Set a string field, replacing (and freeing) the old value. 0 or -ENOMEM. */
 int config_set_str(char **field, const char *value);

@@ -14,6 +14,7 @@
 static enum log_level cur_level = LOG_WARN;
 static __thread char thread_name[16] = "main";
 static __thread char last_error[512];
+static char vm_id[65]; /* "": no id; config_valid_vm_id() allows at most 64 */
 
 static const char *const level_names[] = {
     [LOG_OFF] = "Off",   [LOG_ERROR] = "Error", [LOG_WARN] = "Warning",
@@ -50,6 +51,11 @@ void log_set_thread_name(const char *name)
     snprintf(thread_name, sizeof(thread_name), "%s", name);
 }
 
+void log_set_vm_id(const char *id)
+{
+    snprintf(vm_id, sizeof(vm_id), "%s", id ? id : "");
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
     bool print = level != LOG_OFF && level <= cur_level;
@@ -59,7 +65,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
     if (!print && level != LOG_ERROR)
         return;
-    n = start = snprintf(line, sizeof(line), "flint[%s] %s: ", thread_name, level_names[level]);
+    n = start = snprintf(line, sizeof(line), "flint[%s%s%s] %s: ", vm_id, vm_id[0] ? ":" : "",
+                         thread_name, level_names[level]);
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);

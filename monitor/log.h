@@ -28,6 +28,10 @@ int log_parse_level(const char *name, enum log_level *out);
 /* Name this thread in log lines ("vmm", "vcpu0", ...). */
 void log_set_thread_name(const char *name);
 
+/* Name the VM in every log line ("flint[<id>:<thread>]"), as flint --id
+ * asks; NULL: no name (the default). Call before starting threads. */
+void log_set_vm_id(const char *id);
+
 /* Print one line "flint[<thread>] <LEVEL>: <message>" if level is enabled. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

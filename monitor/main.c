@@ -38,6 +38,7 @@ static int run(struct vm_config *cfg)
     int status;
 
     log_set_level(cfg->level);
+    log_set_vm_id(cfg->vm_id);
     if (config_validate(cfg, err, sizeof(err))) {
         log_error("%s", err);
         return FLINT_EXIT_BAD_CONFIG;

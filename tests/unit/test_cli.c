@@ -321,3 +321,53 @@ Test(cli, vsock_errors_name_the_problem)
     cr_assert_eq(PARSE("run", "--vsock", "3,/a", "--vsock", "4,/b"), -EINVAL);
     cr_assert(strstr(err, "only one"), "%s", err);
 }
+
+Test(cli, id_before_the_command_or_as_a_run_option)
+{
+    cr_assert_eq(PARSE("--id", "vm-1", "run", "--mem", "64"), 0, "%s", err);
+    cr_assert_eq(action, CLI_RUN);
+    cr_assert_str_eq(cfg.vm_id, "vm-1");
+    cr_assert_eq(cfg.mem_mib, 64);
+    config_free(&cfg);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--id=A-b-9", "run"), 0, "%s", err);
+    cr_assert_str_eq(cfg.vm_id, "A-b-9");
+    config_free(&cfg);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("run", "--id", "x"), 0, "%s", err);
+    cr_assert_str_eq(cfg.vm_id, "x");
+    config_free(&cfg);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("run"), 0);
+    cr_assert_null(cfg.vm_id);
+}
+
+Test(cli, id_errors)
+{
+    char long_id[CONFIG_VM_ID_MAX + 2];
+
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    cr_assert_eq(PARSE("--id", "a/b", "run"), -EINVAL);
+    cr_assert(strstr(err, "--id: 'a/b' must be 1-64 letters, digits or '-'"), "%s", err);
+    cr_assert_eq(PARSE("--id", "..", "run"), -EINVAL);
+    cr_assert_eq(PARSE("--id", "a_b", "run"), -EINVAL);
+    cr_assert_eq(PARSE("--id", "", "run"), -EINVAL);
+    cr_assert_eq(PARSE("--id", long_id, "run"), -EINVAL);
+    long_id[CONFIG_VM_ID_MAX] = '\0';
+    cr_assert_eq(PARSE("--id", long_id, "run"), 0, "64 characters are allowed: %s", err);
+    cr_assert_eq(PARSE("run", "--id", "b"), -EINVAL, "a second --id");
+    cr_assert(strstr(err, "given twice"), "%s", err);
+    config_free(&cfg);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--id"), -EINVAL);
+    cr_assert(strstr(err, "--id: missing value"), "%s", err);
+    /* Without `run`, Firecracker style: the API serves instance "a". */
+    cr_assert_eq(PARSE("--id", "a"), 0, "%s", err);
+    cr_assert_eq(action, CLI_SERVE);
+    cr_assert_str_eq(serve.id, "a");
+    cr_assert_str_eq(cfg.vm_id, "a");
+    config_free(&cfg);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("run", "--id"), -EINVAL);
+}
