@@ -54,46 +54,12 @@
  * When NEEDS_RESET is set after DRIVER_OK, the device "MUST send a device
  * configuration change notification" (§2.1.2): InterruptStatus bit 1.
  */
-#include "shim.h"
+#include "hostile.h"
 
-/* virtio 1.2 §4.2.2 registers, §2.1 status, §2.7 rings, §5.2 block:
- * restated on purpose so this guest shares no code with the driver. */
-#define REG_MAGIC         0x000
-#define REG_VERSION       0x004
-#define REG_DEVICE_ID     0x008
-#define REG_DEV_FEATURES  0x010
-#define REG_DEV_FEAT_SEL  0x014
-#define REG_DRV_FEATURES  0x020
-#define REG_DRV_FEAT_SEL  0x024
-#define REG_QUEUE_SEL     0x030
-#define REG_QUEUE_NUM_MAX 0x034
-#define REG_QUEUE_NUM     0x038
-#define REG_QUEUE_READY   0x044
-#define REG_QUEUE_NOTIFY  0x050
-#define REG_INT_STATUS    0x060
-#define REG_INT_ACK       0x064
-#define REG_STATUS        0x070
-#define REG_QUEUE_DESC    0x080
-#define REG_QUEUE_DRIVER  0x090
-#define REG_QUEUE_DEVICE  0x0a0
-
-#define ST_ACK         1
-#define ST_DRIVER      2
-#define ST_DRIVER_OK   4
-#define ST_FEATURES_OK 8
-#define ST_NEEDS_RESET 64
-
-#define F_INDIRECT_DESC (1ull << 28)
-#define F_VERSION_1     (1ull << 32)
-
-#define D_NEXT     1
-#define D_WRITE    2
-#define D_INDIRECT 4
-
-#define T_IN       0
-#define T_OUT      1
-#define S_IOERR    1
-#define INT_CONFIG 2
+/* virtio 1.2 §5.2.6 block requests. */
+#define T_IN    0
+#define T_OUT   1
+#define S_IOERR 1
 
 #define QSIZE         16
 #define OBSERVE_POLLS 2000 /* x 1 ms */
@@ -110,13 +76,6 @@
 #define OUT_USED_OK     8  /* used entry, status OK, data right */
 #define OUT_USED_OTHER  16 /* used entry, anything else: never allowed */
 
-struct desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
 struct blk_hdr {
     uint32_t type, reserved;
     uint64_t sector;
@@ -126,11 +85,8 @@ struct blk_hdr {
 struct raw {
     uintptr_t base;
     uint32_t qmax;
-    uint64_t offered, features;
-    uint32_t num;
-    struct desc *desc;
-    uint16_t *avail; /* flags, idx, ring[num], used_event */
-    uint32_t *used;  /* flags|idx, then (id, len) pairs */
+    uint64_t features;
+    struct hring q; /* queue 0 */
     bool driver_ok;
 };
 
@@ -160,56 +116,17 @@ static struct blk_hdr *hdr;
 static uint8_t *data, *status_byte, *baseline, *scratch;
 static uint64_t dev1_base;
 
-static uint32_t rd(const struct raw *r, unsigned off)
-{
-    return *(volatile uint32_t *)(r->base + off);
-}
-
-static void wr(const struct raw *r, unsigned off, uint32_t v)
-{
-    *(volatile uint32_t *)(r->base + off) = v;
-}
-
-static void wr64(const struct raw *r, unsigned off, uint64_t v)
-{
-    wr(r, off, (uint32_t)v);
-    wr(r, off + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t used_idx(const struct raw *r)
-{
-    return ((volatile uint16_t *)r->used)[1];
-}
-
 /* Reset device 0 and negotiate VERSION_1 plus `want` (if offered). */
 static bool raw_begin(struct raw *r, uint64_t want)
 {
-    wr(r, REG_STATUS, 0);
-    for (unsigned i = 0; rd(r, REG_STATUS); i++) {
-        if (i == 100000) {
-            shim_printf("blkhostile: device 0 does not finish its reset\n");
-            return false;
-        }
-        shim_delay_us(10);
-    }
-    wr(r, REG_STATUS, ST_ACK);
-    wr(r, REG_STATUS, ST_ACK | ST_DRIVER);
-    wr(r, REG_DEV_FEAT_SEL, 0);
-    r->offered = rd(r, REG_DEV_FEATURES);
-    wr(r, REG_DEV_FEAT_SEL, 1);
-    r->offered |= (uint64_t)rd(r, REG_DEV_FEATURES) << 32;
-    r->features = r->offered & (F_VERSION_1 | want);
-    wr(r, REG_DRV_FEAT_SEL, 0);
-    wr(r, REG_DRV_FEATURES, (uint32_t)r->features);
-    wr(r, REG_DRV_FEAT_SEL, 1);
-    wr(r, REG_DRV_FEATURES, (uint32_t)(r->features >> 32));
-    wr(r, REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    if (!(rd(r, REG_STATUS) & ST_FEATURES_OK)) {
-        shim_printf("blkhostile: device 0 refused FEATURES_OK\n");
+    const char *err = hostile_negotiate(r->base, want, &r->features);
+
+    if (err) {
+        shim_printf("blkhostile: device 0 %s\n", err);
         return false;
     }
-    wr(r, REG_QUEUE_SEL, 0);
-    r->qmax = rd(r, REG_QUEUE_NUM_MAX);
+    wr(r->base, REG_QUEUE_SEL, 0);
+    r->qmax = rd(r->base, REG_QUEUE_NUM_MAX);
     r->driver_ok = false;
     return true;
 }
@@ -218,10 +135,7 @@ static bool raw_begin(struct raw *r, uint64_t want)
  * sentinel so a write by the device shows. */
 static void rings_clear(struct raw *r, uint32_t num)
 {
-    r->num = num;
-    r->desc = ring_desc;
-    r->avail = ring_avail;
-    r->used = ring_used;
+    r->q = (struct hring){ring_desc, ring_avail, ring_used, num, 0};
     memset(ring_desc, 0, sizeof(struct desc) * num);
     memset(ring_avail, 0, 2 * (num + 3));
     ring_used[0] = 0;
@@ -231,44 +145,24 @@ static void rings_clear(struct raw *r, uint32_t num)
     *status_byte = UNSET;
 }
 
-/* Queue 0 with the given size and areas; returns QueueReady read back. */
-static bool raw_queue(struct raw *r, uint32_t num, uint64_t desc, uint64_t driver, uint64_t device)
-{
-    wr(r, REG_QUEUE_SEL, 0);
-    wr(r, REG_QUEUE_NUM, num);
-    wr64(r, REG_QUEUE_DESC, desc);
-    wr64(r, REG_QUEUE_DRIVER, driver);
-    wr64(r, REG_QUEUE_DEVICE, device);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    wr(r, REG_QUEUE_READY, 1);
-    return rd(r, REG_QUEUE_READY) == 1;
-}
-
 static bool raw_queue_normal(struct raw *r)
 {
     rings_clear(r, QSIZE);
-    return raw_queue(r, QSIZE, (uintptr_t)ring_desc, (uintptr_t)ring_avail, (uintptr_t)ring_used);
+    return hostile_queue(r->base, 0, QSIZE, (uintptr_t)ring_desc, (uintptr_t)ring_avail,
+                         (uintptr_t)ring_used);
 }
 
 static void raw_driver_ok(struct raw *r)
 {
-    wr(r, REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
+    hostile_driver_ok(r->base);
     r->driver_ok = true;
 }
 
 /* Put head `head` in the avail ring, move idx by `advance`, notify. */
 static void raw_submit(struct raw *r, uint16_t head, uint16_t advance)
 {
-    r->avail[2] = head;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    ((volatile uint16_t *)r->avail)[1] = advance;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    wr(r, REG_QUEUE_NOTIFY, 0);
-}
-
-static void set_desc(struct desc *d, const void *addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    *d = (struct desc){(uintptr_t)addr, len, flags, next};
+    hring_offer(&r->q, head, advance);
+    wr(r->base, REG_QUEUE_NOTIFY, 0);
 }
 
 /* Reads hit sector 0 (known content), writes sector WRITE_SECTOR, so a
@@ -283,9 +177,9 @@ static void set_hdr(uint32_t type)
 static void chain_read(struct raw *r)
 {
     set_hdr(T_IN);
-    set_desc(&r->desc[0], hdr, sizeof(*hdr), D_NEXT, 1);
-    set_desc(&r->desc[1], data, SECTOR, D_WRITE | D_NEXT, 2);
-    set_desc(&r->desc[2], status_byte, 1, D_WRITE, 0);
+    hring_set_desc(&r->q, 0, hdr, sizeof(*hdr), D_NEXT, 1);
+    hring_set_desc(&r->q, 1, data, SECTOR, D_WRITE | D_NEXT, 2);
+    hring_set_desc(&r->q, 2, status_byte, 1, D_WRITE, 0);
 }
 
 /* Device 0 with a normal queue, live: the common start of chain cases. */
@@ -308,8 +202,8 @@ static bool case_loop(struct raw *r, unsigned v, struct outcome *o)
     if (!start_normal(r, 0))
         return false;
     set_hdr(T_OUT);
-    set_desc(&r->desc[0], hdr, sizeof(*hdr), D_NEXT, 1);
-    set_desc(&r->desc[1], data, SECTOR, D_NEXT, 0);
+    hring_set_desc(&r->q, 0, hdr, sizeof(*hdr), D_NEXT, 1);
+    hring_set_desc(&r->q, 1, data, SECTOR, D_NEXT, 0);
     raw_submit(r, 0, 1);
     return true;
 }
@@ -325,10 +219,10 @@ static bool case_oob(struct raw *r, unsigned v, struct outcome *o)
     shim_printf("blkhostile: oob: data buffer at %s (%#llx), %s\n", where[v],
                 (unsigned long long)addr[v], v == 1 ? "device reads it" : "device writes it");
     chain_read(r);
-    r->desc[1].addr = addr[v];
+    r->q.desc[1].addr = addr[v];
     if (v == 1) { /* a write: the device reads the bad buffer */
         set_hdr(T_OUT);
-        r->desc[1].flags = D_NEXT;
+        r->q.desc[1].flags = D_NEXT;
     }
     raw_submit(r, 0, 1);
     return true;
@@ -341,8 +235,8 @@ static bool case_overflow(struct raw *r, unsigned v, struct outcome *o)
     if (!start_normal(r, 0))
         return false;
     chain_read(r);
-    r->desc[1].addr = 0xfffffffffffffe00ull;
-    r->desc[1].len = 0x400;
+    r->q.desc[1].addr = 0xfffffffffffffe00ull;
+    r->q.desc[1].len = 0x400;
     raw_submit(r, 0, 1);
     return true;
 }
@@ -368,11 +262,11 @@ static bool case_nested_indirect(struct raw *r, unsigned v, struct outcome *o)
         shim_printf("blkhostile: nested_indirect: VIRTIO_F_INDIRECT_DESC not offered; "
                     "the INDIRECT flag alone is then the error\n");
     set_hdr(T_IN);
-    set_desc(&table2[0], data, SECTOR, D_WRITE, 0);
-    set_desc(&table1[0], hdr, sizeof(*hdr), D_NEXT, 1);
-    set_desc(&table1[1], table2, sizeof(struct desc), D_INDIRECT | D_NEXT, 2);
-    set_desc(&table1[2], status_byte, 1, D_WRITE, 0);
-    set_desc(&r->desc[0], table1, 3 * sizeof(struct desc), D_INDIRECT, 0);
+    desc_set(&table2[0], data, SECTOR, D_WRITE, 0);
+    desc_set(&table1[0], hdr, sizeof(*hdr), D_NEXT, 1);
+    desc_set(&table1[1], table2, sizeof(struct desc), D_INDIRECT | D_NEXT, 2);
+    desc_set(&table1[2], status_byte, 1, D_WRITE, 0);
+    hring_set_desc(&r->q, 0, table1, 3 * sizeof(struct desc), D_INDIRECT, 0);
     raw_submit(r, 0, 1);
     return true;
 }
@@ -384,10 +278,10 @@ static bool case_indirect_len(struct raw *r, unsigned v, struct outcome *o)
     if (!start_normal(r, F_INDIRECT_DESC))
         return false;
     set_hdr(T_IN);
-    set_desc(&table1[0], hdr, sizeof(*hdr), D_NEXT, 1);
-    set_desc(&table1[1], data, SECTOR, D_WRITE | D_NEXT, 2);
-    set_desc(&table1[2], status_byte, 1, D_WRITE, 0);
-    set_desc(&r->desc[0], table1, 40, D_INDIRECT, 0);
+    desc_set(&table1[0], hdr, sizeof(*hdr), D_NEXT, 1);
+    desc_set(&table1[1], data, SECTOR, D_WRITE | D_NEXT, 2);
+    desc_set(&table1[2], status_byte, 1, D_WRITE, 0);
+    hring_set_desc(&r->q, 0, table1, 40, D_INDIRECT, 0);
     raw_submit(r, 0, 1);
     return true;
 }
@@ -397,7 +291,7 @@ static bool case_header_len(struct raw *r, uint32_t len)
     if (!start_normal(r, 0))
         return false;
     chain_read(r);
-    r->desc[0].len = len;
+    r->q.desc[0].len = len;
     raw_submit(r, 0, 1);
     return true;
 }
@@ -423,8 +317,8 @@ static bool case_split_header(struct raw *r, unsigned v, struct outcome *o)
     if (!start_normal(r, 0))
         return false;
     chain_read(r);
-    set_desc(&r->desc[0], hdr, 8, D_NEXT, 3);
-    set_desc(&r->desc[3], (uint8_t *)hdr + 8, 8, D_NEXT, 1);
+    hring_set_desc(&r->q, 0, hdr, 8, D_NEXT, 3);
+    hring_set_desc(&r->q, 3, (uint8_t *)hdr + 8, 8, D_NEXT, 1);
     raw_submit(r, 0, 1);
     return true;
 }
@@ -432,7 +326,7 @@ static bool case_split_header(struct raw *r, unsigned v, struct outcome *o)
 /* Status after a queue-setup step: refused, or already NEEDS_RESET. */
 static bool setup_decided(struct raw *r, bool ready, struct outcome *o)
 {
-    o->status = rd(r, REG_STATUS);
+    o->status = rd(r->base, REG_STATUS);
     if (!ready)
         o->kind = OUT_REFUSED;
     else if (o->status & ST_NEEDS_RESET)
@@ -451,7 +345,7 @@ static bool case_ring_oob(struct raw *r, unsigned v, struct outcome *o)
     rings_clear(r, QSIZE);
     a[v] = bad[v];
     shim_printf("blkhostile: ring_oob: %s Area at %#llx\n", area[v], (unsigned long long)a[v]);
-    if (setup_decided(r, raw_queue(r, QSIZE, a[0], a[1], a[2]), o))
+    if (setup_decided(r, hostile_queue(r->base, 0, QSIZE, a[0], a[1], a[2]), o))
         return true;
     raw_driver_ok(r);
     if (setup_decided(r, true, o))
@@ -474,9 +368,10 @@ static bool case_huge_queue(struct raw *r, unsigned v, struct outcome *o)
     }
     shim_printf("blkhostile: huge_queue: QueueNum %u, QueueNumMax %u\n", num, r->qmax);
     rings_clear(r, num);
-    if (setup_decided(
-            r, raw_queue(r, num, (uintptr_t)ring_desc, (uintptr_t)ring_avail, (uintptr_t)ring_used),
-            o))
+    if (setup_decided(r,
+                      hostile_queue(r->base, 0, num, (uintptr_t)ring_desc, (uintptr_t)ring_avail,
+                                    (uintptr_t)ring_used),
+                      o))
         return true;
     raw_driver_ok(r);
     if (setup_decided(r, true, o))
@@ -530,13 +425,13 @@ static void observe(struct raw *r, struct outcome *o)
     unsigned i;
 
     for (i = 0; i < OBSERVE_POLLS; i++) {
-        o->status = rd(r, REG_STATUS);
-        if ((o->status & ST_NEEDS_RESET) || used_idx(r))
+        o->status = rd(r->base, REG_STATUS);
+        if ((o->status & ST_NEEDS_RESET) || hring_used_idx(&r->q))
             break;
         shim_delay_us(1000);
     }
     o->status_byte = *(volatile uint8_t *)status_byte;
-    if (used_idx(r)) {
+    if (hring_used_idx(&r->q)) {
         bool data_ok = true;
         for (unsigned k = 0; k < SECTOR; k++)
             data_ok &= data[k] == baseline[k];
@@ -557,16 +452,16 @@ static void observe(struct raw *r, struct outcome *o)
 static void observe_config_irq(struct raw *r, struct outcome *o)
 {
     for (unsigned i = 0; i < 100; i++) {
-        uint32_t isr = rd(r, REG_INT_STATUS);
+        uint32_t isr = rd(r->base, REG_INT_STATUS);
         if (isr & INT_CONFIG) {
             o->config_irq = true;
             break;
         }
         shim_delay_us(1000);
     }
-    uint32_t isr = rd(r, REG_INT_STATUS) & 3;
+    uint32_t isr = rd(r->base, REG_INT_STATUS) & 3;
     if (isr)
-        wr(r, REG_INT_ACK, isr);
+        wr(r->base, REG_INT_ACK, isr);
 }
 
 static bool check_device_reaction(const struct hostile_case *c, struct raw *r, unsigned v)
@@ -586,7 +481,7 @@ static bool check_device_reaction(const struct hostile_case *c, struct raw *r, u
         observe_config_irq(r, &o);
     shim_printf("blkhostile: %s: device: %s, Status %#x, status byte %#x, used idx %u%s: %s\n",
                 c->name, outcome_name(o.kind), o.status, o.status_byte,
-                o.kind == OUT_REFUSED || !r->used ? 0 : used_idx(r),
+                o.kind == OUT_REFUSED || !r->q.used ? 0 : hring_used_idx(&r->q),
                 want_irq ? (o.config_irq ? ", config interrupt sent" : ", NO config interrupt")
                          : "",
                 ok ? "ok" : "FAIL");

@@ -45,157 +45,37 @@
  *                  (rx_pause) the flags are 0.
  * Cases are 1.2 s apart so the device's rate-limited log shows each one.
  */
-#include "shim.h"
+#include "hostile.h"
 
-#define REG_DEVICE_ID     0x008
-#define REG_DEV_FEATURES  0x010
-#define REG_DEV_FEAT_SEL  0x014
-#define REG_DRV_FEATURES  0x020
-#define REG_DRV_FEAT_SEL  0x024
-#define REG_QUEUE_SEL     0x030
-#define REG_QUEUE_NUM_MAX 0x034
-#define REG_QUEUE_NUM     0x038
-#define REG_QUEUE_READY   0x044
-#define REG_QUEUE_NOTIFY  0x050
-#define REG_INT_STATUS    0x060
-#define REG_INT_ACK       0x064
-#define REG_STATUS        0x070
-#define REG_QUEUE_DESC    0x080
-#define REG_QUEUE_DRIVER  0x090
-#define REG_QUEUE_DEVICE  0x0a0
-
-#define ST_ACK         1
-#define ST_DRIVER      2
-#define ST_DRIVER_OK   4
-#define ST_FEATURES_OK 8
-#define ST_NEEDS_RESET 64
-
+/* virtio 1.2 §5.1 network. */
 #define F_GUEST_CSUM (1ull << 1)
 #define F_MRG_RXBUF  (1ull << 15)
-#define F_VERSION_1  (1ull << 32)
 
-#define D_NEXT  1
-#define D_WRITE 2
+#define RXQ       0
+#define TXQ       1
+#define QSIZE     16
+#define HDR       12
+#define FLOOD_LEN (14 + 20 + 8 + 1000) /* the e2e test's datagrams */
+#define WAIT_MS   10000
 
-#define INT_CONFIG 2
-#define RXQ        0
-#define TXQ        1
-#define QSIZE      16
-#define HDR        12
-#define FLOOD_LEN  (14 + 20 + 8 + 1000) /* the e2e test's datagrams */
-#define WAIT_MS    10000
-
-struct desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct ring {
-    struct desc desc[QSIZE];
-    uint16_t avail[QSIZE + 3];
-    uint8_t pad[4096 - 16 * QSIZE - 2 * (QSIZE + 3)];
-    uint32_t used[2 * QSIZE + 2]; /* flags | idx, then (id, len) pairs */
-} __attribute__((aligned(4096)));
-
-static struct ring rings[2];
+static uint8_t ring_mem[2][HRING_BYTES(QSIZE)] __attribute__((aligned(4096)));
+static struct hring rings[2];
 static uint8_t bufs[8][4096] __attribute__((aligned(4096)));
 static uintptr_t base;
 static uint64_t features;
-static uint16_t avail_idx[2];
-
-static uint32_t rd(unsigned off)
-{
-    return *(volatile uint32_t *)(base + off);
-}
-
-static void wr(unsigned off, uint32_t v)
-{
-    *(volatile uint32_t *)(base + off) = v;
-}
-
-static void wr64(unsigned off, uint64_t v)
-{
-    wr(off, (uint32_t)v);
-    wr(off + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t used_idx(unsigned q)
-{
-    return ((volatile uint16_t *)rings[q].used)[1];
-}
-
-static void used_elem(unsigned q, unsigned slot, uint32_t *id, uint32_t *len)
-{
-    volatile uint32_t *e = &rings[q].used[1 + 2 * (slot % QSIZE)];
-    *id = e[0];
-    *len = e[1];
-}
-
-/* Reset, negotiate VERSION_1 plus `want`, both queues, DRIVER_OK. */
-static bool raw_start(uint64_t want)
-{
-    wr(REG_STATUS, 0);
-    for (unsigned i = 0; rd(REG_STATUS); i++) {
-        if (i == 100000)
-            return false;
-        shim_delay_us(10);
-    }
-    wr(REG_STATUS, ST_ACK);
-    wr(REG_STATUS, ST_ACK | ST_DRIVER);
-    wr(REG_DEV_FEAT_SEL, 1);
-    uint64_t offered = (uint64_t)rd(REG_DEV_FEATURES) << 32;
-    wr(REG_DEV_FEAT_SEL, 0);
-    offered |= rd(REG_DEV_FEATURES);
-    features = offered & (F_VERSION_1 | want);
-    wr(REG_DRV_FEAT_SEL, 0);
-    wr(REG_DRV_FEATURES, (uint32_t)features);
-    wr(REG_DRV_FEAT_SEL, 1);
-    wr(REG_DRV_FEATURES, (uint32_t)(features >> 32));
-    wr(REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    if (!(rd(REG_STATUS) & ST_FEATURES_OK))
-        return false;
-    memset(rings, 0, sizeof(rings));
-    for (unsigned q = 0; q < 2; q++) {
-        avail_idx[q] = 0;
-        wr(REG_QUEUE_SEL, q);
-        if (rd(REG_QUEUE_NUM_MAX) < QSIZE)
-            return false;
-        wr(REG_QUEUE_NUM, QSIZE);
-        wr64(REG_QUEUE_DESC, (uintptr_t)rings[q].desc);
-        wr64(REG_QUEUE_DRIVER, (uintptr_t)rings[q].avail);
-        wr64(REG_QUEUE_DEVICE, (uintptr_t)rings[q].used);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        wr(REG_QUEUE_READY, 1);
-    }
-    wr(REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-    wr(REG_INT_ACK, rd(REG_INT_STATUS));
-    return !(rd(REG_STATUS) & ST_NEEDS_RESET);
-}
-
-static void set_desc(unsigned q, unsigned i, const void *addr, uint32_t len, uint16_t flags,
-                     uint16_t next)
-{
-    rings[q].desc[i] = (struct desc){(uintptr_t)addr, len, flags, next};
-}
 
 /* Offer head on queue q, move avail idx by `advance`, notify. */
 static void offer(unsigned q, uint16_t head, uint16_t advance)
 {
-    rings[q].avail[2 + avail_idx[q] % QSIZE] = head;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    avail_idx[q] = (uint16_t)(avail_idx[q] + advance);
-    ((volatile uint16_t *)rings[q].avail)[1] = avail_idx[q];
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    wr(REG_QUEUE_NOTIFY, q);
+    hring_offer(&rings[q], head, advance);
+    wr(base, REG_QUEUE_NOTIFY, q);
 }
 
 /* Poll up to ms for NEEDS_RESET or `want` used entries on queue q. */
 static void observe(unsigned q, uint16_t want, unsigned ms)
 {
     for (unsigned i = 0; i < ms; i++) {
-        if ((rd(REG_STATUS) & ST_NEEDS_RESET) || used_idx(q) >= want)
+        if (needs_reset(base) || hring_used_idx(&rings[q]) >= want)
             return;
         shim_delay_us(1000);
     }
@@ -214,12 +94,8 @@ static void verdict(const char *name, bool ok, const char *what)
  * interrupt (§2.1.2) and return nothing. */
 static void expect_needs_reset(const char *name, unsigned q)
 {
-    observe(q, 1, 2000);
-    uint32_t st = rd(REG_STATUS), isr = rd(REG_INT_STATUS);
-    bool ok = (st & ST_NEEDS_RESET) && (isr & INT_CONFIG) && used_idx(q) == 0;
     char what[96];
-    shim_snprintf(what, sizeof(what), "status %#x, interrupt status %#x, %u used", st, isr,
-                  used_idx(q));
+    bool ok = hostile_saw_needs_reset(base, &rings[q], 2000, what, sizeof(what));
     verdict(name, ok, what);
 }
 
@@ -228,11 +104,11 @@ static void expect_dropped(const char *name)
 {
     observe(TXQ, 1, 2000);
     uint32_t id, len;
-    used_elem(TXQ, 0, &id, &len);
-    bool ok = !(rd(REG_STATUS) & ST_NEEDS_RESET) && used_idx(TXQ) == 1 && id == 0 && len == 0;
+    hring_used_elem(&rings[TXQ], 0, &id, &len);
+    bool ok = !needs_reset(base) && hring_used_idx(&rings[TXQ]) == 1 && id == 0 && len == 0;
     char what[96];
-    shim_snprintf(what, sizeof(what), "status %#x, %u used, id %u len %u", rd(REG_STATUS),
-                  used_idx(TXQ), id, len);
+    shim_snprintf(what, sizeof(what), "status %#x, %u used, id %u len %u", rd(base, REG_STATUS),
+                  hring_used_idx(&rings[TXQ]), id, len);
     verdict(name, ok, what);
 }
 
@@ -244,13 +120,13 @@ static void tx_chain(const uint8_t *hdr, uint32_t len)
     if (hdr)
         memcpy(bufs[0], hdr, HDR);
     memset(bufs[1], 0xab, sizeof(bufs[1]));
-    set_desc(TXQ, 0, bufs[0], HDR, D_NEXT, 1);
-    set_desc(TXQ, 1, bufs[1], len, 0, 0);
+    hring_set_desc(&rings[TXQ], 0, bufs[0], HDR, D_NEXT, 1);
+    hring_set_desc(&rings[TXQ], 1, bufs[1], len, 0, 0);
 }
 
 static void case_tx_no_header(const char *name)
 {
-    set_desc(TXQ, 0, bufs[0], 8, 0, 0);
+    hring_set_desc(&rings[TXQ], 0, bufs[0], 8, 0, 0);
     offer(TXQ, 0, 1);
     expect_needs_reset(name, TXQ);
 }
@@ -260,7 +136,7 @@ static void case_tx_writable(const char *name)
     tx_chain(NULL, 60);
     rings[TXQ].desc[1].flags = D_NEXT;
     rings[TXQ].desc[1].next = 2;
-    set_desc(TXQ, 2, bufs[2], 64, D_WRITE, 0);
+    hring_set_desc(&rings[TXQ], 2, bufs[2], 64, D_WRITE, 0);
     offer(TXQ, 0, 1);
     expect_needs_reset(name, TXQ);
 }
@@ -313,29 +189,29 @@ static void case_tx_gso(const char *name)
 
 static void case_rx_readable(const char *name)
 {
-    set_desc(RXQ, 0, bufs[0], 2048, 0, 0);
+    hring_set_desc(&rings[RXQ], 0, bufs[0], 2048, 0, 0);
     offer(RXQ, 0, 1);
     expect_needs_reset(name, RXQ);
 }
 
 static void case_rx_tiny(const char *name)
 {
-    set_desc(RXQ, 0, bufs[0], 8, D_WRITE, 0);
+    hring_set_desc(&rings[RXQ], 0, bufs[0], 8, D_WRITE, 0);
     offer(RXQ, 0, 1);
     expect_needs_reset(name, RXQ);
 }
 
 static void case_rx_small(const char *name)
 {
-    set_desc(RXQ, 0, bufs[0], 64, D_WRITE, 0);
+    hring_set_desc(&rings[RXQ], 0, bufs[0], 64, D_WRITE, 0);
     offer(RXQ, 0, 1);
     observe(RXQ, 1, WAIT_MS);
     uint32_t id, len;
-    used_elem(RXQ, 0, &id, &len);
-    bool ok = !(rd(REG_STATUS) & ST_NEEDS_RESET) && used_idx(RXQ) == 1 && id == 0 && len == 0;
+    hring_used_elem(&rings[RXQ], 0, &id, &len);
+    bool ok = !needs_reset(base) && hring_used_idx(&rings[RXQ]) == 1 && id == 0 && len == 0;
     char what[96];
-    shim_snprintf(what, sizeof(what), "status %#x, %u used, id %u len %u", rd(REG_STATUS),
-                  used_idx(RXQ), id, len);
+    shim_snprintf(what, sizeof(what), "status %#x, %u used, id %u len %u", rd(base, REG_STATUS),
+                  hring_used_idx(&rings[RXQ]), id, len);
     verdict(name, ok, what);
 }
 
@@ -343,21 +219,21 @@ static void case_rx_pause(const char *name)
 {
     shim_delay_us(1000000); /* frames arrive; the guest has posted nothing */
     memset(bufs[0], 0xee, 2048);
-    set_desc(RXQ, 0, bufs[0], 2048, D_WRITE, 0);
+    hring_set_desc(&rings[RXQ], 0, bufs[0], 2048, D_WRITE, 0);
     offer(RXQ, 0, 1);
     observe(RXQ, 1, WAIT_MS);
     uint32_t id, len;
-    used_elem(RXQ, 0, &id, &len);
+    hring_used_elem(&rings[RXQ], 0, &id, &len);
     uint16_t nb = (uint16_t)(bufs[0][10] | bufs[0][11] << 8);
     /* The frame is for us: destination MAC from the config space. */
     bool mine = true;
     for (unsigned i = 0; i < 6; i++)
-        mine = mine && bufs[0][HDR + i] == *(volatile uint8_t *)(base + 0x100 + i);
-    bool ok = used_idx(RXQ) == 1 && id == 0 && len == HDR + FLOOD_LEN && nb == 1 && mine &&
-              bufs[0][HDR + FLOOD_LEN] == 0xee && bufs[0][0] == 0 && bufs[0][1] == 0;
+        mine = mine && bufs[0][HDR + i] == *(volatile uint8_t *)(base + REG_CONFIG + i);
+    bool ok = hring_used_idx(&rings[RXQ]) == 1 && id == 0 && len == HDR + FLOOD_LEN && nb == 1 &&
+              mine && bufs[0][HDR + FLOOD_LEN] == 0xee && bufs[0][0] == 0 && bufs[0][1] == 0;
     char what[96];
-    shim_snprintf(what, sizeof(what), "%u used, id %u len %u, num_buffers %u", used_idx(RXQ), id,
-                  len, nb);
+    shim_snprintf(what, sizeof(what), "%u used, id %u len %u, num_buffers %u",
+                  hring_used_idx(&rings[RXQ]), id, len, nb);
     verdict(name, ok, what);
 }
 
@@ -368,24 +244,24 @@ static void case_rx_merge(const char *name)
         return;
     }
     for (unsigned i = 0; i < 7; i++) {
-        set_desc(RXQ, i, bufs[i], 256, D_WRITE, 0);
+        hring_set_desc(&rings[RXQ], i, bufs[i], 256, D_WRITE, 0);
         offer(RXQ, (uint16_t)i, 1);
     }
     observe(RXQ, 5, WAIT_MS);
     shim_delay_us(300000); /* the two buffers left cannot take a frame */
     uint32_t total = 0, id, len;
     bool order = true;
-    for (unsigned i = 0; i < used_idx(RXQ) && i < QSIZE; i++) {
-        used_elem(RXQ, i, &id, &len);
+    for (unsigned i = 0; i < hring_used_idx(&rings[RXQ]) && i < QSIZE; i++) {
+        hring_used_elem(&rings[RXQ], i, &id, &len);
         order = order && id == i;
         total += len;
     }
     uint16_t nb = (uint16_t)(bufs[0][10] | bufs[0][11] << 8);
-    bool ok = !(rd(REG_STATUS) & ST_NEEDS_RESET) && used_idx(RXQ) == 5 && order && nb == 5 &&
+    bool ok = !needs_reset(base) && hring_used_idx(&rings[RXQ]) == 5 && order && nb == 5 &&
               total == HDR + FLOOD_LEN;
     char what[96];
-    shim_snprintf(what, sizeof(what), "%u used, num_buffers %u, %u bytes", used_idx(RXQ), nb,
-                  total);
+    shim_snprintf(what, sizeof(what), "%u used, num_buffers %u, %u bytes",
+                  hring_used_idx(&rings[RXQ]), nb, total);
     verdict(name, ok, what);
 }
 
@@ -400,10 +276,10 @@ static void case_rx_csum(const char *name)
     }
     for (uint16_t k = 0; k < 1000 && !partial; k++) {
         memset(bufs[0], 0, HDR);
-        set_desc(RXQ, k % QSIZE, bufs[0], 2048, D_WRITE, 0);
+        hring_set_desc(&rings[RXQ], k % QSIZE, bufs[0], 2048, D_WRITE, 0);
         offer(RXQ, k % QSIZE, 1);
         observe(RXQ, (uint16_t)(k + 1), WAIT_MS);
-        if (used_idx(RXQ) != (uint16_t)(k + 1))
+        if (hring_used_idx(&rings[RXQ]) != (uint16_t)(k + 1))
             break;
         uint8_t flags = bufs[0][0];
         start = (uint16_t)(bufs[0][6] | bufs[0][7] << 8);
@@ -418,7 +294,7 @@ static void case_rx_csum(const char *name)
     char what[96];
     shim_snprintf(what, sizeof(what), "%u complete, %u partial (start %u offset %u), %u other",
                   complete, partial, start, offset, other);
-    verdict(name, partial == 1 && other == 0 && !(rd(REG_STATUS) & ST_NEEDS_RESET), what);
+    verdict(name, partial == 1 && other == 0 && !needs_reset(base), what);
 }
 
 struct hostile_case {
@@ -463,34 +339,31 @@ int main(void)
 {
     const char *which = shim_arg("case");
     bool all;
-    uint64_t addr, size;
-    unsigned irq, ran = 0;
+    unsigned ran = 0;
 
     if (!which || !*which)
         which = "all";
     all = strcmp(which, "all") == 0;
-    if (shim_virtio_mmio_get(0, &addr, &size, &irq)) {
-        shim_printf("nethostile: FAIL no virtio-mmio device on the command line\n");
+    if (!hostile_find(1, &base)) {
+        shim_printf("nethostile: FAIL no virtio-net device on the command line\n");
         return 1;
     }
-    base = (uintptr_t)addr;
-    if (rd(REG_DEVICE_ID) != 1) {
-        shim_printf("nethostile: FAIL device 0 is not a network device\n");
-        return 1;
-    }
+    for (unsigned q = 0; q < 2; q++)
+        hring_layout(&rings[q], ring_mem[q], QSIZE);
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct hostile_case *c = &cases[i];
         if (!all && strcmp(which, c->name))
             continue;
         if (ran++)
             shim_delay_us(1200000);
-        if (!raw_start(c->want)) {
-            verdict(c->name, false, "the device did not start");
+        const char *err = hostile_start(base, c->want, &features, rings, 2);
+        if (err) {
+            verdict(c->name, false, err);
             continue;
         }
         c->run(c->name);
     }
-    wr(REG_STATUS, 0);
+    wr(base, REG_STATUS, 0);
     if (all || strcmp(which, "recovered") == 0) {
         recover();
         ran++;

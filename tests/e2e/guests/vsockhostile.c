@@ -48,181 +48,67 @@
  *   flood         1100 REQUESTs: at most 1023 RESPONSEs, the rest RST
  *                 (at least 77), the device stays live.
  */
-#include "shim.h"
-#include "virtio-spec.h"
+#include "hostile.h"
+#include "virtio-spec.h" /* the vsock packet header */
 
-#define REG_DEVICE_ID     0x008
-#define REG_DEV_FEATURES  0x010
-#define REG_DEV_FEAT_SEL  0x014
-#define REG_DRV_FEATURES  0x020
-#define REG_DRV_FEAT_SEL  0x024
-#define REG_QUEUE_SEL     0x030
-#define REG_QUEUE_NUM_MAX 0x034
-#define REG_QUEUE_NUM     0x038
-#define REG_QUEUE_READY   0x044
-#define REG_QUEUE_NOTIFY  0x050
-#define REG_INT_STATUS    0x060
-#define REG_INT_ACK       0x064
-#define REG_STATUS        0x070
-#define REG_QUEUE_DESC    0x080
-#define REG_QUEUE_DRIVER  0x090
-#define REG_QUEUE_DEVICE  0x0a0
-#define REG_CONFIG        0x100
+#define RXQ       0
+#define TXQ       1
+#define EVQ       2
+#define NQUEUES   3
+#define QSIZE     64
+#define TX_SLOTS  (QSIZE / 2) /* a packet takes two descriptors */
+#define HDR       VIRTIO_VSOCK_HDR_BYTES
+#define RX_BYTES  (HDR + 4096)
+#define BUF_ALLOC 65536u
+#define OOB_ADDR  0xd0000000ull /* in the MMIO gap, not RAM */
+#define WAIT_MS   5000
+#define QUIET_MS  500
+#define FLOOD     1100
+#define MAX_CONNS 1023 /* the device's limit (Firecracker's) */
 
-#define ST_ACK         1
-#define ST_DRIVER      2
-#define ST_DRIVER_OK   4
-#define ST_FEATURES_OK 8
-#define ST_NEEDS_RESET 64
-
-#define F_VERSION_1 (1ull << 32)
-
-#define D_NEXT  1
-#define D_WRITE 2
-
-#define INT_CONFIG 2
-#define RXQ        0
-#define TXQ        1
-#define EVQ        2
-#define NQUEUES    3
-#define QSIZE      64
-#define TX_SLOTS   (QSIZE / 2) /* a packet takes two descriptors */
-#define HDR        VIRTIO_VSOCK_HDR_BYTES
-#define RX_BYTES   (HDR + 4096)
-#define BUF_ALLOC  65536u
-#define OOB_ADDR   0xd0000000ull /* in the MMIO gap, not RAM */
-#define WAIT_MS    5000
-#define QUIET_MS   500
-#define FLOOD      1100
-#define MAX_CONNS  1023 /* the device's limit (Firecracker's) */
-
-struct ring {
-    struct virtq_desc desc[QSIZE];
-    uint16_t avail[QSIZE + 3]; /* flags, idx, ring, used_event */
-    uint8_t pad[2048 - 16 * QSIZE - 2 * (QSIZE + 3)];
-    uint32_t used[2 * QSIZE + 2]; /* flags | idx, then (id, len) pairs */
-} __attribute__((aligned(4096)));
-
-static struct ring rings[NQUEUES];
+static uint8_t ring_mem[NQUEUES][HRING_BYTES(QSIZE)] __attribute__((aligned(4096)));
+static struct hring rings[NQUEUES];
 static uint8_t rx_bufs[QSIZE][RX_BYTES] __attribute__((aligned(64)));
 static uint8_t tx_bufs[TX_SLOTS][HDR + 65536] __attribute__((aligned(64)));
 static uint32_t ev_bufs[4];
 static uintptr_t base;
 static uint64_t guest_cid;
 static uint32_t host_port = 1234;
-static uint16_t avail_idx[NQUEUES], used_seen[NQUEUES];
+static uint16_t used_seen[NQUEUES];
 static uint16_t tx_sent; /* TX packets offered since the start */
 static unsigned failures;
 
-static uint32_t rd(unsigned off)
-{
-    return *(volatile uint32_t *)(base + off);
-}
-
-static void wr(unsigned off, uint32_t v)
-{
-    *(volatile uint32_t *)(base + off) = v;
-}
-
-static void wr64(unsigned off, uint64_t v)
-{
-    wr(off, (uint32_t)v);
-    wr(off + 4, (uint32_t)(v >> 32));
-}
-
-static uint16_t used_idx(unsigned q)
-{
-    return __atomic_load_n((volatile uint16_t *)rings[q].used + 1, __ATOMIC_ACQUIRE);
-}
-
-static void used_elem(unsigned q, uint16_t slot, uint32_t *id, uint32_t *len)
-{
-    volatile uint32_t *e = &rings[q].used[1 + 2 * (slot % QSIZE)];
-    *id = e[0];
-    *len = e[1];
-}
-
-static bool needs_reset(void)
-{
-    return rd(REG_STATUS) & ST_NEEDS_RESET;
-}
-
-static void set_desc(unsigned q, unsigned i, const void *addr, uint32_t len, uint16_t flags,
-                     uint16_t next)
-{
-    rings[q].desc[i] = (struct virtq_desc){(uintptr_t)addr, len, flags, next};
-}
-
-/* Offer head on queue q (avail idx moves by one), no notification. */
-static void offer(unsigned q, uint16_t head)
-{
-    rings[q].avail[2 + avail_idx[q] % QSIZE] = head;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    avail_idx[q]++;
-    ((volatile uint16_t *)rings[q].avail)[1] = avail_idx[q];
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-}
-
 static void notify(unsigned q)
 {
-    wr(REG_QUEUE_NOTIFY, q);
+    wr(base, REG_QUEUE_NOTIFY, q);
 }
 
-/* Reset, negotiate VERSION_1 only, three queues, RX and event buffers
- * posted, DRIVER_OK. */
-static bool raw_start(void)
+/* Reset, negotiate VERSION_1 only, three queues, DRIVER_OK; NULL, or
+ * what went wrong. */
+static const char *raw_start(void)
 {
-    wr(REG_STATUS, 0);
-    for (unsigned i = 0; rd(REG_STATUS); i++) {
-        if (i == 100000)
-            return false;
-        shim_delay_us(10);
-    }
-    wr(REG_STATUS, ST_ACK);
-    wr(REG_STATUS, ST_ACK | ST_DRIVER);
-    wr(REG_DEV_FEAT_SEL, 1);
-    uint64_t offered = (uint64_t)rd(REG_DEV_FEATURES) << 32;
-    wr(REG_DEV_FEAT_SEL, 0);
-    offered |= rd(REG_DEV_FEATURES);
-    if (!(offered & F_VERSION_1))
-        return false;
-    wr(REG_DRV_FEAT_SEL, 0);
-    wr(REG_DRV_FEATURES, 0);
-    wr(REG_DRV_FEAT_SEL, 1);
-    wr(REG_DRV_FEATURES, (uint32_t)(F_VERSION_1 >> 32));
-    wr(REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK);
-    if (!(rd(REG_STATUS) & ST_FEATURES_OK))
-        return false;
-    guest_cid = (uint64_t)rd(REG_CONFIG) | (uint64_t)rd(REG_CONFIG + 4) << 32;
-    memset(rings, 0, sizeof(rings));
-    for (unsigned q = 0; q < NQUEUES; q++) {
-        avail_idx[q] = used_seen[q] = 0;
-        wr(REG_QUEUE_SEL, q);
-        if (rd(REG_QUEUE_NUM_MAX) < QSIZE)
-            return false;
-        wr(REG_QUEUE_NUM, QSIZE);
-        wr64(REG_QUEUE_DESC, (uintptr_t)rings[q].desc);
-        wr64(REG_QUEUE_DRIVER, (uintptr_t)rings[q].avail);
-        wr64(REG_QUEUE_DEVICE, (uintptr_t)rings[q].used);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        wr(REG_QUEUE_READY, 1);
-    }
+    uint64_t features;
+    const char *err = hostile_start(base, 0, &features, rings, NQUEUES);
+
+    if (err)
+        return err;
+    guest_cid = (uint64_t)rd(base, REG_CONFIG) | (uint64_t)rd(base, REG_CONFIG + 4) << 32;
+    for (unsigned q = 0; q < NQUEUES; q++)
+        used_seen[q] = 0;
     tx_sent = 0;
-    wr(REG_STATUS, ST_ACK | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK);
-    wr(REG_INT_ACK, rd(REG_INT_STATUS));
-    return !needs_reset();
+    return NULL;
 }
 
 /* Post all RX buffers (or none, for the RX cases) and the event buffers. */
 static void post_buffers(bool rx)
 {
     for (unsigned i = 0; rx && i < QSIZE; i++) {
-        set_desc(RXQ, i, rx_bufs[i], RX_BYTES, D_WRITE, 0);
-        offer(RXQ, (uint16_t)i);
+        hring_set_desc(&rings[RXQ], i, rx_bufs[i], RX_BYTES, D_WRITE, 0);
+        hring_offer(&rings[RXQ], (uint16_t)i, 1);
     }
     for (unsigned i = 0; i < 4; i++) {
-        set_desc(EVQ, i, &ev_bufs[i], sizeof(ev_bufs[i]), D_WRITE, 0);
-        offer(EVQ, (uint16_t)i);
+        hring_set_desc(&rings[EVQ], i, &ev_bufs[i], sizeof(ev_bufs[i]), D_WRITE, 0);
+        hring_offer(&rings[EVQ], (uint16_t)i, 1);
     }
     notify(RXQ);
     notify(EVQ);
@@ -255,9 +141,9 @@ static void hdr_make(struct virtio_vsock_hdr *h, uint32_t src_port, uint32_t dst
 static bool observe(unsigned q, uint16_t want, unsigned ms)
 {
     for (unsigned i = 0; i <= ms * 10; i++) {
-        if (needs_reset())
+        if (needs_reset(base))
             return false;
-        if ((uint16_t)(used_idx(q) - want) < 0x8000)
+        if ((uint16_t)(hring_used_idx(&rings[q]) - want) < 0x8000)
             return true;
         shim_delay_us(100);
     }
@@ -288,10 +174,10 @@ static bool tx_packet(const struct virtio_vsock_hdr *h, const void *payload, uin
     if (len)
         memcpy(b + HDR, payload, len);
     uint16_t d = (uint16_t)(2 * slot);
-    set_desc(TXQ, d, b, HDR, len ? D_NEXT : 0, (uint16_t)(d + 1));
+    hring_set_desc(&rings[TXQ], d, b, HDR, len ? D_NEXT : 0, (uint16_t)(d + 1));
     if (len)
-        set_desc(TXQ, d + 1u, b + HDR, len, 0, 0);
-    offer(TXQ, d);
+        hring_set_desc(&rings[TXQ], d + 1u, b + HDR, len, 0, 0);
+    hring_offer(&rings[TXQ], d, 1);
     tx_sent++;
     if (kick)
         notify(TXQ);
@@ -313,7 +199,7 @@ static bool rx_next(struct pkt *p, unsigned ms)
     if (!observe(RXQ, (uint16_t)(used_seen[RXQ] + 1), ms))
         return false;
     uint32_t id, len;
-    used_elem(RXQ, used_seen[RXQ]++, &id, &len);
+    hring_used_elem(&rings[RXQ], used_seen[RXQ]++, &id, &len);
     if (id >= QSIZE || len < HDR || len > RX_BYTES) {
         shim_printf("vsockhostile: device returned RX id %u len %u\n", id, len);
         memset(p, 0, sizeof(*p));
@@ -323,7 +209,7 @@ static bool rx_next(struct pkt *p, unsigned ms)
     memcpy(&p->h, rx_bufs[id], HDR);
     p->used_len = len;
     memcpy(p->data, rx_bufs[id] + HDR, len - HDR < sizeof(p->data) ? len - HDR : sizeof(p->data));
-    offer(RXQ, (uint16_t)id);
+    hring_offer(&rings[RXQ], (uint16_t)id, 1);
     notify(RXQ);
     return true;
 }
@@ -395,7 +281,7 @@ static bool clean_exchange(uint32_t local, char *what, size_t wlen)
     bool rst;
 
     if (!raw_connect(local)) {
-        shim_snprintf(what, wlen, "no RESPONSE, status %#x", rd(REG_STATUS));
+        shim_snprintf(what, wlen, "no RESPONSE, status %#x", rd(base, REG_STATUS));
         return false;
     }
     hdr_make(&h, local, host_port, VIRTIO_VSOCK_OP_RW, 12);
@@ -413,13 +299,14 @@ static bool clean_exchange(uint32_t local, char *what, size_t wlen)
 static void check_recovery(const char *name, uint32_t local)
 {
     char what[96] = "RESPONSE and echo";
-    bool ok = raw_start();
+    const char *err = raw_start();
+    bool ok = !err;
 
     if (ok) {
         post_buffers(true);
         ok = clean_exchange(local, what, sizeof(what));
     } else {
-        shim_snprintf(what, sizeof(what), "the device did not restart");
+        shim_snprintf(what, sizeof(what), "the device %s", err);
     }
     char label[48];
     shim_snprintf(label, sizeof(label), "%s recovered", name);
@@ -430,13 +317,8 @@ static void check_recovery(const char *name, uint32_t local)
  * interrupt (§2.1.2) and return nothing on queue q. */
 static void expect_needs_reset(const char *name, unsigned q)
 {
-    for (unsigned i = 0; i < 20000 && !needs_reset(); i++)
-        shim_delay_us(100);
-    uint32_t st = rd(REG_STATUS), isr = rd(REG_INT_STATUS);
-    bool ok = (st & ST_NEEDS_RESET) && (isr & INT_CONFIG) && used_idx(q) == 0;
     char what[96];
-    shim_snprintf(what, sizeof(what), "status %#x, interrupt status %#x, %u used", st, isr,
-                  used_idx(q));
+    bool ok = hostile_saw_needs_reset(base, &rings[q], 2000, what, sizeof(what));
     verdict(name, ok, what);
 }
 
@@ -449,9 +331,9 @@ static void expect_dropped(const char *name)
     bool answer = rx_next(&p, QUIET_MS);
     char what[96];
 
-    shim_snprintf(what, sizeof(what), "status %#x, %u of %u used, answer op %d", rd(REG_STATUS),
-                  used_idx(TXQ), tx_sent, answer ? p.h.op : -1);
-    verdict(name, used && !answer && !needs_reset(), what);
+    shim_snprintf(what, sizeof(what), "status %#x, %u of %u used, answer op %d",
+                  rd(base, REG_STATUS), hring_used_idx(&rings[TXQ]), tx_sent, answer ? p.h.op : -1);
+    verdict(name, used && !answer && !needs_reset(base), what);
 }
 
 /* The packet must be answered with RST from the ports it was sent to. */
@@ -463,16 +345,16 @@ static void expect_rst(const char *name, uint32_t local, uint32_t peer)
     char what[96];
 
     shim_snprintf(what, sizeof(what), "answer op %d ports %u->%u, status %#x", got ? p.h.op : -1,
-                  got ? p.h.src_port : 0, got ? p.h.dst_port : 0, rd(REG_STATUS));
-    verdict(name, ok && !needs_reset(), what);
+                  got ? p.h.src_port : 0, got ? p.h.dst_port : 0, rd(base, REG_STATUS));
+    verdict(name, ok && !needs_reset(base), what);
 }
 
 /* ---- the cases ---- */
 
 static void case_tx_oob(const char *name)
 {
-    set_desc(TXQ, 0, (void *)(uintptr_t)OOB_ADDR, HDR, 0, 0);
-    offer(TXQ, 0);
+    hring_set_desc(&rings[TXQ], 0, (void *)(uintptr_t)OOB_ADDR, HDR, 0, 0);
+    hring_offer(&rings[TXQ], 0, 1);
     notify(TXQ);
     expect_needs_reset(name, TXQ);
 }
@@ -483,9 +365,9 @@ static void case_tx_loop(const char *name)
 
     hdr_make(&h, 40001, host_port, VIRTIO_VSOCK_OP_RW, 8);
     memcpy(tx_bufs[0], &h, HDR);
-    set_desc(TXQ, 0, tx_bufs[0], HDR, D_NEXT, 1);
-    set_desc(TXQ, 1, tx_bufs[0] + HDR, 8, D_NEXT, 0);
-    offer(TXQ, 0);
+    hring_set_desc(&rings[TXQ], 0, tx_bufs[0], HDR, D_NEXT, 1);
+    hring_set_desc(&rings[TXQ], 1, tx_bufs[0] + HDR, 8, D_NEXT, 0);
+    hring_offer(&rings[TXQ], 0, 1);
     notify(TXQ);
     expect_needs_reset(name, TXQ);
 }
@@ -496,9 +378,9 @@ static void case_tx_writable(const char *name)
 
     hdr_make(&h, 40002, host_port, VIRTIO_VSOCK_OP_REQUEST, 0);
     memcpy(tx_bufs[0], &h, HDR);
-    set_desc(TXQ, 0, tx_bufs[0], HDR, D_NEXT, 1);
-    set_desc(TXQ, 1, tx_bufs[1], 64, D_WRITE, 0);
-    offer(TXQ, 0);
+    hring_set_desc(&rings[TXQ], 0, tx_bufs[0], HDR, D_NEXT, 1);
+    hring_set_desc(&rings[TXQ], 1, tx_bufs[1], 64, D_WRITE, 0);
+    hring_offer(&rings[TXQ], 0, 1);
     notify(TXQ);
     expect_needs_reset(name, TXQ);
 }
@@ -515,8 +397,8 @@ static void owe_rst(uint32_t local)
 
 static void case_rx_oob(const char *name)
 {
-    set_desc(RXQ, 0, (void *)(uintptr_t)OOB_ADDR, RX_BYTES, D_WRITE, 0);
-    offer(RXQ, 0);
+    hring_set_desc(&rings[RXQ], 0, (void *)(uintptr_t)OOB_ADDR, RX_BYTES, D_WRITE, 0);
+    hring_offer(&rings[RXQ], 0, 1);
     notify(RXQ);
     owe_rst(40003);
     expect_needs_reset(name, RXQ);
@@ -524,8 +406,8 @@ static void case_rx_oob(const char *name)
 
 static void case_rx_tiny(const char *name)
 {
-    set_desc(RXQ, 0, rx_bufs[0], 16, D_WRITE, 0);
-    offer(RXQ, 0);
+    hring_set_desc(&rings[RXQ], 0, rx_bufs[0], 16, D_WRITE, 0);
+    hring_offer(&rings[RXQ], 0, 1);
     notify(RXQ);
     owe_rst(40004);
     expect_needs_reset(name, RXQ);
@@ -537,8 +419,8 @@ static void case_tx_short(const char *name)
 
     hdr_make(&h, 40005, host_port, VIRTIO_VSOCK_OP_REQUEST, 0);
     memcpy(tx_bufs[0], &h, HDR);
-    set_desc(TXQ, 0, tx_bufs[0], 20, 0, 0);
-    offer(TXQ, 0);
+    hring_set_desc(&rings[TXQ], 0, tx_bufs[0], 20, 0, 0);
+    hring_offer(&rings[TXQ], 0, 1);
     tx_sent++;
     notify(TXQ);
     expect_dropped(name);
@@ -569,7 +451,7 @@ static void case_len_beyond(const char *name)
     bool ok = used && got == sizeof(good) - 1 && !memcmp(back, good, got) && !more && !rst;
     shim_snprintf(what, sizeof(what), "echo of %u bytes%s%s", got, rst ? ", RST" : "",
                   more ? ", more data" : "");
-    verdict(name, ok && !needs_reset(), what);
+    verdict(name, ok && !needs_reset(base), what);
 }
 
 static void case_src_cid(const char *name)
@@ -630,8 +512,8 @@ static void case_bad_op_conn(const char *name)
                   rst   ? "reset"
                   : got ? "unexpected answer"
                         : "ignored",
-                  rd(REG_STATUS));
-    verdict(name, (rst || !got) && !needs_reset(), what);
+                  rd(base, REG_STATUS));
+    verdict(name, (rst || !got) && !needs_reset(base), what);
 }
 
 static void case_overrun(const char *name)
@@ -652,8 +534,8 @@ static void case_overrun(const char *name)
     tx_packet(&h, big, sizeof(big), true);
     uint32_t got = collect_echo(40013, back, sizeof(back), sizeof(big) + 1, WAIT_MS, &rst);
     shim_snprintf(what, sizeof(what), "%u bytes back, %s, status %#x", got, rst ? "RST" : "no RST",
-                  rd(REG_STATUS));
-    verdict(name, rst && got <= sizeof(big) && !needs_reset(), what);
+                  rd(base, REG_STATUS));
+    verdict(name, rst && got <= sizeof(big) && !needs_reset(base), what);
 }
 
 static void case_credit_wild(const char *name)
@@ -676,7 +558,7 @@ static void case_credit_wild(const char *name)
     uint32_t late = early ? 0 : collect_echo(40014, back, sizeof(back), 3, WAIT_MS, &rst);
     shim_snprintf(what, sizeof(what), "%u bytes without credit, %u after the update%s", early, late,
                   rst ? ", RST" : "");
-    verdict(name, early == 0 && late == 3 && !memcmp(back, "abc", 3) && !needs_reset(), what);
+    verdict(name, early == 0 && late == 3 && !memcmp(back, "abc", 3) && !needs_reset(base), what);
     tx_ctl(40014, host_port, VIRTIO_VSOCK_OP_RST, 0);
 }
 
@@ -708,10 +590,10 @@ static void case_flood(const char *name)
             other++;
     }
     shim_snprintf(what, sizeof(what), "%u sent, %u RESPONSE, %u RST, %u other, status %#x", tx_sent,
-                  responses, rsts, other, rd(REG_STATUS));
+                  responses, rsts, other, rd(base, REG_STATUS));
     verdict(name,
             tx_sent == FLOOD && responses <= MAX_CONNS && rsts >= FLOOD - MAX_CONNS &&
-                !needs_reset(),
+                !needs_reset(base),
             what);
 }
 
@@ -758,20 +640,6 @@ static void shim_driver_check(void)
             what);
 }
 
-/* The first virtio-mmio entry with DeviceID 19. */
-static bool find_device(void)
-{
-    for (unsigned i = 0; i < shim_virtio_mmio_count(); i++) {
-        uint64_t addr, size;
-        unsigned irq;
-        shim_virtio_mmio_get(i, &addr, &size, &irq);
-        base = (uintptr_t)addr;
-        if (rd(0) == VIRTIO_MMIO_MAGIC && rd(REG_DEVICE_ID) == VIRTIO_ID_VSOCK)
-            return true;
-    }
-    return false;
-}
-
 int main(void)
 {
     const char *which = shim_arg("case");
@@ -781,24 +649,27 @@ int main(void)
         which = "all";
     bool all = strcmp(which, "all") == 0;
     host_port = (uint32_t)shim_arg_int("port", 1234);
-    if (!find_device()) {
+    if (!hostile_find(VIRTIO_ID_VSOCK, &base)) {
         shim_printf("vsockhostile: FAIL no virtio-vsock device on the command line\n");
         return 1;
     }
+    for (unsigned q = 0; q < NQUEUES; q++)
+        hring_layout(&rings[q], ring_mem[q], QSIZE);
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct hostile_case *c = &cases[i];
         if (!all && strcmp(which, c->name))
             continue;
         ran++;
-        if (!raw_start()) {
-            verdict(c->name, false, "the device did not start");
+        const char *err = raw_start();
+        if (err) {
+            verdict(c->name, false, err);
             continue;
         }
         post_buffers(c->rx_buffers);
         c->run(c->name);
         check_recovery(c->name, 41000 + i);
     }
-    wr(REG_STATUS, 0);
+    wr(base, REG_STATUS, 0);
     if (all || strcmp(which, "shim") == 0) {
         shim_driver_check();
         ran++;
