@@ -21,23 +21,14 @@
 #define RXQ   VIRTIO_NET_RXQ
 #define TXQ   VIRTIO_NET_TXQ
 
-/* One queue of the fake driver: hdriver_init puts queue q's rings at the
- * harness addresses + q * 0x4000. */
-struct tq {
-    uint64_t off;
-    uint16_t avail_idx;
-    uint16_t next_desc;
-};
-
 static struct hdrv h;
 static struct virtio_mmio t;
 static struct evloop loop;
 static struct virtio_net *net;
 static int peer = -1; /* the host side of the "tap" */
-static struct tq rxq, txq = {.off = 0x4000};
+static struct hq rxq, txq;
 static unsigned irqs;
-static struct ev_handler tick;
-static bool tick_armed;
+static struct htick tick;
 
 static const uint64_t BASE_FEATURES =
     VIRTIO_FEATURE(VIRTIO_F_VERSION_1) | VIRTIO_FEATURE(VIRTIO_NET_F_MAC) |
@@ -49,60 +40,15 @@ static void count_irq(void *opaque)
     irqs++;
 }
 
-static void on_tick(struct ev_handler *ev, int res, uint32_t flags)
-{
-    (void)ev;
-    (void)res;
-    (void)flags;
-    tick_armed = false;
-}
-
 /* One loop step that waits 2 ms at most. */
 static void step(void)
 {
-    if (!tick_armed) {
-        cr_assert_eq(evloop_timeout(&loop, &tick, 2000000), 0);
-        tick_armed = true;
-    }
-    cr_assert_geq(evloop_run_once(&loop, true), 0);
+    cr_assert_eq(htick_step(&tick), 0);
 }
 
 static void pump(unsigned ms)
 {
-    for (unsigned i = 0; i < ms / 2; i++)
-        step();
-}
-
-static struct virtq_desc *qdesc(struct tq *q, unsigned i)
-{
-    return guest_mem_slice(&h.mem, H_DESC + q->off + 16ull * i, 16);
-}
-
-static void qset(struct tq *q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                 uint16_t next)
-{
-    *qdesc(q, i) = (struct virtq_desc){.addr = addr, .len = len, .flags = flags, .next = next};
-}
-
-static void qoffer(struct tq *q, uint16_t head)
-{
-    uint16_t *a = guest_mem_slice(&h.mem, H_AVAIL + q->off, 6 + 2ull * QSIZE);
-    a[2 + q->avail_idx % QSIZE] = head;
-    q->avail_idx++;
-    __atomic_store_n(&a[1], q->avail_idx, __ATOMIC_RELEASE);
-}
-
-static uint16_t qused_idx(struct tq *q)
-{
-    return __atomic_load_n((uint16_t *)guest_mem_slice(&h.mem, H_USED + q->off + 2, 2),
-                           __ATOMIC_ACQUIRE);
-}
-
-static void qused(struct tq *q, uint16_t slot, uint32_t *id, uint32_t *len)
-{
-    uint32_t *e = guest_mem_slice(&h.mem, H_USED + q->off + 4 + 8ull * (slot % QSIZE), 8);
-    *id = e[0];
-    *len = e[1];
+    cr_assert_eq(htick_pump(&tick, ms), 0);
 }
 
 /* Guest buffer space: RX at H_BUF + 0x100000.., TX at H_BUF + 0x200000.. */
@@ -122,16 +68,11 @@ static void notify(unsigned q)
     virtio_mmio_notify(&t, q);
 }
 
-static bool needs_reset(void)
+static void pump_until_used(struct hq *q, uint16_t want)
 {
-    return mrd(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
-}
-
-static void pump_until_used(struct tq *q, uint16_t want)
-{
-    for (int i = 0; i < 1000 && qused_idx(q) != want; i++)
+    for (int i = 0; i < 1000 && hq_used_idx(q) != want; i++)
         step();
-    cr_assert_eq(qused_idx(q), want, "used idx %u, expected %u", qused_idx(q), want);
+    cr_assert_eq(hq_used_idx(q), want, "used idx %u, expected %u", hq_used_idx(q), want);
 }
 
 static void open_dev_mac(uint64_t features, const uint8_t *mac)
@@ -165,10 +106,9 @@ static void setup(void)
 {
     hdrv_init(&h, QSIZE);
     cr_assert_eq(evloop_init(&loop, 128), 0);
-    tick = (struct ev_handler){.fn = on_tick};
-    tick_armed = false;
-    rxq = (struct tq){0};
-    txq = (struct tq){.off = 0x4000};
+    htick_init(&tick, &loop);
+    rxq = hq_make(&h, RXQ);
+    txq = hq_make(&h, TXQ);
     irqs = 0;
     log_set_level(LOG_OFF);
 }
@@ -216,8 +156,8 @@ static ssize_t host_recv(uint8_t *buf, size_t cap)
 /* Post one receive chain of `len` writable bytes at `gpa` as descriptor d. */
 static void post_rx(uint16_t d, uint64_t gpa, uint32_t len)
 {
-    qset(&rxq, d, gpa, len, VIRTQ_DESC_F_WRITE, 0);
-    qoffer(&rxq, d);
+    hq_set(&rxq, d, gpa, len, VIRTQ_DESC_F_WRITE, 0);
+    hq_offer(&rxq, d);
 }
 
 /* A TX chain at descriptors d, d+1..: header (12 bytes) then the frame
@@ -228,16 +168,16 @@ static void post_tx(uint16_t d, const struct virtio_net_hdr_v1 *hdr, uint64_t gp
     struct virtio_net_hdr_v1 zero = {0};
     memcpy(gp(gpa, HDR), hdr ? hdr : &zero, HDR);
     fill(gp(gpa + HDR, len ? len : 1), len, seed);
-    qset(&txq, d, gpa, HDR, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
+    hq_set(&txq, d, gpa, HDR, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
     uint32_t off = 0;
     for (unsigned i = 0; i < nseg; i++) {
         uint32_t n = i == nseg - 1 ? len - off : len / nseg;
         bool last = i == nseg - 1;
-        qset(&txq, d + 1 + i, gpa + HDR + off, n, last ? 0 : VIRTQ_DESC_F_NEXT,
-             (uint16_t)(d + 2 + i));
+        hq_set(&txq, d + 1 + i, gpa + HDR + off, n, last ? 0 : VIRTQ_DESC_F_NEXT,
+               (uint16_t)(d + 2 + i));
         off += n;
     }
-    qoffer(&txq, d);
+    hq_offer(&txq, d);
 }
 
 static void expect_frame(const uint8_t *got, size_t len, unsigned seed)
@@ -321,10 +261,10 @@ Test(virtio_net, tx_header_and_multi_descriptor_frame)
     notify(TXQ);
     pump_until_used(&txq, 2);
     uint32_t id, len;
-    qused(&txq, 0, &id, &len);
+    hq_used(&txq, 0, &id, &len);
     cr_assert_eq(id, 0);
     cr_assert_eq(len, 0, "TX used length: the device wrote nothing");
-    qused(&txq, 1, &id, &len);
+    hq_used(&txq, 1, &id, &len);
     cr_assert_eq(id, 10);
 
     ssize_t n = host_recv(buf, sizeof(buf));
@@ -344,7 +284,7 @@ Test(virtio_net, tx_header_and_multi_descriptor_frame)
     cr_assert_eq(st.tx_frames, 2);
     cr_assert_eq(st.tx_bytes, 1060);
     cr_assert_eq(st.tx_dropped, 0);
-    cr_assert_not(needs_reset());
+    cr_assert_not(mneeds_reset(&t));
 }
 
 Test(virtio_net, tx_header_shares_or_splits_descriptors)
@@ -354,15 +294,15 @@ Test(virtio_net, tx_header_shares_or_splits_descriptors)
     /* Header and frame in one descriptor (Linux's any_header_sg layout). */
     memset(gp(TX_AREA, HDR), 0, HDR);
     fill(gp(TX_AREA + HDR, 200), 200, 3);
-    qset(&txq, 0, TX_AREA, HDR + 200, 0, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, TX_AREA, HDR + 200, 0, 0);
+    hq_offer(&txq, 0);
     /* Header split 5 + 7, frame 100 after it in the second descriptor. */
     memset(gp(TX_AREA + 0x1000, 5), 0, 5);
     memset(gp(TX_AREA + 0x2000, 7), 0, 7);
     fill(gp(TX_AREA + 0x2000 + 7, 100), 100, 4);
-    qset(&txq, 1, TX_AREA + 0x1000, 5, VIRTQ_DESC_F_NEXT, 2);
-    qset(&txq, 2, TX_AREA + 0x2000, 107, 0, 0);
-    qoffer(&txq, 1);
+    hq_set(&txq, 1, TX_AREA + 0x1000, 5, VIRTQ_DESC_F_NEXT, 2);
+    hq_set(&txq, 2, TX_AREA + 0x2000, 107, 0, 0);
+    hq_offer(&txq, 1);
     notify(TXQ);
     pump_until_used(&txq, 2);
     cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 200);
@@ -381,8 +321,8 @@ Test(virtio_net, tx_many_frames_leave_in_order_with_few_interrupts)
         uint64_t at = TX_AREA + 0x800ull * i;
         memset(gp(at, HDR), 0, HDR);
         fill(gp(at + HDR, 60 + i * 20), 60 + i * 20, i);
-        qset(&txq, i, at, HDR + 60 + i * 20, 0, 0);
-        qoffer(&txq, (uint16_t)i);
+        hq_set(&txq, i, at, HDR + 60 + i * 20, 0, 0);
+        hq_offer(&txq, (uint16_t)i);
     }
     irqs = 0;
     notify(TXQ);
@@ -403,12 +343,12 @@ Test(virtio_net, tx_too_short_or_too_long_frames_are_dropped)
     post_tx(0, NULL, TX_AREA, 13, 1, 1);            /* below an Ethernet header */
     post_tx(2, NULL, TX_AREA + 0x1000, 1519, 1, 2); /* MTU + 18 + 1 without TSO */
     post_tx(4, NULL, TX_AREA + 0x2000, 1518, 1, 3); /* the largest allowed */
-    qset(&txq, 6, TX_AREA + 0x3000, HDR, 0, 0);     /* header, no frame at all */
+    hq_set(&txq, 6, TX_AREA + 0x3000, HDR, 0, 0);   /* header, no frame at all */
     memset(gp(TX_AREA + 0x3000, HDR), 0, HDR);
-    qoffer(&txq, 6);
+    hq_offer(&txq, 6);
     notify(TXQ);
     pump_until_used(&txq, 4);
-    cr_assert_not(needs_reset(), "a bad frame is dropped, the device goes on");
+    cr_assert_not(mneeds_reset(&t), "a bad frame is dropped, the device goes on");
     cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 1518);
     expect_frame(buf + HDR, 1518, 3);
     cr_assert_eq(host_recv(buf, sizeof(buf)), -1);
@@ -451,7 +391,7 @@ Test(virtio_net, tx_offloads_not_negotiated_are_dropped)
     struct virtio_net_stats st;
     virtio_net_get_stats(net, &st);
     cr_assert_eq(st.tx_dropped, 4);
-    cr_assert_not(needs_reset());
+    cr_assert_not(mneeds_reset(&t));
 }
 
 Test(virtio_net, tx_checksum_offload_passes_when_negotiated)
@@ -471,13 +411,13 @@ Test(virtio_net, tx_checksum_offload_passes_when_negotiated)
     cr_assert_eq(got.csum_offset, 16);
 }
 
-static void expect_needs_reset_without_used(struct tq *q, unsigned queue)
+static void expect_needs_reset_without_used(struct hq *q, unsigned queue)
 {
     irqs = 0;
     notify(queue);
     pump(4);
-    cr_assert(needs_reset());
-    cr_assert_eq(qused_idx(q), 0, "nothing was returned for the bad chain");
+    cr_assert(mneeds_reset(&t));
+    cr_assert_eq(hq_used_idx(q), 0, "nothing was returned for the bad chain");
     cr_assert(mrd(&t, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG,
               "configuration change interrupt (§2.1.2)");
     cr_assert_geq(irqs, 1);
@@ -487,8 +427,8 @@ Test(virtio_net, tx_chain_without_header_needs_reset)
 {
     uint8_t buf[64];
     open_dev(0);
-    qset(&txq, 0, TX_AREA, 8, 0, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, TX_AREA, 8, 0, 0);
+    hq_offer(&txq, 0);
     expect_needs_reset_without_used(&txq, TXQ);
     cr_assert_eq(host_recv(buf, sizeof(buf)), -1);
 }
@@ -497,30 +437,30 @@ Test(virtio_net, tx_chain_with_writable_buffer_needs_reset)
 {
     open_dev(0);
     memset(gp(TX_AREA, 200), 0, 200);
-    qset(&txq, 0, TX_AREA, HDR + 60, VIRTQ_DESC_F_NEXT, 1);
-    qset(&txq, 1, TX_AREA + 100, 64, VIRTQ_DESC_F_WRITE, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, TX_AREA, HDR + 60, VIRTQ_DESC_F_NEXT, 1);
+    hq_set(&txq, 1, TX_AREA + 100, 64, VIRTQ_DESC_F_WRITE, 0);
+    hq_offer(&txq, 0);
     expect_needs_reset_without_used(&txq, TXQ);
 }
 
 Test(virtio_net, tx_buffer_outside_ram_and_loops_need_reset)
 {
     open_dev(0);
-    qset(&txq, 0, 0xc0000000ull, HDR + 60, 0, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, 0xc0000000ull, HDR + 60, 0, 0);
+    hq_offer(&txq, 0);
     expect_needs_reset_without_used(&txq, TXQ);
 
     /* The driver resets and starts over: a loop is caught as well. */
-    txq = (struct tq){.off = 0x4000};
-    rxq = (struct tq){0};
+    txq = hq_make(&h, TXQ);
+    rxq = hq_make(&h, RXQ);
     memset(gp(H_AVAIL, 0x100), 0, 0x100);
-    memset(gp(H_AVAIL + 0x4000, 0x100), 0, 0x100);
-    memset(gp(H_USED + 0x4000, 0x400), 0, 0x400);
+    memset(gp(H_AVAIL + txq.off, 0x100), 0, 0x100);
+    memset(gp(H_USED + txq.off, 0x400), 0, 0x400);
     cr_assert_eq(hdriver_init(&h, &t, BASE_FEATURES, 2), 0x0f);
     pump(4);
-    qset(&txq, 0, TX_AREA, HDR, VIRTQ_DESC_F_NEXT, 1);
-    qset(&txq, 1, TX_AREA, 60, VIRTQ_DESC_F_NEXT, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, TX_AREA, HDR, VIRTQ_DESC_F_NEXT, 1);
+    hq_set(&txq, 1, TX_AREA, 60, VIRTQ_DESC_F_NEXT, 0);
+    hq_offer(&txq, 0);
     expect_needs_reset_without_used(&txq, TXQ);
 }
 
@@ -545,7 +485,7 @@ Test(virtio_net, rx_frame_lands_in_the_posted_buffer)
     host_send(&h0, 60, 7);
     pump_until_used(&rxq, 1);
     uint32_t id, len;
-    qused(&rxq, 0, &id, &len);
+    hq_used(&rxq, 0, &id, &len);
     cr_assert_eq(id, 0);
     cr_assert_eq(len, HDR + 60);
     struct virtio_net_hdr_v1 hdr = rx_header(RX_AREA);
@@ -567,7 +507,7 @@ Test(virtio_net, rx_pauses_without_buffers_and_loses_nothing)
     for (unsigned i = 0; i < 6; i++)
         host_send(NULL, 100 + i, 20 + i);
     pump(20);
-    cr_assert_eq(qused_idx(&rxq), 0);
+    cr_assert_eq(hq_used_idx(&rxq), 0);
     struct virtio_net_stats st;
     virtio_net_get_stats(net, &st);
     cr_assert_geq(st.rx_no_buffers, 1, "the pause is counted");
@@ -580,14 +520,14 @@ Test(virtio_net, rx_pauses_without_buffers_and_loses_nothing)
     notify(RXQ);
     pump_until_used(&rxq, 3);
     pump(10);
-    cr_assert_eq(qused_idx(&rxq), 3, "no frame without a buffer");
+    cr_assert_eq(hq_used_idx(&rxq), 3, "no frame without a buffer");
     for (unsigned i = 3; i < 6; i++)
         post_rx((uint16_t)i, RX_AREA + 0x1000ull * i, 2048);
     notify(RXQ);
     pump_until_used(&rxq, 6);
     for (unsigned i = 0; i < 6; i++) {
         uint32_t id, len;
-        qused(&rxq, (uint16_t)i, &id, &len);
+        hq_used(&rxq, (uint16_t)i, &id, &len);
         cr_assert_eq(id, i);
         cr_assert_eq(len, HDR + 100 + i, "frame %u in order", i);
         expect_frame(gp(RX_AREA + 0x1000ull * i + HDR, 100 + i), 100 + i, 20 + i);
@@ -610,7 +550,7 @@ Test(virtio_net, rx_mergeable_buffers_span_several_chains)
     const uint32_t want[3] = {512, 512, HDR + 1400 - 1024};
     static uint8_t frame[2048];
     for (unsigned i = 0; i < 3; i++) {
-        qused(&rxq, (uint16_t)i, &id, &len);
+        hq_used(&rxq, (uint16_t)i, &id, &len);
         cr_assert_eq(id, i);
         cr_assert_eq(len, want[i]);
         memcpy(frame + total, gp(RX_AREA + 0x1000ull * i, len), len);
@@ -624,7 +564,7 @@ Test(virtio_net, rx_mergeable_buffers_span_several_chains)
     /* The next read holds chains 4-6; the fourth takes the next frame. */
     host_send(NULL, 100, 10);
     pump_until_used(&rxq, 4);
-    qused(&rxq, 3, &id, &len);
+    hq_used(&rxq, 3, &id, &len);
     cr_assert_eq(id, 3);
     cr_assert_eq(len, HDR + 100);
     cr_assert_eq(rx_header(RX_AREA + 0x3000).num_buffers, 1);
@@ -639,7 +579,7 @@ Test(virtio_net, rx_mergeable_buffers_wait_for_room_for_a_full_frame)
     notify(RXQ);
     host_send(NULL, 100, 1);
     pump(20);
-    cr_assert_eq(qused_idx(&rxq), 0, "1 KiB of buffers cannot take every frame: RX waits");
+    cr_assert_eq(hq_used_idx(&rxq), 0, "1 KiB of buffers cannot take every frame: RX waits");
     cr_assert_eq(virtio_net_inflight(net), 0);
     struct virtio_net_stats st;
     virtio_net_get_stats(net, &st);
@@ -649,7 +589,7 @@ Test(virtio_net, rx_mergeable_buffers_wait_for_room_for_a_full_frame)
     notify(RXQ);
     pump_until_used(&rxq, 1);
     uint32_t id, len;
-    qused(&rxq, 0, &id, &len);
+    hq_used(&rxq, 0, &id, &len);
     cr_assert_eq(id, 0);
     cr_assert_eq(len, HDR + 100);
     expect_frame(gp(RX_AREA + HDR, 100), 100, 1);
@@ -670,7 +610,7 @@ Test(virtio_net, rx_leftover_merged_buffer_keeps_room_for_the_header)
     host_send(NULL, 100, 2);
     pump_until_used(&rxq, 2);
     uint32_t id, len;
-    qused(&rxq, 1, &id, &len);
+    hq_used(&rxq, 1, &id, &len);
     cr_assert_eq(id, 1, "the second buffer, whole, takes the next frame");
     cr_assert_eq(len, HDR + 100);
     cr_assert_eq(rx_header(RX_AREA + 0x1000).num_buffers, 1);
@@ -687,7 +627,7 @@ Test(virtio_net, rx_frame_longer_than_the_mtu_is_dropped_even_if_it_fits)
     host_send(NULL, 1518, 2);
     pump_until_used(&rxq, 1);
     uint32_t id, len;
-    qused(&rxq, 0, &id, &len);
+    hq_used(&rxq, 0, &id, &len);
     cr_assert_eq(len, HDR + 1518);
     expect_frame(gp(RX_AREA + HDR, 1518), 1518, 2);
     struct virtio_net_stats st;
@@ -703,17 +643,17 @@ Test(virtio_net, rx_frame_larger_than_the_buffers_is_dropped)
     pump(2);
     host_send(NULL, 1600, 1); /* more than MTU + 18 */
     pump(10);
-    cr_assert_eq(qused_idx(&rxq), 0, "dropped; the full-size buffer stays posted");
+    cr_assert_eq(hq_used_idx(&rxq), 0, "dropped; the full-size buffer stays posted");
     host_send(NULL, 70, 2);
     pump_until_used(&rxq, 1);
     uint32_t id, len;
-    qused(&rxq, 0, &id, &len);
+    hq_used(&rxq, 0, &id, &len);
     cr_assert_eq(len, HDR + 70);
     expect_frame(gp(RX_AREA + HDR, 70), 70, 2);
     struct virtio_net_stats st;
     virtio_net_get_stats(net, &st);
     cr_assert_eq(st.rx_dropped, 1);
-    cr_assert_not(needs_reset());
+    cr_assert_not(mneeds_reset(&t));
 }
 
 Test(virtio_net, rx_buffer_too_small_is_returned_unused)
@@ -728,17 +668,17 @@ Test(virtio_net, rx_buffer_too_small_is_returned_unused)
     host_send(NULL, 300, 4);
     pump_until_used(&rxq, 2);
     uint32_t id, len;
-    qused(&rxq, 0, &id, &len);
+    hq_used(&rxq, 0, &id, &len);
     cr_assert_eq(id, 0);
     cr_assert_eq(len, 0, "the 64-byte buffer comes back empty");
-    qused(&rxq, 1, &id, &len);
+    hq_used(&rxq, 1, &id, &len);
     cr_assert_eq(id, 1);
     cr_assert_eq(len, HDR + 300, "the next frame fits the next buffer");
     expect_frame(gp(RX_AREA + 0x1000 + HDR, 300), 300, 4);
     struct virtio_net_stats st;
     virtio_net_get_stats(net, &st);
     cr_assert_eq(st.rx_dropped, 1);
-    cr_assert_not(needs_reset());
+    cr_assert_not(mneeds_reset(&t));
 }
 
 Test(virtio_net, rx_runt_frames_are_dropped)
@@ -751,7 +691,7 @@ Test(virtio_net, rx_runt_frames_are_dropped)
     char zero = 0;
     cr_assert_eq(send(peer, &zero, 1, 0), 1); /* not even a header */
     pump(10);
-    cr_assert_eq(qused_idx(&rxq), 0);
+    cr_assert_eq(hq_used_idx(&rxq), 0);
     host_send(NULL, 64, 2);
     pump_until_used(&rxq, 1);
     struct virtio_net_stats st;
@@ -806,8 +746,8 @@ Test(virtio_net, rx_gso_frames_pass_with_guest_tso)
 Test(virtio_net, rx_readable_or_tiny_chains_need_reset)
 {
     open_dev(0);
-    qset(&rxq, 0, RX_AREA, 2048, 0, 0); /* device-readable */
-    qoffer(&rxq, 0);
+    hq_set(&rxq, 0, RX_AREA, 2048, 0, 0); /* device-readable */
+    hq_offer(&rxq, 0);
     expect_needs_reset_without_used(&rxq, RXQ);
 }
 
@@ -821,9 +761,9 @@ Test(virtio_net, rx_chain_shorter_than_the_header_needs_reset)
 Test(virtio_net, rx_chain_mixing_readable_and_writable_needs_reset)
 {
     open_dev(0);
-    qset(&rxq, 0, RX_AREA, 12, VIRTQ_DESC_F_NEXT, 1);
-    qset(&rxq, 1, RX_AREA + 0x100, 2048, VIRTQ_DESC_F_WRITE, 0);
-    qoffer(&rxq, 0);
+    hq_set(&rxq, 0, RX_AREA, 12, VIRTQ_DESC_F_NEXT, 1);
+    hq_set(&rxq, 1, RX_AREA + 0x100, 2048, VIRTQ_DESC_F_WRITE, 0);
+    hq_offer(&rxq, 0);
     expect_needs_reset_without_used(&rxq, RXQ);
 }
 
@@ -841,7 +781,7 @@ Test(virtio_net, reset_takes_back_an_outstanding_read)
     cr_assert_eq(virtio_net_inflight(net), 0, "the read was cancelled");
 
     /* The driver starts over with a new buffer; the frame goes there. */
-    rxq = (struct tq){0};
+    rxq = hq_make(&h, RXQ);
     memset(gp(H_AVAIL, 0x100), 0, 0x100);
     memset(gp(H_USED, 0x400), 0, 0x400);
     cr_assert_eq(hdriver_init(&h, &t, BASE_FEATURES, 2), 0x0f);
@@ -852,7 +792,7 @@ Test(virtio_net, reset_takes_back_an_outstanding_read)
     host_send(NULL, 90, 5);
     pump_until_used(&rxq, 1);
     uint32_t id, len;
-    qused(&rxq, 0, &id, &len);
+    hq_used(&rxq, 0, &id, &len);
     cr_assert_eq(len, HDR + 90);
     expect_frame(gp(RX_AREA + 0x1000 + HDR, 90), 90, 5);
     for (unsigned i = 0; i < 2048; i++)

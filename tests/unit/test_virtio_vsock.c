@@ -31,19 +31,12 @@
 #define EV_AREA (H_BUF + 0x1f0000ull)
 #define BIG_TX  (H_BUF + 0x200000ull)
 
-struct tq {
-    uint64_t off;
-    uint16_t avail_idx;
-    uint16_t used_seen;
-};
-
 static struct hdrv h;
 static struct virtio_mmio t;
 static struct evloop loop;
 static struct virtio_vsock *vs;
-static struct tq rxq, txq = {.off = 0x4000}, evq = {.off = 0x8000};
-static struct ev_handler tick;
-static bool tick_armed;
+static struct hq rxq, txq, evq;
+static struct htick tick;
 static char uds[64];
 static unsigned tx_slot;
 
@@ -52,27 +45,14 @@ static void count_irq(void *opaque)
     (void)opaque;
 }
 
-static void on_tick(struct ev_handler *ev, int res, uint32_t flags)
-{
-    (void)ev;
-    (void)res;
-    (void)flags;
-    tick_armed = false;
-}
-
 static void step(void)
 {
-    if (!tick_armed) {
-        cr_assert_eq(evloop_timeout(&loop, &tick, 2000000), 0);
-        tick_armed = true;
-    }
-    cr_assert_geq(evloop_run_once(&loop, true), 0);
+    cr_assert_eq(htick_step(&tick), 0);
 }
 
 static void pump(unsigned ms)
 {
-    for (unsigned i = 0; i < ms / 2; i++)
-        step();
+    cr_assert_eq(htick_pump(&tick, ms), 0);
 }
 
 static uint8_t *gp(uint64_t gpa, uint64_t len)
@@ -80,38 +60,6 @@ static uint8_t *gp(uint64_t gpa, uint64_t len)
     uint8_t *p = guest_mem_slice(&h.mem, gpa, len);
     cr_assert_not_null(p);
     return p;
-}
-
-static void qset(struct tq *q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
-                 uint16_t next)
-{
-    *(struct virtq_desc *)gp(H_DESC + q->off + 16ull * i, 16) =
-        (struct virtq_desc){.addr = addr, .len = len, .flags = flags, .next = next};
-}
-
-static void qoffer(struct tq *q, uint16_t head)
-{
-    uint16_t *a = (uint16_t *)gp(H_AVAIL + q->off, 6 + 2ull * QSIZE);
-    a[2 + q->avail_idx % QSIZE] = head;
-    q->avail_idx++;
-    __atomic_store_n(&a[1], q->avail_idx, __ATOMIC_RELEASE);
-}
-
-static uint16_t qused_idx(struct tq *q)
-{
-    return __atomic_load_n((uint16_t *)gp(H_USED + q->off + 2, 2), __ATOMIC_ACQUIRE);
-}
-
-static void qused(struct tq *q, uint16_t slot, uint32_t *id, uint32_t *len)
-{
-    uint32_t *e = (uint32_t *)gp(H_USED + q->off + 4 + 8ull * (slot % QSIZE), 8);
-    *id = e[0];
-    *len = e[1];
-}
-
-static bool needs_reset(void)
-{
-    return mrd(&t, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 }
 
 static struct virtio_vsock_stats stats(void)
@@ -125,8 +73,8 @@ static struct virtio_vsock_stats stats(void)
 
 static void post_rx(uint16_t d)
 {
-    qset(&rxq, d, RX_AREA + (uint64_t)d * RXBUF, RXBUF, VIRTQ_DESC_F_WRITE, 0);
-    qoffer(&rxq, d);
+    hq_set(&rxq, d, RX_AREA + (uint64_t)d * RXBUF, RXBUF, VIRTQ_DESC_F_WRITE, 0);
+    hq_offer(&rxq, d);
 }
 
 static void post_all_rx(void)
@@ -143,11 +91,11 @@ static bool guest_recv_wait(struct virtio_vsock_hdr *hd, uint8_t *payload, size_
 {
     uint32_t id, len;
 
-    for (unsigned i = 0; i < ms / 2 && qused_idx(&rxq) == rxq.used_seen; i++)
+    for (unsigned i = 0; i < ms / 2 && hq_used_idx(&rxq) == rxq.used_seen; i++)
         step();
-    if (qused_idx(&rxq) == rxq.used_seen)
+    if (hq_used_idx(&rxq) == rxq.used_seen)
         return false;
-    qused(&rxq, rxq.used_seen++, &id, &len);
+    hq_used(&rxq, rxq.used_seen++, &id, &len);
     cr_assert_lt(id, QSIZE);
     cr_assert_geq(len, HDR, "used length %u shorter than a header", len);
     memcpy(hd, gp(RX_AREA + (uint64_t)id * RXBUF, HDR), HDR);
@@ -190,19 +138,19 @@ static void guest_queue_raw(const void *hd, uint32_t hdr_bytes, const void *payl
     memcpy(gp(gpa, hdr_bytes), hd, hdr_bytes);
     if (plen)
         memcpy(gp(gpa + hdr_bytes, plen), payload, plen);
-    qset(&txq, d, gpa, hdr_bytes + plen, 0, 0);
-    qoffer(&txq, d);
+    hq_set(&txq, d, gpa, hdr_bytes + plen, 0, 0);
+    hq_offer(&txq, d);
 }
 
 static void guest_send(struct virtio_vsock_hdr hd, const void *payload, uint32_t plen)
 {
-    uint16_t want = (uint16_t)(qused_idx(&txq) + 1);
+    uint16_t want = (uint16_t)(hq_used_idx(&txq) + 1);
     hd.len = plen;
     guest_queue_raw(&hd, HDR, payload, plen);
     virtio_mmio_notify(&t, TXQ);
-    for (int i = 0; i < 500 && qused_idx(&txq) != want; i++)
+    for (int i = 0; i < 500 && hq_used_idx(&txq) != want; i++)
         step();
-    cr_assert_eq(qused_idx(&txq), want, "TX packet not consumed");
+    cr_assert_eq(hq_used_idx(&txq), want, "TX packet not consumed");
 }
 
 /* Nothing reaches the guest for a while. */
@@ -276,10 +224,10 @@ static void fill(uint8_t *p, size_t n, unsigned seed)
 static void reinit(void)
 {
     mwr(&t, VIRTIO_MMIO_STATUS, 0);
-    memset(gp(H_DESC, 0xc000), 0, 0xc000);
-    rxq = (struct tq){0};
-    txq = (struct tq){.off = 0x4000};
-    evq = (struct tq){.off = 0x8000};
+    memset(gp(H_DESC, 3 * H_QSTRIDE), 0, 3 * H_QSTRIDE);
+    rxq = hq_make(&h, RXQ);
+    txq = hq_make(&h, TXQ);
+    evq = hq_make(&h, EVQ);
     cr_assert_eq(hdriver_init(&h, &t, VIRTIO_FEATURE(VIRTIO_F_VERSION_1), 3), 0x0f);
 }
 
@@ -302,11 +250,10 @@ static void setup(void)
     static unsigned n;
     hdrv_init(&h, QSIZE);
     cr_assert_eq(evloop_init(&loop, 256), 0);
-    tick = (struct ev_handler){.fn = on_tick};
-    tick_armed = false;
-    rxq = (struct tq){0};
-    txq = (struct tq){.off = 0x4000};
-    evq = (struct tq){.off = 0x8000};
+    htick_init(&tick, &loop);
+    rxq = hq_make(&h, RXQ);
+    txq = hq_make(&h, TXQ);
+    evq = hq_make(&h, EVQ);
     tx_slot = 0;
     snprintf(uds, sizeof(uds), "/tmp/flint-vsock-unit-%d-%u.sock", getpid(), n++);
     unlink(uds);
@@ -857,13 +804,13 @@ Test(virtio_vsock, transport_reset_posts_an_event)
 
     open_dev();
     fd = open_host_conn(12, 65536, &hport);
-    qset(&evq, 0, EV_AREA, 4, VIRTQ_DESC_F_WRITE, 0);
+    hq_set(&evq, 0, EV_AREA, 4, VIRTQ_DESC_F_WRITE, 0);
     memset(gp(EV_AREA, 4), 0xff, 4);
-    qoffer(&evq, 0);
+    hq_offer(&evq, 0);
     virtio_mmio_notify(&t, EVQ);
     virtio_vsock_transport_reset(vs);
-    cr_assert_eq(qused_idx(&evq), 1);
-    qused(&evq, 0, &id, &len);
+    cr_assert_eq(hq_used_idx(&evq), 1);
+    hq_used(&evq, 0, &id, &len);
     cr_assert_eq(id, 0);
     cr_assert_eq(len, 4);
     uint32_t ev;
@@ -980,7 +927,7 @@ Test(virtio_vsock, lengths_beyond_the_buffer_and_short_headers_are_dropped)
 
     open_dev();
     fd = open_host_conn(14, 65536, &hport);
-    uint16_t before = qused_idx(&txq);
+    uint16_t before = hq_used_idx(&txq);
     struct virtio_vsock_hdr p = ghdr(14, hport, VIRTIO_VSOCK_OP_RW);
     p.len = 1000; /* but only 10 bytes follow */
     guest_queue_raw(&p, HDR, "0123456789", 10);
@@ -989,10 +936,10 @@ Test(virtio_vsock, lengths_beyond_the_buffer_and_short_headers_are_dropped)
     guest_queue_raw(&p, 20, NULL, 0); /* 20 bytes: no full header */
     virtio_mmio_notify(&t, TXQ);
     pump(10);
-    cr_assert_eq(qused_idx(&txq), (uint16_t)(before + 3));
+    cr_assert_eq(hq_used_idx(&txq), (uint16_t)(before + 3));
     cr_assert_eq(stats().bad_packets, 3);
     cr_assert_eq(host_read(fd, buf, sizeof(buf), 40), -1, "bytes of a bad packet reached the host");
-    cr_assert_not(needs_reset());
+    cr_assert_not(mneeds_reset(&t));
     close(fd);
 }
 
@@ -1001,26 +948,26 @@ Test(virtio_vsock, tx_chain_with_writable_buffer_needs_reset)
     open_dev();
     struct virtio_vsock_hdr p = ghdr(1, 2, VIRTIO_VSOCK_OP_REQUEST);
     memcpy(gp(TX_AREA, HDR), &p, HDR);
-    qset(&txq, 0, TX_AREA, HDR, VIRTQ_DESC_F_WRITE, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, TX_AREA, HDR, VIRTQ_DESC_F_WRITE, 0);
+    hq_offer(&txq, 0);
     virtio_mmio_notify(&t, TXQ);
-    cr_assert(needs_reset());
+    cr_assert(mneeds_reset(&t));
 }
 
 Test(virtio_vsock, tx_descriptor_outside_ram_or_looping_needs_reset)
 {
     open_dev();
-    qset(&txq, 0, 0xfffffff000ull, HDR, 0, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, 0xfffffff000ull, HDR, 0, 0);
+    hq_offer(&txq, 0);
     virtio_mmio_notify(&t, TXQ);
-    cr_assert(needs_reset());
+    cr_assert(mneeds_reset(&t));
 
     reinit();
-    qset(&txq, 0, TX_AREA, 8, VIRTQ_DESC_F_NEXT, 1);
-    qset(&txq, 1, TX_AREA, 8, VIRTQ_DESC_F_NEXT, 0);
-    qoffer(&txq, 0);
+    hq_set(&txq, 0, TX_AREA, 8, VIRTQ_DESC_F_NEXT, 1);
+    hq_set(&txq, 1, TX_AREA, 8, VIRTQ_DESC_F_NEXT, 0);
+    hq_offer(&txq, 0);
     virtio_mmio_notify(&t, TXQ);
-    cr_assert(needs_reset());
+    cr_assert(mneeds_reset(&t));
 }
 
 Test(virtio_vsock, rx_buffer_shorter_than_a_header_needs_reset)
@@ -1028,11 +975,11 @@ Test(virtio_vsock, rx_buffer_shorter_than_a_header_needs_reset)
     open_dev();
     /* Take back the good buffers: reset and offer only a tiny one. */
     reinit();
-    qset(&rxq, 0, RX_AREA, 16, VIRTQ_DESC_F_WRITE, 0);
-    qoffer(&rxq, 0);
+    hq_set(&rxq, 0, RX_AREA, 16, VIRTQ_DESC_F_WRITE, 0);
+    hq_offer(&rxq, 0);
     virtio_mmio_notify(&t, RXQ);
     guest_send(ghdr(1, 2, VIRTIO_VSOCK_OP_RW), "a", 1); /* makes an RST to send */
-    cr_assert(needs_reset());
+    cr_assert(mneeds_reset(&t));
 }
 
 Test(virtio_vsock, no_rx_buffers_holds_output_until_some_arrive)
@@ -1044,7 +991,7 @@ Test(virtio_vsock, no_rx_buffers_holds_output_until_some_arrive)
     reinit();
     guest_send(ghdr(1, 2, VIRTIO_VSOCK_OP_RW), "a", 1);
     pump(10);
-    cr_assert_eq(qused_idx(&rxq), 0);
+    cr_assert_eq(hq_used_idx(&rxq), 0);
     post_all_rx();
     guest_recv(&hd, buf, sizeof(buf));
     cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
