@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "evloop.h"
+#include "fuzz_common.h"
 #include "guest_mem.h"
 #include "util.h"
 #include "virtio.h"
@@ -25,6 +26,7 @@
 
 #define RAM_BYTES (2 * MIB)
 #define WINDOW    0x10000ull /* guest stores land in [WINDOW, WINDOW + 64 KiB) */
+#define WINDOW_SZ 0x10000u
 #define IMG_BYTES (256 * 1024)
 
 enum op {
@@ -62,39 +64,12 @@ static void init_once(void)
         abort();
 }
 
-static uint32_t take(const uint8_t **p, size_t *left, unsigned n)
-{
-    uint32_t v = 0;
-    for (unsigned i = 0; i < n && *left; i++, (*p)++, (*left)--)
-        v |= (uint32_t) * *p << (8 * i);
-    return v;
-}
-
-static void mmio_write(struct virtio_mmio *t, uint32_t off, uint32_t v)
-{
-    uint8_t b[4];
-    memcpy(b, &v, 4);
-    virtio_mmio_bus_ops.write(t, off, b, 4);
-}
-
 /* A well-formed driver handshake with queue 0 at the start of the window,
  * so the fuzzer reaches the request path without rediscovering it. */
 static void handshake(struct virtio_mmio *t, uint16_t qsize, uint64_t features)
 {
-    mmio_write(t, VIRTIO_MMIO_STATUS, 0);
-    mmio_write(t, VIRTIO_MMIO_STATUS, 3);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32) | 1);
-    mmio_write(t, VIRTIO_MMIO_STATUS, 11);
-    mmio_write(t, VIRTIO_MMIO_QUEUE_SEL, 0);
-    mmio_write(t, VIRTIO_MMIO_QUEUE_NUM, qsize);
-    mmio_write(t, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)WINDOW);
-    mmio_write(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)WINDOW + 0x1000);
-    mmio_write(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)WINDOW + 0x2000);
-    mmio_write(t, VIRTIO_MMIO_QUEUE_READY, 1);
-    mmio_write(t, VIRTIO_MMIO_STATUS, 15);
+    fuzz_mmio_write(t, VIRTIO_MMIO_STATUS, 0);
+    fuzz_driver_start(t, 1, qsize, features | VIRTIO_FEATURE(VIRTIO_F_VERSION_1), (uint32_t)WINDOW);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -104,55 +79,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data;
 
     init_once();
-    memset(mem.map + WINDOW, 0, 0x10000);
+    memset(mem.map + WINDOW, 0, WINDOW_SZ);
     virtio_mmio_init(&t, &virtio_blk_ops, blk, &mem, FLINT_VIRTIO_MMIO_BASE, 5, NULL, NULL);
 
     for (unsigned steps = 0; left && steps < 512; steps++) {
-        uint8_t b[8];
-        uint32_t off, v;
+        uint32_t v;
 
-        switch (take(&p, &left, 1) % OP_COUNT) {
-        case OP_MMIO_WRITE: {
-            /* The width comes from bits the offset does not use (masking
-             * first made every write 1 byte wide, which the transport
-             * ignores). */
-            static const unsigned widths[4] = {4, 4, 1, 2};
-            uint32_t raw = take(&p, &left, 2);
-            off = raw & 0x1ff;
-            v = take(&p, &left, 4);
-            memcpy(b, &v, 4);
-            virtio_mmio_bus_ops.write(&t, off, b, widths[raw >> 9 & 3]);
+        switch (fuzz_take(&p, &left, 1) % OP_COUNT) {
+        case OP_MMIO_WRITE:
+            fuzz_op_mmio_write(&t, &p, &left);
             break;
-        }
         case OP_MMIO_READ:
-            off = take(&p, &left, 2) & 0x1ff;
-            virtio_mmio_bus_ops.read(&t, off, b, 4);
+            fuzz_op_mmio_read(&t, &p, &left);
             break;
-        case OP_MEM_WRITE: {
-            uint32_t at = take(&p, &left, 2), len = take(&p, &left, 1);
-            if (len > left)
-                len = (uint32_t)left;
-            if (at + len > 0x10000)
-                len = 0x10000 - at;
-            memcpy(mem.map + WINDOW + at, p, len);
-            p += len;
-            left -= len;
+        case OP_MEM_WRITE:
+            fuzz_op_mem_write(&p, &left, mem.map + WINDOW, WINDOW_SZ, 2);
             break;
-        }
         case OP_NOTIFY:
-            virtio_mmio_notify(&t, take(&p, &left, 1) % 2);
+            virtio_mmio_notify(&t, fuzz_take(&p, &left, 1) % 2);
             break;
         case OP_RUN:
             evloop_run_once(&loop, false);
             break;
         case OP_HANDSHAKE:
-            v = take(&p, &left, 1);
-            handshake(&t, (uint16_t)(1u << (v % 9)), take(&p, &left, 4));
+            v = fuzz_take(&p, &left, 1);
+            handshake(&t, (uint16_t)(1u << (v % 9)), fuzz_take(&p, &left, 4));
             break;
         }
     }
     /* Reset, then let every in-flight request finish before the next input. */
-    mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
+    fuzz_mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
     while (loop.pending)
         if (evloop_run_once(&loop, true) < 0)
             abort();

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "evloop.h"
+#include "fuzz_common.h"
 #include "guest_mem.h"
 #include "util.h"
 #include "virtio.h"
@@ -47,16 +48,7 @@ static struct guest_mem mem;
 static struct evloop loop;
 static struct virtio_net *net;
 static int dev_fd, host_fd;
-static struct ev_handler tick;
-static bool tick_armed;
-
-static void on_tick(struct ev_handler *h, int res, uint32_t flags)
-{
-    (void)h;
-    (void)res;
-    (void)flags;
-    tick_armed = false;
-}
+static struct fuzz_tick tick; /* 1 ms */
 
 static void init_once(void)
 {
@@ -72,26 +64,11 @@ static void init_once(void)
         abort();
     dev_fd = sv[0];
     host_fd = sv[1];
-    tick.fn = on_tick;
+    fuzz_tick_init(&tick, &loop, 1000000);
     /* One device for every input: a reset returns it to its initial state. */
     struct net_config cfg = {.tap = "fuzz0"};
     if (virtio_net_create_fd(&net, dev_fd, false, &cfg, &loop, err, sizeof(err)))
         abort();
-}
-
-static uint32_t take(const uint8_t **p, size_t *left, unsigned n)
-{
-    uint32_t v = 0;
-    for (unsigned i = 0; i < n && *left; i++, (*p)++, (*left)--)
-        v |= (uint32_t) * *p << (8 * i);
-    return v;
-}
-
-static void mmio_write(struct virtio_mmio *t, uint32_t off, uint32_t v)
-{
-    uint8_t b[4];
-    memcpy(b, &v, 4);
-    virtio_mmio_bus_ops.write(t, off, b, 4);
 }
 
 /* A well-formed driver handshake with the RX queue at the start of the
@@ -99,32 +76,8 @@ static void mmio_write(struct virtio_mmio *t, uint32_t off, uint32_t v)
  * without rediscovering it. */
 static void handshake(struct virtio_mmio *t, uint16_t qsize, uint64_t features)
 {
-    mmio_write(t, VIRTIO_MMIO_STATUS, 0);
-    mmio_write(t, VIRTIO_MMIO_STATUS, 3);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    mmio_write(t, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32) | 1);
-    mmio_write(t, VIRTIO_MMIO_STATUS, 11);
-    for (uint32_t q = 0; q < 2; q++) {
-        uint32_t base = (uint32_t)WINDOW + q * 0x4000;
-        mmio_write(t, VIRTIO_MMIO_QUEUE_SEL, q);
-        mmio_write(t, VIRTIO_MMIO_QUEUE_NUM, qsize);
-        mmio_write(t, VIRTIO_MMIO_QUEUE_DESC_LOW, base);
-        mmio_write(t, VIRTIO_MMIO_QUEUE_DRIVER_LOW, base + 0x1000);
-        mmio_write(t, VIRTIO_MMIO_QUEUE_DEVICE_LOW, base + 0x2000);
-        mmio_write(t, VIRTIO_MMIO_QUEUE_READY, 1);
-    }
-    mmio_write(t, VIRTIO_MMIO_STATUS, 15);
-}
-
-/* One loop step that waits 1 ms at most. */
-static void step(bool wait)
-{
-    if (wait && !tick_armed && evloop_timeout(&loop, &tick, 1000000) == 0)
-        tick_armed = true;
-    if (evloop_run_once(&loop, wait) < 0)
-        abort();
+    fuzz_mmio_write(t, VIRTIO_MMIO_STATUS, 0);
+    fuzz_driver_start(t, 2, qsize, features | VIRTIO_FEATURE(VIRTIO_F_VERSION_1), (uint32_t)WINDOW);
 }
 
 static void drain(int fd)
@@ -137,7 +90,7 @@ static void drain(int fd)
 static void host_send(const uint8_t **p, size_t *left)
 {
     static uint8_t frame[65600];
-    uint32_t len = take(p, left, 2);
+    uint32_t len = fuzz_take(p, left, 2);
     uint32_t have = len < *left ? len : (uint32_t)*left;
 
     /* The frame starts with the input's bytes; the rest is a pattern. */
@@ -164,50 +117,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     virtio_mmio_init(&t, &virtio_net_ops, net, &mem, FLINT_VIRTIO_MMIO_BASE, 5, NULL, NULL);
 
     for (unsigned steps = 0; left && steps < 512; steps++) {
-        uint8_t b[8];
-        uint32_t off, v;
+        uint32_t v;
 
-        switch (take(&p, &left, 1) % OP_COUNT) {
-        case OP_MMIO_WRITE: {
-            /* The width comes from bits the offset does not use (masking
-             * first made every write 1 byte wide, which the transport
-             * ignores). */
-            static const unsigned widths[4] = {4, 4, 1, 2};
-            uint32_t raw = take(&p, &left, 2);
-            off = raw & 0x1ff;
-            v = take(&p, &left, 4);
-            memcpy(b, &v, 4);
-            virtio_mmio_bus_ops.write(&t, off, b, widths[raw >> 9 & 3]);
+        switch (fuzz_take(&p, &left, 1) % OP_COUNT) {
+        case OP_MMIO_WRITE:
+            fuzz_op_mmio_write(&t, &p, &left);
             break;
-        }
         case OP_MMIO_READ:
-            off = take(&p, &left, 2) & 0x1ff;
-            virtio_mmio_bus_ops.read(&t, off, b, 4);
+            fuzz_op_mmio_read(&t, &p, &left);
             break;
-        case OP_MEM_WRITE: {
-            uint32_t at = take(&p, &left, 2), len = take(&p, &left, 1);
-            if (len > left)
-                len = (uint32_t)left;
-            if (at + len > WINDOW_SZ)
-                len = WINDOW_SZ - at;
-            memcpy(mem.map + WINDOW + at, p, len);
-            p += len;
-            left -= len;
+        case OP_MEM_WRITE:
+            fuzz_op_mem_write(&p, &left, mem.map + WINDOW, WINDOW_SZ, 2);
             break;
-        }
         case OP_NOTIFY:
-            virtio_mmio_notify(&t, take(&p, &left, 1) % 3);
+            virtio_mmio_notify(&t, fuzz_take(&p, &left, 1) % 3);
             break;
         case OP_RUN:
-            step(false);
+            fuzz_step(&tick, false);
             break;
         case OP_HANDSHAKE:
-            v = take(&p, &left, 1);
-            handshake(&t, (uint16_t)(1u << (v % 9)), take(&p, &left, 4));
+            v = fuzz_take(&p, &left, 1);
+            handshake(&t, (uint16_t)(1u << (v % 9)), fuzz_take(&p, &left, 4));
             break;
         case OP_HOST_SEND:
             host_send(&p, &left);
-            step(false);
+            fuzz_step(&tick, false);
             break;
         case OP_HOST_DRAIN:
             drain(host_fd);
@@ -216,12 +150,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* Reset, then let every read and write finish before the next input;
      * frames either side left behind are thrown away. */
-    mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
+    fuzz_mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
     for (unsigned i = 0; virtio_net_inflight(net); i++) {
         if (i == 10000)
             abort(); /* the device never let go of its I/O */
         drain(host_fd);
-        step(true);
+        fuzz_step(&tick, true);
     }
     drain(dev_fd);
     drain(host_fd);

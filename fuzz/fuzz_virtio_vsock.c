@@ -80,6 +80,7 @@ enum {
 #ifndef FUZZ_VSOCK_GEN
 
 #include "evloop.h"
+#include "fuzz_common.h"
 #include "guest_mem.h"
 #include "util.h"
 #include "virtio.h"
@@ -113,9 +114,7 @@ static struct guest_mem mem;
 static struct evloop loop;
 static struct virtio_vsock *vs;
 static struct virtio_mmio t;
-static struct ev_handler tick;
-static bool tick_armed;
-static unsigned ticks;        /* ticks fired */
+static struct fuzz_tick tick;
 static unsigned base_pending; /* the device's own accept and wake-up reads */
 static int base_sockets;
 static char uds[64];
@@ -144,14 +143,6 @@ static uint8_t *ram(uint32_t off)
     return mem.map + WINDOW + off;
 }
 
-static uint32_t take(const uint8_t **p, size_t *left, unsigned n)
-{
-    uint32_t v = 0;
-    for (unsigned i = 0; i < n && *left; i++, (*p)++, (*left)--)
-        v |= (uint32_t) * *p << (8 * i);
-    return v;
-}
-
 /* Up to `n` input bytes into dst (no more than `cap`, at most 64 KiB);
  * the rest of cap gets a pattern. */
 static void take_bytes(const uint8_t **p, size_t *left, uint8_t *dst, uint32_t cap, uint32_t n)
@@ -169,37 +160,6 @@ static void take_bytes(const uint8_t **p, size_t *left, uint8_t *dst, uint32_t c
     memcpy(dst + n, pattern + n, cap - n);
     *p += n;
     *left -= n;
-}
-
-static void mmio_write(uint32_t off, uint32_t v)
-{
-    uint8_t b[4];
-    memcpy(b, &v, 4);
-    virtio_mmio_bus_ops.write(&t, off, b, 4);
-}
-
-static void on_tick(struct ev_handler *h, int res, uint32_t flags)
-{
-    (void)h;
-    (void)res;
-    (void)flags;
-    tick_armed = false;
-    ticks++;
-}
-
-/* One loop step; `wait`: block for a completion, a tick at most.
- * Returns how many completions other than the tick it dispatched. */
-static int step(bool wait)
-{
-    unsigned before = ticks;
-    int n;
-
-    if (wait && !tick_armed && evloop_timeout(&loop, &tick, TICK_NS) == 0)
-        tick_armed = true;
-    n = evloop_run_once(&loop, wait);
-    if (n < 0)
-        abort();
-    return n - (int)(ticks - before);
 }
 
 static int count_entries(const char *dir)
@@ -295,13 +255,13 @@ static void init_once(void)
     }
     atexit(remove_paths);
     virtio_mmio_init(&t, &virtio_vsock_ops, vs, &mem, FLINT_VIRTIO_MMIO_BASE, 5, NULL, NULL);
-    tick.fn = on_tick;
+    fuzz_tick_init(&tick, &loop, TICK_NS);
     for (unsigned i = 0; i < NHOST; i++)
         host_fd[i] = -1;
     for (unsigned k = 0; k < NLISTEN; k++)
         listen_fd[k] = -1;
     for (int i = 0; i < 4; i++)
-        step(false);
+        fuzz_step(&tick, false);
     base_pending = loop.pending;
     base_sockets = count_sockets();
 }
@@ -411,7 +371,7 @@ static void guest_poll(void)
  * OP_GUEST_POLL (a guest slow to post them). */
 static void handshake(uint16_t qsize, uint64_t features, uint8_t layout, uint32_t rx_size)
 {
-    mmio_write(VIRTIO_MMIO_STATUS, 0);
+    fuzz_mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
     memset(ram(0), 0, 3 * 0x4000);
     memset(&drv, 0, sizeof(drv));
     drv.qsize = qsize;
@@ -421,24 +381,7 @@ static void handshake(uint16_t qsize, uint64_t features, uint8_t layout, uint32_
     drv.rx_buf = RX_AREA_SZ / rx_chains();
     if (rx_size && rx_size < drv.rx_buf)
         drv.rx_buf = rx_size;
-    mmio_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    mmio_write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    mmio_write(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-    mmio_write(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    mmio_write(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-    mmio_write(VIRTIO_MMIO_STATUS,
-               VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    for (uint32_t q = 0; q < 3; q++) {
-        uint32_t base = (uint32_t)WINDOW + RINGS(q);
-        mmio_write(VIRTIO_MMIO_QUEUE_SEL, q);
-        mmio_write(VIRTIO_MMIO_QUEUE_NUM, qsize);
-        mmio_write(VIRTIO_MMIO_QUEUE_DESC_LOW, base);
-        mmio_write(VIRTIO_MMIO_QUEUE_DRIVER_LOW, base + 0x1000);
-        mmio_write(VIRTIO_MMIO_QUEUE_DEVICE_LOW, base + 0x2000);
-        mmio_write(VIRTIO_MMIO_QUEUE_READY, 1);
-    }
-    mmio_write(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-                                       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+    fuzz_driver_start(&t, 3, qsize, features, (uint32_t)WINDOW);
     drv.rx_deferred = true;
     if (!(layout & 8))
         post_all_rx();
@@ -449,21 +392,21 @@ static void handshake(uint16_t qsize, uint64_t features, uint8_t layout, uint32_
 
 static void op_handshake(const uint8_t **p, size_t *left)
 {
-    uint16_t qsize = (uint16_t)(1u << (take(p, left, 1) % 9));
-    uint32_t f = take(p, left, 1);
+    uint16_t qsize = (uint16_t)(1u << (fuzz_take(p, left, 1) % 9));
+    uint32_t f = fuzz_take(p, left, 1);
     uint64_t features = 1ull << VIRTIO_F_VERSION_1;
 
     if (f & 0x80) {
-        features = take(p, left, 4);
-        features |= (uint64_t)take(p, left, 4) << 32;
+        features = fuzz_take(p, left, 4);
+        features |= (uint64_t)fuzz_take(p, left, 4) << 32;
     } else {
         if (f & 1)
             features |= 1ull << VIRTIO_F_INDIRECT_DESC;
         if (f & 2)
             features |= 1ull << VIRTIO_F_EVENT_IDX;
     }
-    f = take(p, left, 1);
-    handshake(qsize, features, (uint8_t)f, take(p, left, 2));
+    f = fuzz_take(p, left, 1);
+    handshake(qsize, features, (uint8_t)f, fuzz_take(p, left, 2));
 }
 
 /* A TX packet: mode:1 op:1 [op:2] ports [cids:16] [type:2] flags:1 [:3]
@@ -475,7 +418,7 @@ static void tx_packet(const uint8_t **p, size_t *left)
 {
     static const uint32_t allocs[8] = {65536, 0, 4096, 1, 8192, 0xffffffff, 65535, 262144};
     static uint8_t pkt[HDR + 65535 + 127];
-    uint8_t mode = (uint8_t)take(p, left, 1), b;
+    uint8_t mode = (uint8_t)fuzz_take(p, left, 1), b;
     struct virtio_vsock_hdr h = {
         .src_cid = GUEST_CID, .dst_cid = VSOCK_HOST_CID, .type = VIRTIO_VSOCK_TYPE_STREAM};
     uint32_t plen, total, cut = 0, fwd[8];
@@ -483,54 +426,54 @@ static void tx_packet(const uint8_t **p, size_t *left)
     uint64_t gpa;
     uint16_t d;
 
-    b = (uint8_t)take(p, left, 1);
-    h.op = b & 0x80 ? (uint16_t)take(p, left, 2) : b % 8;
+    b = (uint8_t)fuzz_take(p, left, 1);
+    h.op = b & 0x80 ? (uint16_t)fuzz_take(p, left, 2) : b % 8;
     switch (mode & 3) {
     case TX_PORTS_LITERAL:
-        h.src_port = take(p, left, 4);
-        h.dst_port = take(p, left, 4);
+        h.src_port = fuzz_take(p, left, 4);
+        h.dst_port = fuzz_take(p, left, 4);
         break;
     case TX_PORTS_MIRROR: {
-        const struct virtio_vsock_hdr *r = &drv.seen[take(p, left, 1) % 4];
+        const struct virtio_vsock_hdr *r = &drv.seen[fuzz_take(p, left, 1) % 4];
         h.src_port = r->dst_port;
         h.dst_port = r->src_port;
         break;
     }
     case TX_PORTS_LISTEN:
-        h.src_port = 40000 + take(p, left, 1);
-        h.dst_port = LISTEN_PORT0 + take(p, left, 1) % NLISTEN;
+        h.src_port = 40000 + fuzz_take(p, left, 1);
+        h.dst_port = LISTEN_PORT0 + fuzz_take(p, left, 1) % NLISTEN;
         break;
     default:
-        h.src_port = 40000 + take(p, left, 1);
-        h.dst_port = VSOCK_HOST_PORT_FIRST + take(p, left, 1);
+        h.src_port = 40000 + fuzz_take(p, left, 1);
+        h.dst_port = VSOCK_HOST_PORT_FIRST + fuzz_take(p, left, 1);
         break;
     }
     if (mode & TX_CIDS) {
-        h.src_cid = take(p, left, 4) | (uint64_t)take(p, left, 4) << 32;
-        h.dst_cid = take(p, left, 4) | (uint64_t)take(p, left, 4) << 32;
+        h.src_cid = fuzz_take(p, left, 4) | (uint64_t)fuzz_take(p, left, 4) << 32;
+        h.dst_cid = fuzz_take(p, left, 4) | (uint64_t)fuzz_take(p, left, 4) << 32;
     }
     if (mode & TX_TYPE)
-        h.type = (uint16_t)take(p, left, 2);
-    h.flags = take(p, left, 1);
+        h.type = (uint16_t)fuzz_take(p, left, 2);
+    h.flags = fuzz_take(p, left, 1);
     if (mode & TX_WIDE_FLAGS)
-        h.flags |= take(p, left, 3) << 8;
-    b = (uint8_t)take(p, left, 1);
-    h.buf_alloc = b & 0x80 ? take(p, left, 4) : allocs[b & 7];
+        h.flags |= fuzz_take(p, left, 3) << 8;
+    b = (uint8_t)fuzz_take(p, left, 1);
+    h.buf_alloc = b & 0x80 ? fuzz_take(p, left, 4) : allocs[b & 7];
     fwd[0] = drv.fwd, fwd[1] = 0, fwd[2] = drv.fwd - 1, fwd[3] = drv.fwd + 1;
     fwd[4] = 0xffffffff, fwd[5] = 0x80000000, fwd[6] = drv.fwd + 65536, fwd[7] = drv.fwd / 2;
-    b = (uint8_t)take(p, left, 1);
-    h.fwd_cnt = b & 0x80 ? take(p, left, 4) : fwd[b & 7];
-    plen = take(p, left, 2);
+    b = (uint8_t)fuzz_take(p, left, 1);
+    h.fwd_cnt = b & 0x80 ? fuzz_take(p, left, 4) : fwd[b & 7];
+    plen = fuzz_take(p, left, 2);
     h.len = plen;
     if (mode & TX_LIE) {
-        h.len = take(p, left, 4);
-        extra = (int8_t)take(p, left, 1);
+        h.len = fuzz_take(p, left, 4);
+        extra = (int8_t)fuzz_take(p, left, 1);
     }
     total = (int32_t)(HDR + plen) + extra > 0 ? (uint32_t)((int32_t)(HDR + plen) + extra) : 0;
     if (mode & TX_SPLIT)
-        cut = take(p, left, 2) % (total + 1);
+        cut = fuzz_take(p, left, 2) % (total + 1);
     memcpy(pkt, &h, HDR);
-    take_bytes(p, left, pkt + HDR, plen + 127, take(p, left, 1));
+    take_bytes(p, left, pkt + HDR, plen + 127, fuzz_take(p, left, 1));
     if (!drv.qsize)
         return;
 
@@ -591,7 +534,7 @@ static void host_put(int fd, const uint8_t *buf, size_t len)
 static void host_connect(const uint8_t **p, size_t *left)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    uint8_t kind = (uint8_t)take(p, left, 1), buf[600];
+    uint8_t kind = (uint8_t)fuzz_take(p, left, 1), buf[600];
     int slot = host_slot(), fd = -1;
     size_t len = 0;
     uint32_t n;
@@ -609,28 +552,28 @@ static void host_connect(const uint8_t **p, size_t *left)
         return;
     switch (kind % 4) {
     case 0:
-        len = (size_t)snprintf((char *)buf, 64, "CONNECT %u\n", 1000 + take(p, left, 1));
+        len = (size_t)snprintf((char *)buf, 64, "CONNECT %u\n", 1000 + fuzz_take(p, left, 1));
         break;
     case 1:
-        len = (size_t)snprintf((char *)buf, 64, "CONNECT %u\n", take(p, left, 4));
+        len = (size_t)snprintf((char *)buf, 64, "CONNECT %u\n", fuzz_take(p, left, 4));
         break;
     case 2:
         len = (size_t)snprintf((char *)buf, 64, "CONNECT ");
         /* fall through */
     default:
-        n = take(p, left, 1);
+        n = fuzz_take(p, left, 1);
         take_bytes(p, left, buf + len, n, n);
         len += n;
         break;
     }
     if (kind & 4) {
-        n = take(p, left, 1);
+        n = fuzz_take(p, left, 1);
         take_bytes(p, left, buf + len, n, n);
         len += n;
     }
     if (kind & 8) {
         host_put(fd, buf, len / 2);
-        step(false);
+        fuzz_step(&tick, false);
         host_put(fd, buf + len / 2, len - len / 2);
     } else {
         host_put(fd, buf, len);
@@ -640,10 +583,10 @@ static void host_connect(const uint8_t **p, size_t *left)
 static void host_send(const uint8_t **p, size_t *left)
 {
     static uint8_t buf[65535];
-    int fd = host_fd[take(p, left, 1) % NHOST];
-    uint32_t len = take(p, left, 2);
+    int fd = host_fd[fuzz_take(p, left, 1) % NHOST];
+    uint32_t len = fuzz_take(p, left, 2);
 
-    take_bytes(p, left, buf, len, take(p, left, 1));
+    take_bytes(p, left, buf, len, fuzz_take(p, left, 1));
     host_put(fd, buf, len);
 }
 
@@ -651,8 +594,8 @@ static void host_send(const uint8_t **p, size_t *left)
 static void host_recv(const uint8_t **p, size_t *left)
 {
     static uint8_t buf[65536];
-    int fd = host_fd[take(p, left, 1) % NHOST];
-    uint8_t kind = (uint8_t)take(p, left, 1);
+    int fd = host_fd[fuzz_take(p, left, 1) % NHOST];
+    uint8_t kind = (uint8_t)fuzz_take(p, left, 1);
     ssize_t n;
 
     if (fd < 0)
@@ -671,7 +614,7 @@ static void host_recv(const uint8_t **p, size_t *left)
 static void host_shut(const uint8_t **p, size_t *left)
 {
     static const int how[3] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
-    unsigned i = take(p, left, 1) % NHOST, h = take(p, left, 1) % 4;
+    unsigned i = fuzz_take(p, left, 1) % NHOST, h = fuzz_take(p, left, 1) % 4;
 
     if (host_fd[i] < 0)
         return;
@@ -724,7 +667,7 @@ static void host_unlisten(unsigned k)
 
 static bool idle(void)
 {
-    return virtio_vsock_conns(vs) == 0 && loop.pending - (tick_armed ? 1u : 0u) <= base_pending;
+    return virtio_vsock_conns(vs) == 0 && loop.pending - (tick.armed ? 1u : 0u) <= base_pending;
 }
 
 /* Close the host side, reset the device and run the loop until every
@@ -744,10 +687,10 @@ static void quiesce(void)
         }
     for (i = 0; i < NLISTEN; i++)
         host_unlisten(i);
-    mmio_write(VIRTIO_MMIO_STATUS, 0);
+    fuzz_mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
     /* Idle only counts after a step that found nothing: a completion
      * (an accepted client, say) may wait in the ring. */
-    for (i = 0; step(i >= 4) || !idle(); i++) {
+    for (i = 0; fuzz_step(&tick, i >= 4) || !idle(); i++) {
         if (i == QUIESCE) {
             fprintf(stderr, "fuzz-virtio-vsock: %u connections and %u I/O left after a reset\n",
                     virtio_vsock_conns(vs), loop.pending - base_pending);
@@ -755,7 +698,7 @@ static void quiesce(void)
         }
         if (i % 8 == 7 && virtio_vsock_conns(vs)) {
             handshake(64, 1ull << VIRTIO_F_VERSION_1, 0, 0);
-            mmio_write(VIRTIO_MMIO_STATUS, 0);
+            fuzz_mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
         }
     }
     if (trace)
@@ -774,46 +717,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&drv, 0, sizeof(drv));
 
     for (unsigned n = 0; left && n < MAX_OPS; n++) {
-        unsigned op = take(&p, &left, 1) % OP_COUNT;
-        uint8_t b[4];
-        uint32_t off, v;
+        unsigned op = fuzz_take(&p, &left, 1) % OP_COUNT;
 
         if (trace)
             fprintf(stderr, "op %u (%u connections, seen op %u)\n", op, virtio_vsock_conns(vs),
                     drv.seen[0].op);
         switch (op) {
-        case OP_MMIO_WRITE: {
-            static const unsigned widths[4] = {4, 4, 1, 2};
-            uint32_t raw = take(&p, &left, 2);
-            off = raw & 0x1ff;
-            v = take(&p, &left, 4);
-            memcpy(b, &v, 4);
-            virtio_mmio_bus_ops.write(&t, off, b, widths[raw >> 9 & 3]);
+        case OP_MMIO_WRITE:
+            fuzz_op_mmio_write(&t, &p, &left);
             break;
-        }
         case OP_MMIO_READ:
-            off = take(&p, &left, 2) & 0x1ff;
-            virtio_mmio_bus_ops.read(&t, off, b, 4);
+            fuzz_op_mmio_read(&t, &p, &left);
             break;
-        case OP_MEM_WRITE: {
-            uint32_t at = take(&p, &left, 3) % WINDOW_SZ, len = take(&p, &left, 1);
-            if (len > left)
-                len = (uint32_t)left;
-            if (len > WINDOW_SZ - at)
-                len = WINDOW_SZ - at;
-            memcpy(ram(at), p, len);
-            p += len;
-            left -= len;
+        case OP_MEM_WRITE:
+            fuzz_op_mem_write(&p, &left, ram(0), WINDOW_SZ, 3);
             break;
-        }
         case OP_NOTIFY:
-            virtio_mmio_notify(&t, take(&p, &left, 1) % 3);
+            virtio_mmio_notify(&t, fuzz_take(&p, &left, 1) % 3);
             break;
         case OP_RUN:
-            step(false);
+            fuzz_step(&tick, false);
             break;
         case OP_WAIT:
-            step(waits++ < MAX_WAITS);
+            fuzz_step(&tick, waits++ < MAX_WAITS);
             break;
         case OP_HANDSHAKE:
             op_handshake(&p, &left);
@@ -837,22 +763,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             host_shut(&p, &left);
             break;
         case OP_HOST_LISTEN:
-            host_listen(take(&p, &left, 1) % NLISTEN);
+            host_listen(fuzz_take(&p, &left, 1) % NLISTEN);
             break;
         case OP_HOST_ACCEPT:
-            host_accept(take(&p, &left, 1) % NLISTEN);
+            host_accept(fuzz_take(&p, &left, 1) % NLISTEN);
             break;
         case OP_HOST_UNLISTEN:
-            host_unlisten(take(&p, &left, 1) % NLISTEN);
+            host_unlisten(fuzz_take(&p, &left, 1) % NLISTEN);
             break;
         case OP_DEV_RESET:
-            mmio_write(VIRTIO_MMIO_STATUS, 0);
+            fuzz_mmio_write(&t, VIRTIO_MMIO_STATUS, 0);
             break;
         case OP_TRANSPORT_RESET:
             virtio_vsock_transport_reset(vs);
             break;
         case OP_TX_BURST:
-            tx_burst(take(&p, &left, 1) + 1);
+            tx_burst(fuzz_take(&p, &left, 1) + 1);
             break;
         }
     }
