@@ -431,7 +431,7 @@ int vmm_pause(struct vmm *vmm)
     __atomic_store_n(&vmm->pause_requested, 1, __ATOMIC_SEQ_CST);
     /* Kick every 10 ms: a kick that lands while a vCPU is busy in a device
      * is seen at its next KVM_RUN through immediate_exit anyway. */
-    for (unsigned round = 0; round < 200 && !all; round++) {
+    for (unsigned round = 0; round < 200 && !all && !vmm_stopping(vmm); round++) {
         struct timespec deadline;
 
         for (unsigned i = 0; i < vmm->nvcpus; i++)
@@ -451,7 +451,8 @@ int vmm_pause(struct vmm *vmm)
     }
     if (!all) {
         vmm_resume(vmm);
-        return -ETIMEDOUT;
+        /* A VM on its way out has vCPUs that leave rather than wait. */
+        return vmm_stopping(vmm) ? -ESHUTDOWN : -ETIMEDOUT;
     }
     log_info("VM paused");
     return 0;

@@ -139,7 +139,8 @@ int vmm_run(struct vmm *vmm);
 
 /* Hold every vCPU outside KVM_RUN (PATCH /vm Paused). Waits until each
  * started vCPU thread is held; returns 0, or -ETIMEDOUT (nothing changed)
- * when one does not get there within 2 s. Call on the VMM thread. */
+ * when one does not get there within 2 s, -ESHUTDOWN when the VM is
+ * ending. Call on the VMM thread. */
 int vmm_pause(struct vmm *vmm);
 
 /* Let held vCPUs run again (PATCH /vm Resumed). */
