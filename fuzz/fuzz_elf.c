@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ftruncate(image_fd, 0) || pwrite(image_fd, data, size, 0) != (ssize_t)size)
         abort();
 
-    if (elf_load_pvh(&mem, image_fd, &img, err, sizeof(err)) != 0)
+    if (elf_load(&mem, image_fd, &img, err, sizeof(err)) != 0)
         return 0;
     if (img.load_start < FLINT_HIMEM_START || img.load_end > mem.size ||
         img.entry < img.load_start || img.entry >= img.load_end)

@@ -71,6 +71,11 @@ int vcpu_create(struct vcpu *v, struct vmm *vmm, unsigned id, unsigned nvcpus, c
  * EBX = start_info. Returns 0 or -errno. */
 int vcpu_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);
 
+/* Point the boot vCPU at a Linux 64-bit boot protocol entry: long mode,
+ * identity page tables at FLINT_PML4_ADDR, RSI = boot_params (the zero
+ * page), stack at FLINT_BOOT_STACK_ADDR. Returns 0 or -errno. */
+int vcpu_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params);
+
 /* Start the vCPU thread. Returns 0 or -errno. */
 int vcpu_start(struct vcpu *v);
 
@@ -89,6 +94,7 @@ int vcpu_signals_init(void);
 /* Architecture hooks (vcpu_x86_64.c). */
 int vcpu_arch_init(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen);
 int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);
+int vcpu_arch_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params);
 enum vcpu_activity vcpu_arch_activity(struct vcpu *v);
 /* Instruction pointer for messages, or 0 when it cannot be read. */
 uint64_t vcpu_arch_rip(struct vcpu *v);

@@ -33,6 +33,10 @@
 
 #define X86_CR0_PE       0x1ull
 #define X86_CR0_ET       0x10ull
+#define X86_CR0_PG       0x80000000ull
+#define X86_CR4_PAE      0x20ull
+#define X86_EFER_LME     0x100ull
+#define X86_EFER_LMA     0x400ull
 #define X86_RFLAGS_FIXED 0x2ull
 #define X86_RFLAGS_IF    0x200ull
 
@@ -194,11 +198,13 @@ static struct kvm_segment gdt_segment(uint64_t desc, uint16_t selector)
     };
 }
 
-int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
+/* Flat segments from the boot GDT (boot_write_gdt) with code descriptor
+ * `code_desc`, the given control registers, and RIP/RFLAGS. */
+static int set_boot_state(struct vcpu *v, uint64_t code_desc, const struct kvm_sregs *cr,
+                          struct kvm_regs *regs)
 {
     struct kvm_sregs sregs;
-    struct kvm_regs regs;
-    struct kvm_segment code = gdt_segment(BOOT_GDT_CODE32, BOOT_SEL_CODE);
+    struct kvm_segment code = gdt_segment(code_desc, BOOT_SEL_CODE);
     struct kvm_segment data = gdt_segment(BOOT_GDT_DATA32, BOOT_SEL_DATA);
     struct kvm_segment tss = gdt_segment(BOOT_GDT_TSS, BOOT_SEL_TSS);
 
@@ -213,21 +219,42 @@ int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
     sregs.gdt.limit = 4 * 8 - 1;
     sregs.idt.base = FLINT_IDT_ADDR;
     sregs.idt.limit = 7;
-    /* PVH: protected mode, paging off (Xen docs/misc/pvh.pandoc). */
-    sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
-    sregs.cr3 = 0;
-    sregs.cr4 = 0;
-    sregs.efer = 0;
+    sregs.cr0 = cr->cr0;
+    sregs.cr3 = cr->cr3;
+    sregs.cr4 = cr->cr4;
+    sregs.efer = cr->efer;
     if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
         return -errno;
-
-    memset(&regs, 0, sizeof(regs));
-    regs.rflags = X86_RFLAGS_FIXED;
-    regs.rip = entry;
-    regs.rbx = start_info;
-    if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+    regs->rflags = X86_RFLAGS_FIXED;
+    if (ioctl(v->fd, KVM_SET_REGS, regs) < 0)
         return -errno;
     return 0;
+}
+
+int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
+{
+    /* PVH: protected mode, paging off (Xen docs/misc/pvh.pandoc). */
+    const struct kvm_sregs cr = {.cr0 = X86_CR0_PE | X86_CR0_ET};
+    struct kvm_regs regs = {.rip = entry, .rbx = start_info};
+
+    return set_boot_state(v, BOOT_GDT_CODE32, &cr, &regs);
+}
+
+int vcpu_arch_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params)
+{
+    /* Linux boot.rst "64-bit Boot Protocol": long mode with paging, an
+     * identity map covering the kernel, zero page and command line, a
+     * 64-bit code segment and flat data segments, RSI = zero page. */
+    const struct kvm_sregs cr = {.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG,
+                                 .cr3 = FLINT_PML4_ADDR,
+                                 .cr4 = X86_CR4_PAE,
+                                 .efer = X86_EFER_LME | X86_EFER_LMA};
+    struct kvm_regs regs = {.rip = entry,
+                            .rsi = boot_params,
+                            .rsp = FLINT_BOOT_STACK_ADDR,
+                            .rbp = FLINT_BOOT_STACK_ADDR};
+
+    return set_boot_state(v, BOOT_GDT_CODE64, &cr, &regs);
 }
 
 enum vcpu_activity vcpu_arch_activity(struct vcpu *v)

@@ -54,13 +54,12 @@ static int open_input(const char *what, const char *path, int *fd)
 /* RAM, kernel, initrd and boot information: everything the guest sees at
  * its first instruction. Needs no KVM, so a bad image fails before any VM
  * exists. */
-static int load_guest(struct vmm *vmm, gpa_t *entry)
+static int load_guest(struct vmm *vmm, struct kernel_image *img)
 {
     struct vm_config *cfg = vmm->cfg;
-    struct kernel_image img;
     struct initrd_placement initrd;
     char cmdline[FLINT_CMDLINE_MAX];
-    struct pvh_boot boot = {.cmdline = cmdline};
+    struct boot_args boot = {.cmdline = cmdline, .ncpus = cfg->vcpus};
     char err[LOADER_ERR_LEN];
     int fd, rc;
 
@@ -76,7 +75,7 @@ static int load_guest(struct vmm *vmm, gpa_t *entry)
                           (unsigned long long)cfg->mem_mib, strerror(-rc));
     if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
         return rc;
-    rc = elf_load_pvh(&vmm->mem, fd, &img, err, sizeof(err));
+    rc = kernel_load(&vmm->mem, fd, img, err, sizeof(err));
     close(fd);
     if (rc)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "kernel %s: %s", cfg->kernel_path, err);
@@ -84,18 +83,17 @@ static int load_guest(struct vmm *vmm, gpa_t *entry)
     if (cfg->initrd_path) {
         if ((rc = open_input("initrd", cfg->initrd_path, &fd)))
             return rc;
-        rc = initrd_load(&vmm->mem, fd, &img, &initrd, err, sizeof(err));
+        rc = initrd_load(&vmm->mem, fd, img, &initrd, err, sizeof(err));
         close(fd);
         if (rc)
             return setup_fail(FLINT_EXIT_BAD_CONFIG, "initrd %s: %s", cfg->initrd_path, err);
         boot.initrd = &initrd;
     }
-    if (pvh_write_boot_info(&vmm->mem, &boot, err, sizeof(err)) || boot_write_gdt(&vmm->mem))
+    if (boot_write_info(&vmm->mem, img, &boot, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "boot information: %s", err);
-    *entry = img.entry;
-    log_debug("kernel %s: entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
-              (unsigned long long)img.entry, (unsigned long long)img.load_start,
-              (unsigned long long)img.load_end);
+    log_debug("kernel %s: %s entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
+              img->protocol == BOOT_PVH ? "PVH" : "Linux 64-bit", (unsigned long long)img->entry,
+              (unsigned long long)img->load_start, (unsigned long long)img->load_end);
     return 0;
 }
 
@@ -161,7 +159,7 @@ static int build_seccomp(struct vmm *vmm)
     return 0;
 }
 
-static int setup_kvm(struct vmm *vmm, gpa_t entry)
+static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
 {
     char err[256];
     int rc;
@@ -181,16 +179,18 @@ static int setup_kvm(struct vmm *vmm, gpa_t entry)
     }
     /* Only the boot CPU gets the entry state; the others wait for INIT/SIPI
      * in KVM (KVM_MP_STATE_UNINITIALIZED), as on hardware. */
-    rc = vcpu_set_pvh_entry(&vmm->vcpus[0], entry, FLINT_PVH_INFO_ADDR);
+    if (img->protocol == BOOT_LINUX64)
+        rc = vcpu_set_linux64_entry(&vmm->vcpus[0], img->entry, FLINT_ZERO_PAGE_ADDR);
+    else
+        rc = vcpu_set_pvh_entry(&vmm->vcpus[0], img->entry, FLINT_PVH_INFO_ADDR);
     if (rc)
-        return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the PVH entry state: %s",
-                          strerror(-rc));
+        return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the entry state: %s", strerror(-rc));
     return 0;
 }
 
 int vmm_create(struct vmm *vmm, struct vm_config *cfg)
 {
-    gpa_t entry;
+    struct kernel_image img;
     int rc;
 
     memset(vmm, 0, sizeof(*vmm));
@@ -207,13 +207,13 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg)
     vmm->exit_efd = eventfd(0, EFD_CLOEXEC);
     if (vmm->exit_efd < 0)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
-    if ((rc = load_guest(vmm, &entry)))
+    if ((rc = load_guest(vmm, &img)))
         return rc;
     if ((rc = vmm_create_devices(vmm)))
         return rc;
     if ((rc = setup_devices(vmm)))
         return rc;
-    if ((rc = setup_kvm(vmm, entry)))
+    if ((rc = setup_kvm(vmm, &img)))
         return rc;
     if ((rc = vmm_attach_virtio(vmm)))
         return rc;
