@@ -91,6 +91,17 @@ void vcpu_destroy(struct vcpu *v);
 /* Install the kick signal handler; once per process before vcpu_start. */
 int vcpu_signals_init(void);
 
+/* Entries cpuid_for_vcpu may add to KVM's supported set. */
+#define CPUID_EXTRA_ENTRIES 6
+
+/* The CPUID of vCPU `id` of `ncpus` (cpuid_x86_64.c): KVM's supported set
+ * `base` with the APIC ID and a topology of one package of ncpus cores, one
+ * thread each, in leaves 1, 4, 0xB, 0x1F and AMD's 0x8000_0001/8/1D/1E.
+ * `out` has room for max_entries entries (base->nent + CPUID_EXTRA_ENTRIES
+ * is always enough). Returns 0, or -1 when they would not fit. */
+int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsigned max_entries,
+                   unsigned id, unsigned ncpus);
+
 /* Architecture hooks (vcpu_x86_64.c). */
 int vcpu_arch_init(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen);
 int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);

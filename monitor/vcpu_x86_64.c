@@ -46,9 +46,6 @@
 #define APIC_MODE_NMI    0x4
 #define APIC_MODE_EXTINT 0x7
 
-#define CPUID_HYPERVISOR_BIT (1u << 31)
-#define CPUID_HTT_BIT        (1u << 28)
-
 static int arch_fail(char *err, size_t errlen, unsigned id, const char *what)
 {
     int rc = -errno;
@@ -56,44 +53,22 @@ static int arch_fail(char *err, size_t errlen, unsigned id, const char *what)
     return rc ? rc : -EIO;
 }
 
-/* Give each vCPU its own APIC ID in every leaf that reports one. */
-static void cpuid_fixup(struct kvm_cpuid2 *cpuid, unsigned id, unsigned nvcpus)
-{
-    for (unsigned i = 0; i < cpuid->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-        switch (e->function) {
-        case 0x1:
-            e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((nvcpus & 0xffu) << 16);
-            e->ecx |= CPUID_HYPERVISOR_BIT;
-            if (nvcpus > 1)
-                e->edx |= CPUID_HTT_BIT;
-            break;
-        case 0xb:
-        case 0x1f:
-            e->edx = id; /* x2APIC ID */
-            break;
-        case 0x8000001e:
-            e->eax = id; /* AMD extended APIC ID */
-            break;
-        default:
-            break;
-        }
-    }
-}
-
 static int setup_cpuid(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen)
 {
     const struct kvm_cpuid2 *base = v->vmm->kvm.cpuid;
-    size_t bytes = sizeof(*base) + base->nent * sizeof(base->entries[0]);
-    struct kvm_cpuid2 *cpuid = malloc(bytes);
+    unsigned max = base->nent + CPUID_EXTRA_ENTRIES;
+    struct kvm_cpuid2 *cpuid = malloc(sizeof(*base) + max * sizeof(base->entries[0]));
     int rc = 0;
 
     if (!cpuid) {
         snprintf(err, errlen, "vcpu%u: out of memory for CPUID", v->id);
         return -ENOMEM;
     }
-    memcpy(cpuid, base, bytes);
-    cpuid_fixup(cpuid, v->id, nvcpus);
+    if (cpuid_for_vcpu(base, cpuid, max, v->id, nvcpus)) {
+        snprintf(err, errlen, "vcpu%u: too many CPUID entries", v->id);
+        free(cpuid);
+        return -E2BIG;
+    }
     if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0)
         rc = arch_fail(err, errlen, v->id, "KVM_SET_CPUID2");
     free(cpuid);
