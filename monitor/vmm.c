@@ -51,6 +51,15 @@ static int open_input(const char *what, const char *path, int *fd)
     return 0;
 }
 
+/* Tell the guest's init where to mark its boot (tools/initramfs/init). */
+static int append_boot_timer(char *cmdline, size_t len)
+{
+    size_t n = strlen(cmdline);
+    int k = snprintf(cmdline + n, len - n, " flint.boot_timer=0x%llx",
+                     (unsigned long long)FLINT_BOOT_TIMER_ADDR);
+    return k < 0 || (size_t)k >= len - n ? -E2BIG : 0;
+}
+
 /* RAM, kernel, initrd and boot information: everything the guest sees at
  * its first instruction. Needs no KVM, so a bad image fails before any VM
  * exists. */
@@ -63,7 +72,8 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
     char err[LOADER_ERR_LEN];
     int fd, rc;
 
-    if (vmm_build_cmdline(cfg, cmdline, sizeof(cmdline)))
+    if (vmm_build_cmdline(cfg, cmdline, sizeof(cmdline)) ||
+        (cfg->boot_timer && append_boot_timer(cmdline, sizeof(cmdline))))
         return setup_fail(FLINT_EXIT_BAD_CONFIG,
                           "cmdline: with the device entries it exceeds %d bytes",
                           FLINT_CMDLINE_MAX - 1);
@@ -123,6 +133,11 @@ static int setup_devices(struct vmm *vmm)
     vmm->pvexit = (struct pvexit){.on_exit = device_exit, .exit_opaque = vmm};
 
     rc = bus_register(&vmm->pio, FLINT_PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, &vmm->serial);
+    if (!rc && vmm->cfg->boot_timer) {
+        boot_timer_init(&vmm->boot_timer, process_start, 0);
+        rc = bus_register(&vmm->mmio, FLINT_BOOT_TIMER_ADDR, BOOT_TIMER_MMIO_SIZE, &boot_timer_ops,
+                          &vmm->boot_timer);
+    }
     if (!rc)
         rc = i8042_register(&vmm->i8042, &vmm->pio);
     if (!rc)
