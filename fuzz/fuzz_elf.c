@@ -1,5 +1,6 @@
 /*
- * libFuzzer target: the PVH ELF loader and initrd placement.
+ * libFuzzer target: the kernel loaders (ELF, PVH or Linux 64-bit, and
+ * bzImage), initrd placement and the boot information written for them.
  *
  * The input is a kernel image. Whatever it contains, the loader must not
  * crash, must not touch memory outside guest RAM (ASan watches), and when it
@@ -11,6 +12,7 @@
 
 #include <flint-abi.h>
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -35,14 +37,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ftruncate(image_fd, 0) || pwrite(image_fd, data, size, 0) != (ssize_t)size)
         abort();
 
-    if (elf_load_pvh(&mem, image_fd, &img, err, sizeof(err)) != 0)
+    if (kernel_load(&mem, image_fd, &img, err, sizeof(err)) != 0)
         return 0;
     if (img.load_start < FLINT_HIMEM_START || img.load_end > mem.size ||
         img.entry < img.load_start || img.entry >= img.load_end)
         abort();
     /* The image doubles as an initrd: it must land above the kernel. */
     if (initrd_load(&mem, image_fd, &img, &rd, err, sizeof(err)) == 0 &&
-        (rd.addr < img.load_end || rd.addr + rd.size > guest_mem_low_end(&mem)))
+        (rd.addr < img.load_end || rd.addr + rd.size > guest_mem_low_end(&mem) ||
+         rd.addr + rd.size > img.initrd_end_max))
+        abort();
+    struct boot_args args = {.cmdline = "console=ttyS0", .ncpus = 1 + size % 32};
+    if (img.cmdline_max >= FLINT_CMDLINE_MAX ||
+        boot_write_info(&mem, &img, &args, err, sizeof(err)) == -EFAULT)
         abort();
     return 0;
 }

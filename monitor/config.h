@@ -16,7 +16,13 @@
 #define CONFIG_MIN_MEM_MIB     2
 #define CONFIG_MAX_MEM_MIB     (1024ull * 1024) /* 1 TiB */
 #define CONFIG_MAX_VCPUS       32
-#define CONFIG_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=1"
+/* Firecracker's defaults for Linux guests, with the serial console on:
+ * reboot=k resets through the i8042 (flint then exits 0), panic=1 reboots
+ * a second after a panic, pci=off skips probing a bus flint does not have,
+ * and the i8042 options keep Linux's driver from probing what flint's
+ * i8042 leaves out. */
+#define CONFIG_DEFAULT_CMDLINE                                                                     \
+    "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 #define CONFIG_MAX_DRIVES 16
 #define CONFIG_MAX_NETS   8
@@ -62,6 +68,7 @@ struct vm_config {
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
+    bool boot_timer; /* the boot-timer device at FLINT_BOOT_TIMER_ADDR (boot_timer.h) */
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

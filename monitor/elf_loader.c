@@ -1,6 +1,7 @@
 /*
- * elf_loader.c - ELF64 PVH kernel loader (ELF-64 Object File Format 1.5;
- * Xen PVH boot ABI, docs/misc/pvh.pandoc in Xen).
+ * elf_loader.c - ELF64 kernel loader (ELF-64 Object File Format 1.5): PVH
+ * kernels (Xen PVH boot ABI, docs/misc/pvh.pandoc in Xen) and Linux
+ * vmlinux images without the PVH note (Linux 64-bit boot protocol).
  */
 #define _GNU_SOURCE
 #include "loader.h"
@@ -19,60 +20,28 @@
 /* Notes are a few hundred bytes; refuse to read megabytes for them. */
 #define NOTE_MAX_BYTES (64 * 1024)
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-/* pread the whole range or fail: a short file is a truncated image. */
-static int read_exact(int fd, void *buf, size_t len, uint64_t off)
-{
-    uint8_t *p = buf;
-
-    while (len) {
-        ssize_t n = pread(fd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 static int check_ehdr(const Elf64_Ehdr *eh, uint64_t fsize, char *err, size_t errlen)
 {
     uint64_t ph_bytes, ph_end;
 
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
-        return fail(err, errlen, -ENOEXEC, "not an ELF image (bad magic)");
+        return loader_fail(err, errlen, -ENOEXEC, "not an ELF image (bad magic)");
     if (eh->e_ident[EI_CLASS] != ELFCLASS64)
-        return fail(err, errlen, -ENOEXEC, "not a 64-bit ELF image");
+        return loader_fail(err, errlen, -ENOEXEC, "not a 64-bit ELF image");
     if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
-        return fail(err, errlen, -ENOEXEC, "not a little-endian ELF image");
+        return loader_fail(err, errlen, -ENOEXEC, "not a little-endian ELF image");
     if (eh->e_machine != EM_X86_64)
-        return fail(err, errlen, -ENOEXEC, "ELF machine %u is not x86_64", eh->e_machine);
+        return loader_fail(err, errlen, -ENOEXEC, "ELF machine %u is not x86_64", eh->e_machine);
     if (eh->e_type != ET_EXEC)
-        return fail(err, errlen, -ENOEXEC, "ELF type %u is not an executable", eh->e_type);
+        return loader_fail(err, errlen, -ENOEXEC, "ELF type %u is not an executable", eh->e_type);
     if (eh->e_phentsize != sizeof(Elf64_Phdr))
-        return fail(err, errlen, -ENOEXEC, "bad program header size %u", eh->e_phentsize);
+        return loader_fail(err, errlen, -ENOEXEC, "bad program header size %u", eh->e_phentsize);
     if (eh->e_phnum == 0 || eh->e_phnum > ELF_MAX_PHDRS)
-        return fail(err, errlen, -ENOEXEC, "%u program headers (expected 1 to %d)", eh->e_phnum,
-                    ELF_MAX_PHDRS);
+        return loader_fail(err, errlen, -ENOEXEC, "%u program headers (expected 1 to %d)",
+                           eh->e_phnum, ELF_MAX_PHDRS);
     ph_bytes = (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr);
     if (!add_ok_u64(eh->e_phoff, ph_bytes, &ph_end) || ph_end > fsize)
-        return fail(err, errlen, -ENOEXEC, "program headers lie beyond the end of the file");
+        return loader_fail(err, errlen, -ENOEXEC, "program headers lie beyond the end of the file");
     return 0;
 }
 
@@ -85,12 +54,12 @@ static int find_pvh_note(int fd, const Elf64_Phdr *ph, uint64_t fsize, uint64_t 
     int rc;
 
     if (!add_ok_u64(ph->p_offset, len, &end) || end > fsize)
-        return fail(err, errlen, -ENOEXEC, "note segment lies beyond the end of the file");
+        return loader_fail(err, errlen, -ENOEXEC, "note segment lies beyond the end of the file");
     if (len > sizeof(buf))
         len = sizeof(buf);
-    rc = read_exact(fd, buf, len, ph->p_offset);
+    rc = loader_read(fd, buf, len, ph->p_offset);
     if (rc)
-        return fail(err, errlen, rc, "cannot read note segment: %s", strerror(-rc));
+        return loader_fail(err, errlen, rc, "cannot read note segment: %s", strerror(-rc));
 
     while (len - pos >= sizeof(Elf64_Nhdr)) {
         Elf64_Nhdr nh;
@@ -101,7 +70,7 @@ static int find_pvh_note(int fd, const Elf64_Phdr *ph, uint64_t fsize, uint64_t 
         name_len = ALIGN_UP((uint64_t)nh.n_namesz, 4);
         desc_len = ALIGN_UP((uint64_t)nh.n_descsz, 4);
         if (name_len > len - pos || desc_len > len - pos - name_len)
-            return fail(err, errlen, -ENOEXEC, "truncated ELF note");
+            return loader_fail(err, errlen, -ENOEXEC, "truncated ELF note");
         if (nh.n_namesz == 4 && memcmp(buf + pos, "Xen", 4) == 0 &&
             nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY) {
             const uint8_t *desc = buf + pos + name_len;
@@ -113,11 +82,11 @@ static int find_pvh_note(int fd, const Elf64_Phdr *ph, uint64_t fsize, uint64_t 
             } else if (nh.n_descsz == 8) {
                 memcpy(entry, desc, 8);
                 if (*entry > UINT32_MAX)
-                    return fail(err, errlen, -ENOEXEC, "PVH entry 0x%llx is above 4 GiB",
-                                (unsigned long long)*entry);
+                    return loader_fail(err, errlen, -ENOEXEC, "PVH entry 0x%llx is above 4 GiB",
+                                       (unsigned long long)*entry);
             } else {
-                return fail(err, errlen, -ENOEXEC, "PVH entry note has %u bytes (expected 4 or 8)",
-                            nh.n_descsz);
+                return loader_fail(err, errlen, -ENOEXEC,
+                                   "PVH entry note has %u bytes (expected 4 or 8)", nh.n_descsz);
             }
             return 1;
         }
@@ -133,31 +102,32 @@ static int check_load(const struct guest_mem *mem, const Elf64_Phdr *phs, unsign
     uint64_t file_end, mem_end;
 
     if (ph->p_filesz > ph->p_memsz)
-        return fail(err, errlen, -ENOEXEC, "segment %u has more file bytes than memory bytes", idx);
+        return loader_fail(err, errlen, -ENOEXEC,
+                           "segment %u has more file bytes than memory bytes", idx);
     if (!add_ok_u64(ph->p_offset, ph->p_filesz, &file_end) || file_end > fsize)
-        return fail(err, errlen, -ENOEXEC,
-                    "segment %u lies beyond the end of the file (truncated image?)", idx);
+        return loader_fail(err, errlen, -ENOEXEC,
+                           "segment %u lies beyond the end of the file (truncated image?)", idx);
     if (!add_ok_u64(ph->p_paddr, ph->p_memsz, &mem_end))
-        return fail(err, errlen, -ENOEXEC, "segment %u wraps around the address space", idx);
+        return loader_fail(err, errlen, -ENOEXEC, "segment %u wraps around the address space", idx);
     if (ph->p_paddr < FLINT_HIMEM_START)
-        return fail(err, errlen, -ENOEXEC,
-                    "segment %u at 0x%llx overlaps the boot area below 1 MiB", idx,
-                    (unsigned long long)ph->p_paddr);
+        return loader_fail(err, errlen, -ENOEXEC,
+                           "segment %u at 0x%llx overlaps the boot area below 1 MiB", idx,
+                           (unsigned long long)ph->p_paddr);
     if (!guest_mem_slice(mem, ph->p_paddr, ph->p_memsz))
-        return fail(err, errlen, -ENOMEM,
-                    "segment %u [0x%llx, 0x%llx) does not fit in guest RAM (%llu MiB)", idx,
-                    (unsigned long long)ph->p_paddr, (unsigned long long)mem_end,
-                    (unsigned long long)(mem->size / MIB));
+        return loader_fail(err, errlen, -ENOMEM,
+                           "segment %u [0x%llx, 0x%llx) does not fit in guest RAM (%llu MiB)", idx,
+                           (unsigned long long)ph->p_paddr, (unsigned long long)mem_end,
+                           (unsigned long long)(mem->size / MIB));
     for (unsigned j = 0; j < idx; j++) {
         if (phs[j].p_type == PT_LOAD &&
             ranges_overlap(phs[j].p_paddr, phs[j].p_memsz, ph->p_paddr, ph->p_memsz))
-            return fail(err, errlen, -ENOEXEC, "segments %u and %u overlap", j, idx);
+            return loader_fail(err, errlen, -ENOEXEC, "segments %u and %u overlap", j, idx);
     }
     return 0;
 }
 
-int elf_load_pvh(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
-                 size_t errlen)
+int elf_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
+             size_t errlen)
 {
     Elf64_Ehdr eh;
     Elf64_Phdr phs[ELF_MAX_PHDRS];
@@ -168,22 +138,23 @@ int elf_load_pvh(const struct guest_mem *mem, int fd, struct kernel_image *img, 
     int rc;
 
     if (fstat(fd, &st) < 0)
-        return fail(err, errlen, -errno, "cannot stat: %s", strerror(errno));
+        return loader_fail(err, errlen, -errno, "cannot stat: %s", strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL, "not a regular file");
+        return loader_fail(err, errlen, -EINVAL, "not a regular file");
     if ((uint64_t)st.st_size < sizeof(eh))
-        return fail(err, errlen, -ENOEXEC, "too small to be an ELF image (%lld bytes)",
-                    (long long)st.st_size);
-    rc = read_exact(fd, &eh, sizeof(eh), 0);
+        return loader_fail(err, errlen, -ENOEXEC, "too small to be an ELF image (%lld bytes)",
+                           (long long)st.st_size);
+    rc = loader_read(fd, &eh, sizeof(eh), 0);
     if (rc)
-        return fail(err, errlen, rc, "cannot read ELF header: %s", strerror(-rc));
+        return loader_fail(err, errlen, rc, "cannot read ELF header: %s", strerror(-rc));
     rc = check_ehdr(&eh, (uint64_t)st.st_size, err, errlen);
     if (rc)
         return rc;
-    rc = read_exact(fd, phs, eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff);
+    rc = loader_read(fd, phs, eh.e_phnum * sizeof(Elf64_Phdr), eh.e_phoff);
     if (rc)
-        return fail(err, errlen, rc, "cannot read program headers: %s", strerror(-rc));
+        return loader_fail(err, errlen, rc, "cannot read program headers: %s", strerror(-rc));
 
+    memset(img, 0, sizeof(*img));
     /* Pass 1: validate everything; nothing is written to guest memory. */
     img->load_start = UINT64_MAX;
     img->load_end = 0;
@@ -206,19 +177,20 @@ int elf_load_pvh(const struct guest_mem *mem, int fd, struct kernel_image *img, 
         }
     }
     if (!nload)
-        return fail(err, errlen, -ENOEXEC, "no loadable segments");
+        return loader_fail(err, errlen, -ENOEXEC, "no loadable segments");
+    /* Without the note, a vmlinux starts at startup_64 through the Linux
+     * 64-bit boot protocol; its e_entry is that physical address. */
     if (!have_entry)
-        return fail(err, errlen, -ENOEXEC,
-                    "no PVH entry note (Xen ELF note %d); flint boots PVH ELF kernels",
-                    XEN_ELFNOTE_PHYS32_ENTRY);
+        entry = eh.e_entry;
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         const Elf64_Phdr *ph = &phs[i];
         if (ph->p_type == PT_LOAD && entry >= ph->p_paddr && entry - ph->p_paddr < ph->p_memsz)
             entry_inside = true;
     }
     if (!entry_inside)
-        return fail(err, errlen, -ENOEXEC, "PVH entry 0x%llx is outside every loaded segment",
-                    (unsigned long long)entry);
+        return loader_fail(err, errlen, -ENOEXEC, "%s 0x%llx is outside every loaded segment",
+                           have_entry ? "PVH entry" : "entry point (no PVH note: e_entry)",
+                           (unsigned long long)entry);
 
     /* Pass 2: copy. The image was validated, so only I/O errors remain. */
     for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -227,43 +199,15 @@ int elf_load_pvh(const struct guest_mem *mem, int fd, struct kernel_image *img, 
         if (ph->p_type != PT_LOAD || !ph->p_memsz)
             continue;
         dst = guest_mem_slice(mem, ph->p_paddr, ph->p_memsz);
-        rc = read_exact(fd, dst, ph->p_filesz, ph->p_offset);
+        rc = loader_read(fd, dst, ph->p_filesz, ph->p_offset);
         if (rc)
-            return fail(err, errlen, rc, "cannot read segment %u: %s", i, strerror(-rc));
+            return loader_fail(err, errlen, rc, "cannot read segment %u: %s", i, strerror(-rc));
         memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
     }
     img->entry = entry;
-    return 0;
-}
-
-int initrd_load(const struct guest_mem *mem, int fd, const struct kernel_image *img,
-                struct initrd_placement *out, char *err, size_t errlen)
-{
-    struct stat st;
-    uint64_t size, top = guest_mem_low_end(mem), addr;
-    int rc;
-
-    if (fstat(fd, &st) < 0)
-        return fail(err, errlen, -errno, "cannot stat: %s", strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return fail(err, errlen, -EINVAL, "not a regular file");
-    size = (uint64_t)st.st_size;
-    if (size == 0)
-        return fail(err, errlen, -EINVAL, "initrd is empty");
-    if (size > top)
-        return fail(err, errlen, -ENOMEM, "initrd (%llu bytes) is larger than low guest RAM",
-                    (unsigned long long)size);
-    addr = ALIGN_DOWN(top - size, 4096);
-    if (addr < img->load_end || addr < FLINT_HIMEM_START)
-        return fail(err, errlen, -ENOMEM,
-                    "initrd (%llu bytes) does not fit between the kernel (ends at 0x%llx) and "
-                    "the top of low RAM (0x%llx)",
-                    (unsigned long long)size, (unsigned long long)img->load_end,
-                    (unsigned long long)top);
-    rc = read_exact(fd, guest_mem_slice(mem, addr, size), size, 0);
-    if (rc)
-        return fail(err, errlen, rc, "cannot read initrd: %s", strerror(-rc));
-    out->addr = addr;
-    out->size = size;
+    img->protocol = have_entry ? BOOT_PVH : BOOT_LINUX64;
+    img->initrd_end_max = FLINT_MMIO_GAP_START;
+    img->cmdline_max = FLINT_CMDLINE_MAX - 1;
+    img->has_setup_header = false;
     return 0;
 }

@@ -10,24 +10,54 @@
 #define FLINT_LOADER_H
 
 #include "guest_mem.h"
+#include "x86_boot.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define LOADER_ERR_LEN 256
 #define ELF_MAX_PHDRS  64
 
-struct kernel_image {
-    gpa_t entry;      /* 32-bit PVH entry point */
-    gpa_t load_start; /* lowest guest address the kernel occupies */
-    gpa_t load_end;   /* exclusive end of the highest segment */
+enum boot_protocol {
+    BOOT_PVH,     /* 32-bit entry, paging off, EBX = hvm_start_info */
+    BOOT_LINUX64, /* Linux 64-bit boot protocol: long mode, RSI = zero page */
 };
 
-/* Validate the ELF64 x86_64 image in `fd` and, if it is a PVH kernel (Xen
- * ELF note XEN_ELFNOTE_PHYS32_ENTRY), load its PT_LOAD segments at their
- * physical addresses. Segments must lie in RAM at or above 1 MiB, must not
- * overlap, and the entry must lie inside one of them. Returns 0 or -errno. */
-int elf_load_pvh(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
+struct kernel_image {
+    enum boot_protocol protocol;
+    gpa_t entry;          /* PVH: 32-bit entry; Linux: 64-bit entry */
+    gpa_t load_start;     /* lowest guest address the kernel occupies */
+    gpa_t load_end;       /* exclusive end of what it needs before it manages memory itself
+                           * (a bzImage: the decompression buffer of init_size bytes) */
+    gpa_t initrd_end_max; /* an initrd must end at or below this (exclusive) */
+    uint32_t cmdline_max; /* longest command line the kernel accepts, NUL excluded */
+    bool has_setup_header;
+    struct linux_setup_header hdr; /* bzImage: its setup header, for the zero page */
+};
+
+/* Load a kernel of any supported format: an ELF vmlinux (elf_load) or a
+ * bzImage (bzimage_load), told apart by their magic numbers. Returns 0 or
+ * -errno with one line in err. */
+int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
+                size_t errlen);
+
+/* Validate the ELF64 x86_64 image in `fd` and load its PT_LOAD segments at
+ * their physical addresses. With a Xen ELF note XEN_ELFNOTE_PHYS32_ENTRY
+ * the kernel boots through that PVH entry; without one, through the Linux
+ * 64-bit boot protocol at e_entry (a vmlinux's is physical). Segments must
+ * lie in RAM at or above 1 MiB, must not overlap, and the entry must lie
+ * inside one of them. Returns 0 or -errno. */
+int elf_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
+             size_t errlen);
+
+/* Validate a bzImage (boot protocol 2.12 or later, XLF_KERNEL_64) and load
+ * its protected-mode part at 1 MiB. The image is refused unless every
+ * header field flint relies on is sane, the file holds the syssize bytes
+ * its header promises, and RAM below the MMIO gap holds the decompression
+ * buffer (init_size bytes from the address the kernel will run at).
+ * Returns 0 or -errno. */
+int bzimage_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
                  size_t errlen);
 
 struct initrd_placement {
@@ -35,8 +65,9 @@ struct initrd_placement {
     uint64_t size;
 };
 
-/* Load the initrd in `fd` page-aligned at the top of low RAM, above the
- * kernel. Returns 0 or -errno (too big, empty, overlapping the kernel). */
+/* Load the initrd in `fd` page-aligned at the top of low RAM (or below the
+ * kernel's initrd_end_max), above the kernel. Returns 0 or -errno (too big,
+ * empty, overlapping the kernel). */
 int initrd_load(const struct guest_mem *mem, int fd, const struct kernel_image *img,
                 struct initrd_placement *out, char *err, size_t errlen);
 
@@ -54,23 +85,51 @@ struct memmap_entry {
  * Returns the number of entries written (at most `max`). */
 unsigned memmap_build(const struct guest_mem *mem, struct memmap_entry *out, unsigned max);
 
-struct pvh_boot {
+struct boot_args {
     const char *cmdline;                   /* NUL-terminated, < FLINT_CMDLINE_MAX bytes */
     const struct initrd_placement *initrd; /* or NULL */
+    unsigned ncpus;                        /* vCPUs, APIC IDs 0 .. ncpus - 1 */
 };
+
+/* Write everything the kernel reads at its entry, for img's protocol: the
+ * command line, hvm_start_info or the zero page, the GDT, for Linux the
+ * identity page tables, and the MP table. Returns 0 or -errno with one line
+ * in err (command line too long for the kernel, too many CPUs). */
+int boot_write_info(const struct guest_mem *mem, const struct kernel_image *img,
+                    const struct boot_args *args, char *err, size_t errlen);
 
 /* Write the command line, memory map, module list and hvm_start_info at the
  * addresses of flint-abi.h. Returns 0 or -errno (command line too long). */
-int pvh_write_boot_info(const struct guest_mem *mem, const struct pvh_boot *boot, char *err,
+int pvh_write_boot_info(const struct guest_mem *mem, const struct boot_args *args, char *err,
                         size_t errlen);
 
-/* Write the boot GDT (null, 32-bit code 0x08, 32-bit data 0x10, TSS 0x18) at
- * FLINT_GDT_ADDR and an empty IDT at FLINT_IDT_ADDR. Returns 0 or -EFAULT. */
-int boot_write_gdt(const struct guest_mem *mem);
+/* Write the command line and the zero page (at FLINT_ZERO_PAGE_ADDR): the
+ * image's setup header (or, for an ELF vmlinux, a minimal one), loader type
+ * 0xff, command line pointer, initrd and e820 map. Returns 0 or -errno
+ * (command line longer than the kernel's cmdline_size). */
+int linux_write_boot_params(const struct guest_mem *mem, const struct kernel_image *img,
+                            const struct boot_args *args, char *err, size_t errlen);
+
+/* Write an MP table (MultiProcessor Specification 1.4) at FLINT_EBDA_START:
+ * the floating pointer, then processors with APIC IDs 0 .. ncpus - 1 (0
+ * the boot processor), one ISA bus, the IOAPIC (ID ncpus) with IRQ n wired
+ * to its pin n, ExtINT on LINT0 and NMI on LINT1. Returns 0 or -EINVAL
+ * (ncpus 0 or above MPTABLE_MAX_CPUS) / -EFAULT. */
+int mptable_write(const struct guest_mem *mem, unsigned ncpus);
+
+#define MPTABLE_MAX_CPUS 254 /* 8-bit APIC IDs, one left for the IOAPIC */
+#define MPTABLE_IRQS     24  /* IOAPIC pins */
+
+/* Write the boot GDT (null, code 0x08, data 0x10, TSS 0x18) at
+ * FLINT_GDT_ADDR and an empty IDT at FLINT_IDT_ADDR. The code segment is
+ * 32-bit for PVH and 64-bit for the Linux 64-bit entry. Returns 0 or
+ * -EFAULT. */
+int boot_write_gdt(const struct guest_mem *mem, enum boot_protocol protocol);
 
 /* The GDT entries written by boot_write_gdt, for building matching segment
  * registers. */
 #define BOOT_GDT_CODE32 0x00cf9b000000ffffull
+#define BOOT_GDT_CODE64 0x00af9b000000ffffull
 #define BOOT_GDT_DATA32 0x00cf93000000ffffull
 #define BOOT_GDT_TSS    0x00008b0000000067ull
 #define BOOT_SEL_CODE   0x08
@@ -81,5 +140,12 @@ int boot_write_gdt(const struct guest_mem *mem);
  * PDPT at FLINT_PDPTE_ADDR, PD at FLINT_PDE_ADDR, for kernels entered in
  * 64-bit mode (Linux boot protocol). Returns 0 or -EFAULT. */
 int boot_write_page_tables(const struct guest_mem *mem);
+
+/* Helpers shared by the loaders. */
+/* Format one line into err and return code. */
+int loader_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* pread exactly len bytes at off; a short file is -EIO (a truncated image). */
+int loader_read(int fd, void *buf, size_t len, uint64_t off);
 
 #endif /* FLINT_LOADER_H */

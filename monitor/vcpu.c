@@ -87,6 +87,11 @@ int vcpu_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
     return vcpu_arch_set_pvh_entry(v, entry, start_info);
 }
 
+int vcpu_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params)
+{
+    return vcpu_arch_set_linux64_entry(v, entry, boot_params);
+}
+
 static void crash_msg(struct vcpu *v, const char *what, bool with_rip)
 {
     char why[256];

@@ -71,6 +71,11 @@ int vcpu_create(struct vcpu *v, struct vmm *vmm, unsigned id, unsigned nvcpus, c
  * EBX = start_info. Returns 0 or -errno. */
 int vcpu_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);
 
+/* Point the boot vCPU at a Linux 64-bit boot protocol entry: long mode,
+ * identity page tables at FLINT_PML4_ADDR, RSI = boot_params (the zero
+ * page), stack at FLINT_BOOT_STACK_ADDR. Returns 0 or -errno. */
+int vcpu_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params);
+
 /* Start the vCPU thread. Returns 0 or -errno. */
 int vcpu_start(struct vcpu *v);
 
@@ -86,9 +91,21 @@ void vcpu_destroy(struct vcpu *v);
 /* Install the kick signal handler; once per process before vcpu_start. */
 int vcpu_signals_init(void);
 
+/* Entries cpuid_for_vcpu may add to KVM's supported set. */
+#define CPUID_EXTRA_ENTRIES 6
+
+/* The CPUID of vCPU `id` of `ncpus` (cpuid_x86_64.c): KVM's supported set
+ * `base` with the APIC ID and a topology of one package of ncpus cores, one
+ * thread each, in leaves 1, 4, 0xB, 0x1F and AMD's 0x8000_0001/8/1D/1E.
+ * `out` has room for max_entries entries (base->nent + CPUID_EXTRA_ENTRIES
+ * is always enough). Returns 0, or -1 when they would not fit. */
+int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsigned max_entries,
+                   unsigned id, unsigned ncpus);
+
 /* Architecture hooks (vcpu_x86_64.c). */
 int vcpu_arch_init(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen);
 int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info);
+int vcpu_arch_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params);
 enum vcpu_activity vcpu_arch_activity(struct vcpu *v);
 /* Instruction pointer for messages, or 0 when it cannot be read. */
 uint64_t vcpu_arch_rip(struct vcpu *v);

@@ -33,6 +33,10 @@
 
 #define X86_CR0_PE       0x1ull
 #define X86_CR0_ET       0x10ull
+#define X86_CR0_PG       0x80000000ull
+#define X86_CR4_PAE      0x20ull
+#define X86_EFER_LME     0x100ull
+#define X86_EFER_LMA     0x400ull
 #define X86_RFLAGS_FIXED 0x2ull
 #define X86_RFLAGS_IF    0x200ull
 
@@ -42,9 +46,6 @@
 #define APIC_MODE_NMI    0x4
 #define APIC_MODE_EXTINT 0x7
 
-#define CPUID_HYPERVISOR_BIT (1u << 31)
-#define CPUID_HTT_BIT        (1u << 28)
-
 static int arch_fail(char *err, size_t errlen, unsigned id, const char *what)
 {
     int rc = -errno;
@@ -52,44 +53,22 @@ static int arch_fail(char *err, size_t errlen, unsigned id, const char *what)
     return rc ? rc : -EIO;
 }
 
-/* Give each vCPU its own APIC ID in every leaf that reports one. */
-static void cpuid_fixup(struct kvm_cpuid2 *cpuid, unsigned id, unsigned nvcpus)
-{
-    for (unsigned i = 0; i < cpuid->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-        switch (e->function) {
-        case 0x1:
-            e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((nvcpus & 0xffu) << 16);
-            e->ecx |= CPUID_HYPERVISOR_BIT;
-            if (nvcpus > 1)
-                e->edx |= CPUID_HTT_BIT;
-            break;
-        case 0xb:
-        case 0x1f:
-            e->edx = id; /* x2APIC ID */
-            break;
-        case 0x8000001e:
-            e->eax = id; /* AMD extended APIC ID */
-            break;
-        default:
-            break;
-        }
-    }
-}
-
 static int setup_cpuid(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen)
 {
     const struct kvm_cpuid2 *base = v->vmm->kvm.cpuid;
-    size_t bytes = sizeof(*base) + base->nent * sizeof(base->entries[0]);
-    struct kvm_cpuid2 *cpuid = malloc(bytes);
+    unsigned max = base->nent + CPUID_EXTRA_ENTRIES;
+    struct kvm_cpuid2 *cpuid = malloc(sizeof(*base) + max * sizeof(base->entries[0]));
     int rc = 0;
 
     if (!cpuid) {
         snprintf(err, errlen, "vcpu%u: out of memory for CPUID", v->id);
         return -ENOMEM;
     }
-    memcpy(cpuid, base, bytes);
-    cpuid_fixup(cpuid, v->id, nvcpus);
+    if (cpuid_for_vcpu(base, cpuid, max, v->id, nvcpus)) {
+        snprintf(err, errlen, "vcpu%u: too many CPUID entries", v->id);
+        free(cpuid);
+        return -E2BIG;
+    }
     if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0)
         rc = arch_fail(err, errlen, v->id, "KVM_SET_CPUID2");
     free(cpuid);
@@ -194,11 +173,13 @@ static struct kvm_segment gdt_segment(uint64_t desc, uint16_t selector)
     };
 }
 
-int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
+/* Flat segments from the boot GDT (boot_write_gdt) with code descriptor
+ * `code_desc`, the given control registers, and RIP/RFLAGS. */
+static int set_boot_state(struct vcpu *v, uint64_t code_desc, const struct kvm_sregs *cr,
+                          struct kvm_regs *regs)
 {
     struct kvm_sregs sregs;
-    struct kvm_regs regs;
-    struct kvm_segment code = gdt_segment(BOOT_GDT_CODE32, BOOT_SEL_CODE);
+    struct kvm_segment code = gdt_segment(code_desc, BOOT_SEL_CODE);
     struct kvm_segment data = gdt_segment(BOOT_GDT_DATA32, BOOT_SEL_DATA);
     struct kvm_segment tss = gdt_segment(BOOT_GDT_TSS, BOOT_SEL_TSS);
 
@@ -213,21 +194,42 @@ int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
     sregs.gdt.limit = 4 * 8 - 1;
     sregs.idt.base = FLINT_IDT_ADDR;
     sregs.idt.limit = 7;
-    /* PVH: protected mode, paging off (Xen docs/misc/pvh.pandoc). */
-    sregs.cr0 = X86_CR0_PE | X86_CR0_ET;
-    sregs.cr3 = 0;
-    sregs.cr4 = 0;
-    sregs.efer = 0;
+    sregs.cr0 = cr->cr0;
+    sregs.cr3 = cr->cr3;
+    sregs.cr4 = cr->cr4;
+    sregs.efer = cr->efer;
     if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
         return -errno;
-
-    memset(&regs, 0, sizeof(regs));
-    regs.rflags = X86_RFLAGS_FIXED;
-    regs.rip = entry;
-    regs.rbx = start_info;
-    if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+    regs->rflags = X86_RFLAGS_FIXED;
+    if (ioctl(v->fd, KVM_SET_REGS, regs) < 0)
         return -errno;
     return 0;
+}
+
+int vcpu_arch_set_pvh_entry(struct vcpu *v, gpa_t entry, gpa_t start_info)
+{
+    /* PVH: protected mode, paging off (Xen docs/misc/pvh.pandoc). */
+    const struct kvm_sregs cr = {.cr0 = X86_CR0_PE | X86_CR0_ET};
+    struct kvm_regs regs = {.rip = entry, .rbx = start_info};
+
+    return set_boot_state(v, BOOT_GDT_CODE32, &cr, &regs);
+}
+
+int vcpu_arch_set_linux64_entry(struct vcpu *v, gpa_t entry, gpa_t boot_params)
+{
+    /* Linux boot.rst "64-bit Boot Protocol": long mode with paging, an
+     * identity map covering the kernel, zero page and command line, a
+     * 64-bit code segment and flat data segments, RSI = zero page. */
+    const struct kvm_sregs cr = {.cr0 = X86_CR0_PE | X86_CR0_ET | X86_CR0_PG,
+                                 .cr3 = FLINT_PML4_ADDR,
+                                 .cr4 = X86_CR4_PAE,
+                                 .efer = X86_EFER_LME | X86_EFER_LMA};
+    struct kvm_regs regs = {.rip = entry,
+                            .rsi = boot_params,
+                            .rsp = FLINT_BOOT_STACK_ADDR,
+                            .rbp = FLINT_BOOT_STACK_ADDR};
+
+    return set_boot_state(v, BOOT_GDT_CODE64, &cr, &regs);
 }
 
 enum vcpu_activity vcpu_arch_activity(struct vcpu *v)

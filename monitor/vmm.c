@@ -51,20 +51,29 @@ static int open_input(const char *what, const char *path, int *fd)
     return 0;
 }
 
+/* Tell the guest's init where to mark its boot (tools/initramfs/init). */
+static int append_boot_timer(char *cmdline, size_t len)
+{
+    size_t n = strlen(cmdline);
+    int k = snprintf(cmdline + n, len - n, " flint.boot_timer=0x%llx",
+                     (unsigned long long)FLINT_BOOT_TIMER_ADDR);
+    return k < 0 || (size_t)k >= len - n ? -E2BIG : 0;
+}
+
 /* RAM, kernel, initrd and boot information: everything the guest sees at
  * its first instruction. Needs no KVM, so a bad image fails before any VM
  * exists. */
-static int load_guest(struct vmm *vmm, gpa_t *entry)
+static int load_guest(struct vmm *vmm, struct kernel_image *img)
 {
     struct vm_config *cfg = vmm->cfg;
-    struct kernel_image img;
     struct initrd_placement initrd;
     char cmdline[FLINT_CMDLINE_MAX];
-    struct pvh_boot boot = {.cmdline = cmdline};
+    struct boot_args boot = {.cmdline = cmdline, .ncpus = cfg->vcpus};
     char err[LOADER_ERR_LEN];
     int fd, rc;
 
-    if (vmm_build_cmdline(cfg, cmdline, sizeof(cmdline)))
+    if (vmm_build_cmdline(cfg, cmdline, sizeof(cmdline)) ||
+        (cfg->boot_timer && append_boot_timer(cmdline, sizeof(cmdline))))
         return setup_fail(FLINT_EXIT_BAD_CONFIG,
                           "cmdline: with the device entries it exceeds %d bytes",
                           FLINT_CMDLINE_MAX - 1);
@@ -76,7 +85,7 @@ static int load_guest(struct vmm *vmm, gpa_t *entry)
                           (unsigned long long)cfg->mem_mib, strerror(-rc));
     if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
         return rc;
-    rc = elf_load_pvh(&vmm->mem, fd, &img, err, sizeof(err));
+    rc = kernel_load(&vmm->mem, fd, img, err, sizeof(err));
     close(fd);
     if (rc)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "kernel %s: %s", cfg->kernel_path, err);
@@ -84,18 +93,17 @@ static int load_guest(struct vmm *vmm, gpa_t *entry)
     if (cfg->initrd_path) {
         if ((rc = open_input("initrd", cfg->initrd_path, &fd)))
             return rc;
-        rc = initrd_load(&vmm->mem, fd, &img, &initrd, err, sizeof(err));
+        rc = initrd_load(&vmm->mem, fd, img, &initrd, err, sizeof(err));
         close(fd);
         if (rc)
             return setup_fail(FLINT_EXIT_BAD_CONFIG, "initrd %s: %s", cfg->initrd_path, err);
         boot.initrd = &initrd;
     }
-    if (pvh_write_boot_info(&vmm->mem, &boot, err, sizeof(err)) || boot_write_gdt(&vmm->mem))
+    if (boot_write_info(&vmm->mem, img, &boot, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "boot information: %s", err);
-    *entry = img.entry;
-    log_debug("kernel %s: entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
-              (unsigned long long)img.entry, (unsigned long long)img.load_start,
-              (unsigned long long)img.load_end);
+    log_debug("kernel %s: %s entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
+              img->protocol == BOOT_PVH ? "PVH" : "Linux 64-bit", (unsigned long long)img->entry,
+              (unsigned long long)img->load_start, (unsigned long long)img->load_end);
     return 0;
 }
 
@@ -131,6 +139,11 @@ static int setup_devices(struct vmm *vmm)
     vmm->pvexit = (struct pvexit){.on_exit = device_exit, .exit_opaque = vmm};
 
     rc = bus_register(&vmm->pio, FLINT_PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, &vmm->serial);
+    if (!rc && vmm->cfg->boot_timer) {
+        boot_timer_init(&vmm->boot_timer, process_start, 0);
+        rc = bus_register(&vmm->mmio, FLINT_BOOT_TIMER_ADDR, BOOT_TIMER_MMIO_SIZE, &boot_timer_ops,
+                          &vmm->boot_timer);
+    }
     if (!rc)
         rc = i8042_register(&vmm->i8042, &vmm->pio);
     if (!rc)
@@ -168,7 +181,7 @@ static int build_seccomp(struct vmm *vmm)
     return 0;
 }
 
-static int setup_kvm(struct vmm *vmm, gpa_t entry)
+static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
 {
     char err[256];
     int rc;
@@ -191,10 +204,12 @@ static int setup_kvm(struct vmm *vmm, gpa_t entry)
     }
     /* Only the boot CPU gets the entry state; the others wait for INIT/SIPI
      * in KVM (KVM_MP_STATE_UNINITIALIZED), as on hardware. */
-    rc = vcpu_set_pvh_entry(&vmm->vcpus[0], entry, FLINT_PVH_INFO_ADDR);
+    if (img->protocol == BOOT_LINUX64)
+        rc = vcpu_set_linux64_entry(&vmm->vcpus[0], img->entry, FLINT_ZERO_PAGE_ADDR);
+    else
+        rc = vcpu_set_pvh_entry(&vmm->vcpus[0], img->entry, FLINT_PVH_INFO_ADDR);
     if (rc)
-        return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the PVH entry state: %s",
-                          strerror(-rc));
+        return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the entry state: %s", strerror(-rc));
     return 0;
 }
 
@@ -211,7 +226,7 @@ static void init_pause(struct vmm *vmm)
 
 int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
 {
-    gpa_t entry;
+    struct kernel_image img;
     int rc;
 
     memset(vmm, 0, sizeof(*vmm));
@@ -227,13 +242,13 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
     vmm->kbd_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vmm->exit_efd < 0 || vmm->kbd_irq_fd < 0)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
-    if ((rc = load_guest(vmm, &entry)))
+    if ((rc = load_guest(vmm, &img)))
         return rc;
     if ((rc = vmm_create_devices(vmm)))
         return rc;
     if ((rc = setup_devices(vmm)))
         return rc;
-    if ((rc = setup_kvm(vmm, entry)))
+    if ((rc = setup_kvm(vmm, &img)))
         return rc;
     if ((rc = vmm_attach_virtio(vmm)))
         return rc;

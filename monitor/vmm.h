@@ -14,6 +14,7 @@
 #ifndef FLINT_VMM_H
 #define FLINT_VMM_H
 
+#include "boot_timer.h"
 #include "bus.h"
 #include "config.h"
 #include "evloop.h"
@@ -75,6 +76,7 @@ struct vmm {
     struct serial serial;
     struct i8042 i8042;
     struct pvexit pvexit;
+    struct boot_timer boot_timer; /* on the bus only with cfg->boot_timer */
 
     struct virtio_blk *blks[CONFIG_MAX_DRIVES];
     unsigned nblks;

@@ -61,7 +61,8 @@
 #define FLINT_PDE_ADDR         0xb000ull
 #define FLINT_CMDLINE_ADDR     0x20000ull
 #define FLINT_CMDLINE_MAX      2048
-#define FLINT_EBDA_START       0x9fc00ull
+#define FLINT_EBDA_START       0x9fc00ull /* MP table; reserved up to FLINT_BIOS_END */
+#define FLINT_BIOS_END         0xe0000ull
 #define FLINT_HIMEM_START      0x100000ull
 #define FLINT_PVH_MEMMAP_MAX   128
 

@@ -268,7 +268,7 @@ Test(config, corrupt_and_truncated_kernels)
                                  "echo hello\n";
     char *text = write_temp(script, sizeof(script) - 1);
     r = flint("run", "--kernel", text, NULL);
-    expect_one_line_error(&r, 152, "not an ELF image");
+    expect_one_line_error(&r, 152, "neither an ELF kernel");
     flint_result_free(&r);
     unlink(truncated);
     unlink(text);

@@ -57,7 +57,7 @@ Test(pvh, start_info_points_at_cmdline_memmap_and_module)
 {
     struct guest_mem m;
     struct initrd_placement rd = {.addr = 0x700000, .size = 1234};
-    struct pvh_boot boot = {.cmdline = "console=ttyS0 hello", .initrd = &rd};
+    struct boot_args boot = {.cmdline = "console=ttyS0 hello", .initrd = &rd};
     struct hvm_start_info info;
     struct hvm_modlist_entry mod;
     struct hvm_memmap_table_entry map[4];
@@ -87,7 +87,7 @@ Test(pvh, start_info_points_at_cmdline_memmap_and_module)
 Test(pvh, no_initrd_means_no_modules)
 {
     struct guest_mem m;
-    struct pvh_boot boot = {.cmdline = ""};
+    struct boot_args boot = {.cmdline = ""};
     struct hvm_start_info info;
     cr_assert_eq(guest_mem_create(&m, 4 * MIB), 0);
     cr_assert_eq(pvh_write_boot_info(&m, &boot, err, sizeof(err)), 0);
@@ -103,7 +103,7 @@ Test(pvh, overlong_cmdline_is_refused_before_writing)
     char line[FLINT_CMDLINE_MAX + 1];
     memset(line, 'a', sizeof(line) - 1);
     line[sizeof(line) - 1] = '\0';
-    struct pvh_boot boot = {.cmdline = line};
+    struct boot_args boot = {.cmdline = line};
     cr_assert_eq(guest_mem_create(&m, 4 * MIB), 0);
     cr_assert_eq(pvh_write_boot_info(&m, &boot, err, sizeof(err)), -E2BIG);
     cr_assert(strstr(err, "command line"));
@@ -167,7 +167,7 @@ Test(gdt, boot_gdt_matches_segment_constants)
     struct guest_mem m;
     uint64_t gdt[4];
     cr_assert_eq(guest_mem_create(&m, 4 * MIB), 0);
-    cr_assert_eq(boot_write_gdt(&m), 0);
+    cr_assert_eq(boot_write_gdt(&m, BOOT_PVH), 0);
     guest_mem_read(&m, FLINT_GDT_ADDR, gdt, sizeof(gdt));
     cr_assert_eq(gdt[0], 0);
     cr_assert_eq(gdt[BOOT_SEL_CODE / 8], BOOT_GDT_CODE32);
@@ -211,5 +211,5 @@ Test(page_tables, refuse_ram_too_small)
     struct guest_mem m = {.fd = -1};
     /* No regions at all: every write must fail cleanly. */
     cr_assert_eq(boot_write_page_tables(&m), -EFAULT);
-    cr_assert_eq(boot_write_gdt(&m), -EFAULT);
+    cr_assert_eq(boot_write_gdt(&m, BOOT_PVH), -EFAULT);
 }

@@ -97,7 +97,7 @@ static void teardown(void)
 static int load(const struct image *im, struct kernel_image *ki)
 {
     int fd = as_fd(im->bytes, im->len);
-    int rc = elf_load_pvh(&mem, fd, ki, err, sizeof(err));
+    int rc = elf_load(&mem, fd, ki, err, sizeof(err));
     close(fd);
     return rc;
 }
@@ -284,20 +284,47 @@ Test(elf, rejects_wrapping_segment)
     expect_reject(&im, "wraps");
 }
 
-Test(elf, rejects_missing_pvh_note)
+Test(elf, without_pvh_note_boots_linux64_at_e_entry)
+{
+    struct image im;
+    struct kernel_image ki;
+    build(&im);
+    im.ph[2].p_type = PT_NULL;
+    im.eh->e_entry = CODE_PADDR + 0x20;
+    cr_assert_eq(load(&im, &ki), 0, "%s", err);
+    cr_assert_eq(ki.protocol, BOOT_LINUX64);
+    cr_assert_eq(ki.entry, CODE_PADDR + 0x20);
+    cr_assert_not(ki.has_setup_header);
+    cr_assert_eq(ki.cmdline_max, FLINT_CMDLINE_MAX - 1);
+}
+
+Test(elf, with_pvh_note_boots_pvh)
+{
+    struct image im;
+    struct kernel_image ki;
+    build(&im);
+    cr_assert_eq(load(&im, &ki), 0, "%s", err);
+    cr_assert_eq(ki.protocol, BOOT_PVH);
+}
+
+Test(elf, note_with_other_owner_is_not_pvh)
+{
+    struct image im;
+    struct kernel_image ki;
+    build(&im);
+    memcpy(im.bytes + 0x300c, "Xem", 4);
+    cr_assert_eq(load(&im, &ki), 0, "%s", err);
+    cr_assert_eq(ki.protocol, BOOT_LINUX64);
+    cr_assert_eq(ki.entry, CODE_PADDR);
+}
+
+Test(elf, rejects_e_entry_outside_segments_without_note)
 {
     struct image im;
     build(&im);
     im.ph[2].p_type = PT_NULL;
-    expect_reject(&im, "no PVH entry note");
-}
-
-Test(elf, rejects_note_with_other_owner)
-{
-    struct image im;
-    build(&im);
-    memcpy(im.bytes + 0x300c, "Xem", 4);
-    expect_reject(&im, "no PVH entry note");
+    im.eh->e_entry = 0x300000;
+    expect_reject(&im, "e_entry");
 }
 
 Test(elf, rejects_truncated_and_lying_notes)
@@ -344,11 +371,11 @@ Test(elf, rejects_directory_and_empty_file)
 {
     struct kernel_image ki;
     int fd = open("/", O_RDONLY);
-    cr_assert_neq(elf_load_pvh(&mem, fd, &ki, err, sizeof(err)), 0);
+    cr_assert_neq(elf_load(&mem, fd, &ki, err, sizeof(err)), 0);
     cr_assert(strstr(err, "not a regular file"));
     close(fd);
     fd = memfd_create("empty", 0);
-    cr_assert_neq(elf_load_pvh(&mem, fd, &ki, err, sizeof(err)), 0);
+    cr_assert_neq(elf_load(&mem, fd, &ki, err, sizeof(err)), 0);
     cr_assert(strstr(err, "too small"));
     close(fd);
     assert_untouched();

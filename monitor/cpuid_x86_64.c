@@ -1,0 +1,148 @@
+/*
+ * cpuid_x86_64.c - the CPUID a vCPU sees: KVM's supported set, with a CPU
+ * topology that matches the VM: one package of `ncpus` cores, one thread
+ * each, APIC ID = vCPU index (Intel SDM vol. 2A CPUID leaves 1, 4, 0xB,
+ * 0x1F; AMD APM vol. 3 E.4 leaves 8000_0001, 8000_0008, 8000_001D,
+ * 8000_001E). A guest that counts its CPUs from CPUID then agrees with the
+ * MP table.
+ */
+#include "vcpu.h"
+
+#include <string.h>
+
+#define CPUID_HYPERVISOR_BIT   (1u << 31)
+#define CPUID_HTT_BIT          (1u << 28)
+#define CPUID_CMP_LEGACY_BIT   (1u << 1)
+#define TOPOLOGY_LEVEL_SMT     1u
+#define TOPOLOGY_LEVEL_CORE    2u
+#define CACHE_TYPE(eax)        ((eax)&0x1fu)
+#define CACHE_LEVEL(eax)       (((eax) >> 5) & 0x7u)
+#define CACHE_SHARING_SHIFT    14
+#define CACHE_SHARING_MASK     (0xfffu << CACHE_SHARING_SHIFT)
+#define INTEL_CORES_SHIFT      26
+#define INTEL_CORES_MASK       (0x3fu << INTEL_CORES_SHIFT)
+#define AMD_APIC_ID_SIZE_SHIFT 12
+
+/* Bits an APIC ID needs to number `ncpus` cores: ceil(log2(ncpus)). */
+static unsigned core_bits(unsigned ncpus)
+{
+    unsigned bits = 0;
+
+    while ((1u << bits) < ncpus)
+        bits++;
+    return bits;
+}
+
+/* Threads sharing a cache: one core's for L1 and L2, the package's for L3. */
+static uint32_t with_cache_sharing(uint32_t eax, unsigned ncpus)
+{
+    uint32_t sharing = CACHE_LEVEL(eax) >= 3 ? ncpus - 1 : 0;
+
+    return (eax & ~CACHE_SHARING_MASK) | (sharing << CACHE_SHARING_SHIFT);
+}
+
+static void fix_entry(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpus)
+{
+    unsigned bits = core_bits(ncpus);
+
+    switch (e->function) {
+    case 0x1:
+        /* EBX: initial APIC ID, addressable logical processors. */
+        e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((1u << bits) << 16);
+        e->ecx |= CPUID_HYPERVISOR_BIT;
+        if (ncpus > 1)
+            e->edx |= CPUID_HTT_BIT;
+        else
+            e->edx &= ~CPUID_HTT_BIT;
+        break;
+    case 0x4:
+        if (CACHE_TYPE(e->eax)) {
+            e->eax = with_cache_sharing(e->eax, ncpus);
+            e->eax = (e->eax & ~INTEL_CORES_MASK) | (((1u << bits) - 1) << INTEL_CORES_SHIFT);
+        }
+        break;
+    case 0x80000001:
+        if (ncpus > 1)
+            e->ecx |= CPUID_CMP_LEGACY_BIT;
+        else
+            e->ecx &= ~CPUID_CMP_LEGACY_BIT;
+        break;
+    case 0x80000008:
+        /* ECX: NC (cores - 1) and ApicIdSize. */
+        e->ecx = (e->ecx & ~0xf0ffu) | (ncpus - 1) | (bits << AMD_APIC_ID_SIZE_SHIFT);
+        break;
+    case 0x8000001d:
+        if (CACHE_TYPE(e->eax))
+            e->eax = with_cache_sharing(e->eax, ncpus);
+        break;
+    case 0x8000001e:
+        e->eax = id; /* extended APIC ID */
+        e->ebx = id; /* core id; threads per core - 1 = 0 */
+        e->ecx = 0;  /* node 0, one node per package */
+        break;
+    default:
+        break;
+    }
+}
+
+/* Leaf 0xB / 0x1F: SMT level (1 thread), core level (ncpus), then the
+ * invalid level that ends the list. */
+static unsigned add_topology_leaf(struct kvm_cpuid_entry2 *out, uint32_t function, unsigned id,
+                                  unsigned ncpus)
+{
+    const struct {
+        uint32_t shift, count, type;
+    } levels[] = {
+        {0, 1, TOPOLOGY_LEVEL_SMT},
+        {core_bits(ncpus), ncpus, TOPOLOGY_LEVEL_CORE},
+        {0, 0, 0},
+    };
+
+    for (unsigned i = 0; i < 3; i++)
+        out[i] = (struct kvm_cpuid_entry2){
+            .function = function,
+            .index = i,
+            .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+            .eax = levels[i].shift,
+            .ebx = levels[i].count,
+            .ecx = i | (levels[i].type << 8),
+            .edx = id,
+        };
+    return 3;
+}
+
+int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsigned max_entries,
+                   unsigned id, unsigned ncpus)
+{
+    uint32_t max_basic = 0;
+    bool had_1f = false;
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < base->nent; i++) {
+        if (base->entries[i].function == 0)
+            max_basic = base->entries[i].eax;
+        had_1f |= base->entries[i].function == 0x1f;
+    }
+    for (unsigned i = 0; i < base->nent; i++) {
+        const struct kvm_cpuid_entry2 *e = &base->entries[i];
+        if (e->function == 0xb || e->function == 0x1f)
+            continue; /* replaced below */
+        if (n == max_entries)
+            return -1;
+        out->entries[n] = *e;
+        fix_entry(&out->entries[n], id, ncpus);
+        n++;
+    }
+    if (max_basic >= 0xb) {
+        if (n + 3 > max_entries)
+            return -1;
+        n += add_topology_leaf(&out->entries[n], 0xb, id, ncpus);
+    }
+    if (max_basic >= 0x1f && had_1f) {
+        if (n + 3 > max_entries)
+            return -1;
+        n += add_topology_leaf(&out->entries[n], 0x1f, id, ncpus);
+    }
+    out->nent = n;
+    return 0;
+}

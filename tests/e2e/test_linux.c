@@ -1,0 +1,736 @@
+/*
+ * End-to-end tests: real Linux guests. The kernel is the one
+ * tools/build-kernel builds (its directory in $FLINT_LINUX_KERNEL_DIR,
+ * which tools/test sets); the initramfs is busybox-static plus flint's
+ * init (tools/initramfs/init) and the static vsock helper
+ * (tests/e2e/linux/vsock_guest.c). init runs flint.cmd="..." from the
+ * command line, prints "flint-init: command exited with status N" and
+ * reboots, so flint exits 0.
+ *
+ * Covered: vmlinux (PVH and, with the note hidden, the 64-bit entry) and
+ * bzImage boot to init; nproc equals --vcpus; an ext4 root on virtio-blk
+ * written by the guest and read back on the host; ping and HTTP both ways
+ * over a tap; vsock both ways with checked bytes; reboot and panic end
+ * flint with 0; the boot timer; and images or sizes flint must refuse.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+
+#include "run_flint.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The nested sandbox is 50-200x slower than hardware: a boot there takes
+ * tens of seconds. */
+#define LINUX_TIMEOUT_S 900.0
+#define WAIT_S          600.0 /* host side: for the guest to answer */
+/* flint's default command line (config.h CONFIG_DEFAULT_CMDLINE) */
+#define CMDLINE_BASE     "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
+#define INIT_OK          "flint-init: command exited with status 0"
+#define HOST_IP          "10.0.1.1"
+#define GUEST_IP         "10.0.1.2"
+#define TAP              "flintl0"
+#define VSOCK_GUEST_PORT 5000
+#define VSOCK_HOST_PORT  6000
+#define VSOCK_BYTES      (1u << 20)
+
+extern char **environ;
+
+/* ---- the kernel, the initramfs and running flint ---- */
+
+static char *kernel(const char *name)
+{
+    const char *dir = getenv("FLINT_LINUX_KERNEL_DIR");
+    char *path;
+
+    cr_assert(dir && *dir,
+              "FLINT_LINUX_KERNEL_DIR is not set: build the guest kernel with tools/build-kernel "
+              "and set it to the directory printed last (tools/test does both)");
+    cr_assert_geq(asprintf(&path, "%s/%s", dir, name), 0);
+    cr_assert_eq(access(path, R_OK), 0, "%s: %s (run tools/build-kernel)", path, strerror(errno));
+    return path;
+}
+
+static const char *initramfs(void)
+{
+    cr_assert_eq(access(LINUX_INITRAMFS, R_OK), 0,
+                 "%s is missing: install busybox-static (tools/install-deps) and rebuild",
+                 LINUX_INITRAMFS);
+    return LINUX_INITRAMFS;
+}
+
+/* Run flint with the arguments after "run", NULL-terminated. */
+static struct flint_result flint_run(const char *first, ...)
+{
+    char *argv[40];
+    int n = 0;
+    va_list ap;
+
+    argv[n++] = FLINT_BIN;
+    argv[n++] = "run";
+    argv[n++] = (char *)first;
+    va_start(ap, first);
+    while (n < 39 && (argv[n] = va_arg(ap, char *)) != NULL)
+        n++;
+    va_end(ap);
+    argv[n] = NULL;
+    return run_cmd(argv, LINUX_TIMEOUT_S);
+}
+
+/* The default command line plus `extra`. */
+static char *cmdline(const char *fmt, ...)
+{
+    char *extra, *line;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cr_assert_geq(vasprintf(&extra, fmt, ap), 0);
+    va_end(ap);
+    cr_assert_geq(asprintf(&line, "%s %s", CMDLINE_BASE, extra), 0);
+    free(extra);
+    return line;
+}
+
+static void expect_in(const char *haystack, const char *needle, const char *which)
+{
+    cr_assert(strstr(haystack, needle) != NULL, "%s lacks '%s':\n%s", which, needle, haystack);
+}
+
+/* flint exited 0 after init ran its command successfully and rebooted. */
+static void expect_clean_run(const struct flint_result *r)
+{
+    cr_assert_not(r->timed_out, "flint did not finish in %.0f s\nstdout:\n%s\nstderr:\n%s",
+                  LINUX_TIMEOUT_S, r->out, r->err);
+    cr_assert_eq(r->status, 0, "exit status %d\nstdout:\n%s\nstderr:\n%s", r->status, r->out,
+                 r->err);
+    expect_in(r->out, INIT_OK, "guest console");
+    expect_in(r->out, "reboot: Restarting system", "guest console");
+}
+
+/* Run `sh -c script` on the host; returns its exit status. */
+static int host_sh(const char *fmt, ...)
+{
+    char *script;
+    va_list ap;
+
+    va_start(ap, fmt);
+    cr_assert_geq(vasprintf(&script, fmt, ap), 0);
+    va_end(ap);
+    char *argv[] = {"/bin/sh", "-c", script, NULL};
+    struct flint_result r = run_cmd(argv, 120);
+    if (r.status != 0)
+        cr_log_warn("host command failed (%d): %s\n%s%s", r.status, script, r.out, r.err);
+    int status = r.timed_out ? -1 : r.status;
+    flint_result_free(&r);
+    free(script);
+    return status;
+}
+
+static char *temp_path(const char *what)
+{
+    char *path;
+    cr_assert_geq(asprintf(&path, "/tmp/flint-linux-%s-%d", what, getpid()), 0);
+    return path;
+}
+
+/* ---- booting ---- */
+
+Test(linux_boot, vmlinux_boots_through_pvh_to_init)
+{
+    char *k = kernel("vmlinux");
+    char *cl = cmdline("flint.cmd=\"echo hello from $(uname -s) $(uname -r)\"");
+    struct flint_result r =
+        flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, NULL);
+    expect_clean_run(&r);
+    expect_in(r.out, "hello from Linux 6.1", "guest console");
+    cr_assert_eq(r.err[0], '\0', "flint logged something on a clean boot:\n%s", r.err);
+    flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+Test(linux_boot, bzimage_boots_to_init)
+{
+    char *k = kernel("bzImage");
+    char *cl = cmdline("flint.cmd=\"echo hello from the bzImage\"");
+    struct flint_result r = flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl,
+                                      "--level", "Debug", NULL);
+    expect_clean_run(&r);
+    expect_in(r.out, "hello from the bzImage", "guest console");
+    expect_in(r.err, "Linux 64-bit entry 0x100200", "flint's debug log");
+    flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+/* Copy vmlinux with its PVH note's type changed, so flint must enter it
+ * through the Linux 64-bit boot protocol at e_entry. */
+static char *vmlinux_without_pvh_note(void)
+{
+    char *src = kernel("vmlinux"), *dst = temp_path("nonote");
+    int in = open(src, O_RDONLY), out;
+    struct stat st;
+    uint8_t *img;
+    unsigned hidden = 0;
+
+    cr_assert_geq(in, 0);
+    cr_assert_eq(fstat(in, &st), 0);
+    img = malloc((size_t)st.st_size);
+    cr_assert_eq(pread(in, img, (size_t)st.st_size, 0), st.st_size);
+    close(in);
+    Elf64_Ehdr *eh = (Elf64_Ehdr *)img;
+    for (unsigned i = 0; i < eh->e_phnum; i++) {
+        Elf64_Phdr *ph = (Elf64_Phdr *)(img + eh->e_phoff + i * sizeof(Elf64_Phdr));
+        if (ph->p_type != PT_NOTE)
+            continue;
+        for (uint64_t pos = 0; pos + sizeof(Elf64_Nhdr) <= ph->p_filesz;) {
+            Elf64_Nhdr *nh = (Elf64_Nhdr *)(img + ph->p_offset + pos);
+            if (nh->n_namesz == 4 && !memcmp(nh + 1, "Xen", 4) && nh->n_type == 18) {
+                nh->n_type = 0x7ff0;
+                hidden++;
+            }
+            pos += sizeof(*nh) + ((nh->n_namesz + 3) & ~3u) + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+    cr_assert_eq(hidden, 1, "vmlinux should carry exactly one PVH entry note");
+    out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_eq(write(out, img, (size_t)st.st_size), st.st_size);
+    close(out);
+    free(img);
+    free(src);
+    return dst;
+}
+
+Test(linux_boot, vmlinux_without_pvh_note_boots_through_the_64bit_entry)
+{
+    char *k = vmlinux_without_pvh_note();
+    char *cl = cmdline("flint.cmd=\"echo 64-bit entry ok\"");
+    struct flint_result r = flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl,
+                                      "--level", "Debug", NULL);
+    expect_clean_run(&r);
+    expect_in(r.out, "64-bit entry ok", "guest console");
+    expect_in(r.err, "Linux 64-bit entry", "flint's debug log");
+    flint_result_free(&r);
+    unlink(k);
+    free(cl);
+    free(k);
+}
+
+static void nproc_is(const char *vcpus)
+{
+    char *k = kernel("vmlinux");
+    char *cl =
+        cmdline("flint.cmd=\"echo nproc=$(nproc) online=$(cat /sys/devices/system/cpu/online)\"");
+    char want[64];
+    struct flint_result r =
+        flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, "--vcpus", vcpus, NULL);
+    expect_clean_run(&r);
+    snprintf(want, sizeof(want), "nproc=%s online=%s", vcpus,
+             !strcmp(vcpus, "1")   ? "0"
+             : !strcmp(vcpus, "2") ? "0-1"
+                                   : "0-3");
+    expect_in(r.out, want, "guest console");
+    flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+Test(linux_smp, nproc_is_1)
+{
+    nproc_is("1");
+}
+
+Test(linux_smp, nproc_is_2)
+{
+    nproc_is("2");
+}
+
+Test(linux_smp, nproc_is_4)
+{
+    nproc_is("4");
+}
+
+Test(linux_boot, guest_panic_ends_flint_with_zero)
+{
+    char *k = kernel("vmlinux");
+    char *cl = cmdline("rdinit=/bin/false");
+    struct flint_result r =
+        flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, NULL);
+    cr_assert_not(r.timed_out, "flint did not finish\n%s\n%s", r.out, r.err);
+    cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+    expect_in(r.out, "Kernel panic - not syncing: Attempted to kill init", "guest console");
+    expect_in(r.out, "Rebooting in 1 seconds", "guest console");
+    flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+Test(linux_boot, boot_timer_logs_guest_boot_time)
+{
+    char *k = kernel("vmlinux");
+    char *cl = cmdline("flint.cmd=true");
+    struct flint_result r =
+        flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, "--boot-timer", NULL);
+    expect_clean_run(&r);
+    expect_in(r.err, "Guest-boot-time = ", "flint's log");
+    expect_in(r.err, " CPU ms", "flint's log");
+    cr_assert_eq(count_lines(r.err), 1, "one boot-time line:\n%s", r.err);
+    flint_result_free(&r);
+
+    /* Without --boot-timer there is no device and no line. */
+    r = flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, NULL);
+    expect_clean_run(&r);
+    cr_assert_null(strstr(r.err, "Guest-boot-time"), "%s", r.err);
+    flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+/* ---- ext4 root on virtio-blk ---- */
+
+Test(linux_blk, ext4_root_written_by_the_guest_is_read_on_the_host)
+{
+    char *k = kernel("bzImage");
+    char *tree = temp_path("rootfs"), *img = temp_path("root.ext4");
+    cr_assert_eq(host_sh("rm -rf %s && mkdir -p %s && cd %s && gzip -dc %s | cpio -id --quiet",
+                         tree, tree, tree, initramfs()),
+                 0);
+    cr_assert_eq(host_sh("PATH=$PATH:/sbin:/usr/sbin; rm -f %s && truncate -s 64M %s && "
+                         "mkfs.ext4 -q -F -L flintroot -d %s %s",
+                         img, img, tree, img),
+                 0, "mkfs.ext4 -d failed (e2fsprogs installed?)");
+    char *cl = cmdline("root=/dev/vda rw init=/init flint.cmd=\"grep ' / ' /proc/mounts; "
+                       "echo written-by-the-guest > /hello.txt; sync\"");
+    char drive[256];
+    snprintf(drive, sizeof(drive), "%s,id=rootfs", img);
+    struct flint_result r = flint_run("--kernel", k, "--drive", drive, "--cmdline", cl, NULL);
+    expect_clean_run(&r);
+    expect_in(r.out, "/dev/root / ext4 rw", "guest console");
+    flint_result_free(&r);
+
+    char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+    char *script;
+    cr_assert_geq(
+        asprintf(&script, "PATH=$PATH:/sbin:/usr/sbin; debugfs -R 'cat /hello.txt' %s", img), 0);
+    argv[2] = script;
+    r = run_cmd(argv, 60);
+    cr_assert_eq(r.status, 0, "debugfs: %s%s", r.out, r.err);
+    expect_in(r.out, "written-by-the-guest", "debugfs cat /hello.txt");
+    flint_result_free(&r);
+    host_sh("rm -rf %s %s", tree, img);
+    free(script);
+    free(cl);
+    free(tree);
+    free(img);
+    free(k);
+}
+
+/* ---- networking: ping and HTTP both ways over a tap ---- */
+
+static const char *busybox_path(void)
+{
+    static const char *const paths[] = {"/usr/bin/busybox", "/bin/busybox", NULL};
+    for (const char *const *p = paths; *p; p++)
+        if (access(*p, X_OK) == 0)
+            return *p;
+    cr_assert_fail("busybox is missing: install busybox-static (tools/install-deps)");
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void netns_with_tap(void)
+{
+    cr_assert_eq(access("/dev/net/tun", R_OK | W_OK), 0, "/dev/net/tun: %s", strerror(errno));
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s (needs root)",
+                 strerror(errno));
+    cr_assert_eq(host_sh("PATH=$PATH:/sbin:/usr/sbin; ip link set lo up && "
+                         "ip tuntap add dev " TAP " mode tap && "
+                         "ip addr add " HOST_IP "/24 dev " TAP " && ip link set " TAP " up"),
+                 0, "setting up the tap (iproute2 installed?)");
+}
+
+/* The md5 the guest printed for `file` ("<md5>  <file>"), or "". */
+static void guest_md5(const char *out, const char *file, char md5[33])
+{
+    const char *p = out;
+    md5[0] = '\0';
+    while ((p = strstr(p, file))) {
+        if (p - out >= 34 && p[-1] == ' ' && p[-2] == ' ') {
+            memcpy(md5, p - 34, 32);
+            md5[32] = '\0';
+        }
+        p++;
+    }
+}
+
+static void host_md5(const char *file, char md5[33])
+{
+    char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+    char *script;
+    cr_assert_geq(asprintf(&script, "md5sum %s", file), 0);
+    argv[2] = script;
+    struct flint_result r = run_cmd(argv, 60);
+    cr_assert_eq(r.status, 0, "md5sum %s: %s", file, r.err);
+    memcpy(md5, r.out, 32);
+    md5[32] = '\0';
+    flint_result_free(&r);
+    free(script);
+}
+
+struct net_host {
+    char *dir;
+    pid_t httpd;
+    volatile bool flint_done;
+    bool pinged, fetched;
+    char why[256];
+};
+
+static void *net_host_side(void *arg)
+{
+    struct net_host *h = arg;
+    const char *bb = busybox_path();
+    double end = now_s() + WAIT_S;
+    char url[128], dst[256];
+
+    while (!h->flint_done && now_s() < end) {
+        char *ping[] = {(char *)bb, "ping", "-c", "1", "-W", "2", GUEST_IP, NULL};
+        struct flint_result r = run_cmd(ping, 30);
+        h->pinged = r.status == 0;
+        flint_result_free(&r);
+        if (h->pinged)
+            break;
+    }
+    if (!h->pinged) {
+        snprintf(h->why, sizeof(h->why), "the guest never answered a ping");
+        return NULL;
+    }
+    snprintf(url, sizeof(url), "http://%s:8080/guest.bin", GUEST_IP);
+    snprintf(dst, sizeof(dst), "%s/from-guest.bin", h->dir);
+    while (!h->flint_done && now_s() < end) {
+        char *wget[] = {(char *)bb, "wget", "-q", "-O", dst, url, NULL};
+        struct flint_result r = run_cmd(wget, 60);
+        h->fetched = r.status == 0;
+        flint_result_free(&r);
+        if (h->fetched)
+            break;
+        usleep(500000);
+    }
+    if (!h->fetched) {
+        snprintf(h->why, sizeof(h->why), "could not fetch %s", url);
+        return NULL;
+    }
+    /* Now serve host.bin; the guest fetches it, prints its md5 and reboots. */
+    char *httpd[] = {(char *)bb, "httpd", "-f", "-p", HOST_IP ":8000", "-h", h->dir, NULL};
+    if (posix_spawn(&h->httpd, bb, NULL, NULL, httpd, environ) != 0)
+        snprintf(h->why, sizeof(h->why), "cannot start busybox httpd");
+    return NULL;
+}
+
+Test(linux_net, ping_and_http_both_ways_over_a_tap)
+{
+    struct net_host h = {.httpd = 0};
+    pthread_t th;
+    char *k = kernel("vmlinux");
+    char host_file[256], g_md5[33], h_md5[33];
+
+    netns_with_tap();
+    h.dir = temp_path("net");
+    cr_assert_eq(host_sh("rm -rf %s && mkdir -p %s && head -c 1048576 /dev/urandom > "
+                         "%s/host.bin",
+                         h.dir, h.dir, h.dir),
+                 0);
+    char *cl =
+        cmdline("flint.ip=" GUEST_IP "/24 flint.cmd=\"mkdir -p /srv && "
+                "dd if=/dev/urandom of=/srv/guest.bin bs=1024 count=1024 2>/dev/null && "
+                "md5sum /srv/guest.bin && httpd -p 8080 -h /srv && i=0; "
+                "until timeout 30 wget -q -O /tmp/host.bin http://" HOST_IP ":8000/host.bin; do "
+                "i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 1; done; md5sum /tmp/host.bin\"");
+    cr_assert_eq(pthread_create(&th, NULL, net_host_side, &h), 0);
+    struct flint_result r = flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl,
+                                      "--net", TAP ",mac=06:00:00:00:01:02", NULL);
+    h.flint_done = true;
+    pthread_join(th, NULL);
+    if (h.httpd > 0) {
+        kill(h.httpd, SIGTERM);
+        waitpid(h.httpd, NULL, 0);
+    }
+    cr_assert(h.pinged && h.fetched, "host side: %s\nstdout:\n%s\nstderr:\n%s", h.why, r.out,
+              r.err);
+    expect_clean_run(&r);
+
+    snprintf(host_file, sizeof(host_file), "%s/from-guest.bin", h.dir);
+    host_md5(host_file, h_md5);
+    guest_md5(r.out, "/srv/guest.bin", g_md5);
+    cr_assert_str_eq(g_md5, h_md5, "guest -> host file differs");
+    snprintf(host_file, sizeof(host_file), "%s/host.bin", h.dir);
+    host_md5(host_file, h_md5);
+    guest_md5(r.out, "/tmp/host.bin", g_md5);
+    cr_assert_str_eq(g_md5, h_md5, "host -> guest file differs");
+    flint_result_free(&r);
+    host_sh("rm -rf %s", h.dir);
+    free(h.dir);
+    free(cl);
+    free(k);
+}
+
+/* ---- vsock: both directions through the hybrid Unix-socket scheme ---- */
+
+static uint8_t host_pattern(uint64_t i)
+{
+    return (uint8_t)((i * 2654435761u) >> 13);
+}
+
+struct vsock_host {
+    char uds[64];
+    volatile bool flint_done;
+    bool echoed_guest; /* guest -> host connection echoed to EOF */
+    bool host_conn_ok; /* host -> guest bytes came back intact */
+    unsigned long long host_got;
+    char why[256];
+};
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Guest-initiated: CID 2 port P reaches the Unix socket <uds>_P. Echo one
+ * connection to its end. */
+static void *vsock_listener(void *arg)
+{
+    struct vsock_host *h = arg;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int ls, c;
+    uint8_t buf[65536];
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s_%u", h->uds, VSOCK_HOST_PORT);
+    ls = socket(AF_UNIX, SOCK_STREAM, 0);
+    unlink(a.sun_path);
+    if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 1)) {
+        snprintf(h->why, sizeof(h->why), "listen on %s: %s", a.sun_path, strerror(errno));
+        return NULL;
+    }
+    struct pollfd p = {.fd = ls, .events = POLLIN};
+    double end = now_s() + WAIT_S;
+    while (!h->flint_done && now_s() < end && poll(&p, 1, 500) == 0)
+        ;
+    if (!(p.revents & POLLIN)) {
+        close(ls);
+        return NULL;
+    }
+    c = accept(ls, NULL, NULL);
+    for (;;) {
+        ssize_t n = read(c, buf, sizeof(buf));
+        if (n <= 0) {
+            h->echoed_guest = n == 0;
+            break;
+        }
+        if (!write_all(c, buf, (size_t)n))
+            break;
+    }
+    close(c);
+    close(ls);
+    unlink(a.sun_path);
+    return NULL;
+}
+
+/* One try at a host-initiated connection: CONNECT, then OK. -1 if the
+ * guest is not listening yet. */
+static int vsock_connect(struct vsock_host *h, unsigned port)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    char line[64];
+    size_t got = 0;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", h->uds);
+    if (connect(s, (struct sockaddr *)&a, sizeof(a))) {
+        close(s);
+        return -1;
+    }
+    int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+    if (!write_all(s, (const uint8_t *)line, (size_t)n)) {
+        close(s);
+        return -1;
+    }
+    while (got < sizeof(line) - 1) {
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        if (poll(&p, 1, 30000) <= 0 || read(s, line + got, 1) != 1) {
+            close(s);
+            return -1;
+        }
+        if (line[got++] == '\n')
+            break;
+    }
+    line[got] = '\0';
+    if (strncmp(line, "OK ", 3)) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+static void *vsock_client(void *arg)
+{
+    struct vsock_host *h = arg;
+    double end = now_s() + WAIT_S;
+    uint64_t sent = 0, got = 0;
+    uint8_t out[16384], in[65536];
+    int s = -1;
+
+    while (!h->flint_done && now_s() < end && (s = vsock_connect(h, VSOCK_GUEST_PORT)) < 0)
+        usleep(500000);
+    if (s < 0) {
+        snprintf(h->why, sizeof(h->why), "the guest never accepted on port %u", VSOCK_GUEST_PORT);
+        return NULL;
+    }
+    while (got < VSOCK_BYTES && now_s() < end) {
+        struct pollfd p = {.fd = s, .events = POLLIN | (sent < VSOCK_BYTES ? POLLOUT : 0)};
+        if (poll(&p, 1, 1000) < 0)
+            break;
+        if (p.revents & POLLIN) {
+            ssize_t n = read(s, in, sizeof(in));
+            if (n <= 0)
+                break;
+            for (ssize_t i = 0; i < n; i++, got++) {
+                if (in[i] != host_pattern(got)) {
+                    snprintf(h->why, sizeof(h->why), "byte %llu came back wrong",
+                             (unsigned long long)got);
+                    close(s);
+                    return NULL;
+                }
+            }
+        }
+        if ((p.revents & POLLOUT) && sent < VSOCK_BYTES) {
+            size_t len = VSOCK_BYTES - sent < sizeof(out) ? VSOCK_BYTES - sent : sizeof(out);
+            for (size_t i = 0; i < len; i++)
+                out[i] = host_pattern(sent + i);
+            ssize_t n = write(s, out, len);
+            if (n < 0)
+                break;
+            sent += (uint64_t)n;
+            if (sent == VSOCK_BYTES)
+                shutdown(s, SHUT_WR);
+        }
+    }
+    h->host_got = got;
+    h->host_conn_ok = got == VSOCK_BYTES;
+    if (!h->host_conn_ok && !h->why[0])
+        snprintf(h->why, sizeof(h->why), "host connection: %llu of %u bytes came back",
+                 (unsigned long long)got, VSOCK_BYTES);
+    close(s);
+    return NULL;
+}
+
+Test(linux_vsock, data_both_ways_through_the_hybrid_sockets)
+{
+    struct vsock_host h = {.flint_done = false};
+    pthread_t lt, ct;
+    char *k = kernel("vmlinux"), vsock[160];
+
+    snprintf(h.uds, sizeof(h.uds), "/tmp/flint-linux-vsock-%d.sock", getpid());
+    unlink(h.uds);
+    char *cl = cmdline("flint.cmd=\"vsock-guest echo %u & p=$!; vsock-guest send 2 %u %u && "
+                       "wait $p\"",
+                       VSOCK_GUEST_PORT, VSOCK_HOST_PORT, VSOCK_BYTES);
+    snprintf(vsock, sizeof(vsock), "3,%s", h.uds);
+    cr_assert_eq(pthread_create(&lt, NULL, vsock_listener, &h), 0);
+    cr_assert_eq(pthread_create(&ct, NULL, vsock_client, &h), 0);
+    struct flint_result r =
+        flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, "--vsock", vsock, NULL);
+    h.flint_done = true;
+    pthread_join(ct, NULL);
+    pthread_join(lt, NULL);
+    unlink(h.uds);
+    cr_assert(h.host_conn_ok, "host -> guest: %s\nstdout:\n%s\nstderr:\n%s", h.why, r.out, r.err);
+    cr_assert(h.echoed_guest, "guest -> host: no echo to EOF (%s)\nstdout:\n%s", h.why, r.out);
+    expect_clean_run(&r);
+    expect_in(r.out, "all came back intact", "guest console");
+    expect_in(r.out, "vsock-guest: echoed 1048576 bytes on port 5000", "guest console");
+    flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+/* ---- what flint must refuse: exit 152 with one line ---- */
+
+static void expect_refusal(const struct flint_result *r, const char *needle)
+{
+    cr_assert_not(r->timed_out);
+    cr_assert_eq(r->status, 152, "status %d\nstdout:\n%s\nstderr:\n%s", r->status, r->out, r->err);
+    cr_assert_eq(count_lines(r->err), 1, "expected one line:\n%s", r->err);
+    expect_in(r->err, needle, "stderr");
+    cr_assert_eq(r->out[0], '\0', "the guest must not have run: %s", r->out);
+}
+
+Test(linux_config, truncated_bzimage_is_refused)
+{
+    char *k = kernel("bzImage"), *cut = temp_path("cut-bzImage");
+    cr_assert_eq(host_sh("head -c 1000000 %s > %s", k, cut), 0);
+    struct flint_result r = flint_run("--kernel", cut, NULL);
+    expect_refusal(&r, "truncated");
+    flint_result_free(&r);
+    unlink(cut);
+    free(cut);
+    free(k);
+}
+
+Test(linux_config, kernel_larger_than_ram_is_refused)
+{
+    char *bz = kernel("bzImage"), *vm = kernel("vmlinux");
+    struct flint_result r = flint_run("--kernel", bz, "--mem", "16", NULL);
+    expect_refusal(&r, "give the VM more memory");
+    flint_result_free(&r);
+    r = flint_run("--kernel", vm, "--mem", "16", NULL);
+    expect_refusal(&r, "does not fit in guest RAM");
+    flint_result_free(&r);
+    free(bz);
+    free(vm);
+}
+
+Test(linux_config, initrd_overlapping_the_kernel_is_refused)
+{
+    char *k = kernel("bzImage"), *rd = temp_path("big-initrd");
+    /* 64 MiB of RAM, 56 MiB of initrd: it would have to start at 8 MiB,
+     * inside the kernel's decompression buffer at 16 MiB and up. */
+    cr_assert_eq(host_sh("rm -f %s && truncate -s 56M %s", rd, rd), 0);
+    struct flint_result r = flint_run("--kernel", k, "--initrd", rd, "--mem", "64", NULL);
+    expect_refusal(&r, "does not fit between the kernel");
+    flint_result_free(&r);
+    unlink(rd);
+    free(rd);
+    free(k);
+}

@@ -1,0 +1,121 @@
+/* Unit tests: per-vCPU CPUID topology (one package, ncpus cores). */
+#include <criterion/criterion.h>
+
+#include "vcpu.h"
+
+#include <stdlib.h>
+
+#define BASE_MAX 32
+
+struct cpuid_buf {
+    struct kvm_cpuid2 hdr;
+    struct kvm_cpuid_entry2 e[BASE_MAX + CPUID_EXTRA_ENTRIES];
+};
+
+static void add(struct cpuid_buf *b, uint32_t fn, uint32_t idx, uint32_t eax, uint32_t ebx,
+                uint32_t ecx, uint32_t edx)
+{
+    b->e[b->hdr.nent++] = (struct kvm_cpuid_entry2){
+        .function = fn, .index = idx, .eax = eax, .ebx = ebx, .ecx = ecx, .edx = edx};
+}
+
+/* A host-like set, with the host's own (wrong for the VM) topology. */
+static void host_base(struct cpuid_buf *b, uint32_t max_basic)
+{
+    memset(b, 0, sizeof(*b));
+    add(b, 0, 0, max_basic, 0x68747541, 0x444d4163, 0x69746e65);
+    add(b, 1, 0, 0x00a00f11, 0x07400800, 0x7ed8320b, 0x178bfbff);
+    add(b, 4, 0, 0x1c004121, 0, 0, 0); /* L1d, 8 sharing, 8 cores */
+    add(b, 4, 1, 0x1c004143, 0, 0, 0); /* L2 */
+    add(b, 4, 2, 0x1c03c163, 0, 0, 0); /* L3, 16 sharing */
+    add(b, 4, 3, 0, 0, 0, 0);
+    add(b, 0xb, 0, 1, 2, 0x100, 7);
+    add(b, 0xb, 1, 7, 128, 0x201, 7);
+    add(b, 0x1f, 0, 1, 2, 0x100, 7);
+    add(b, 0x80000001, 0, 0, 0, 0x75c237ff, 0);
+    add(b, 0x80000008, 0, 0x3030, 0, 0x707f, 0);
+    add(b, 0x8000001d, 0, 0x00004121, 0, 0, 0);
+    add(b, 0x8000001d, 1, 0x0001c163, 0, 0, 0);
+    add(b, 0x8000001e, 0, 7, 0x103, 0x300, 0);
+}
+
+static const struct kvm_cpuid_entry2 *find(const struct cpuid_buf *b, uint32_t fn, uint32_t idx)
+{
+    const struct kvm_cpuid_entry2 *hit = NULL;
+    for (unsigned i = 0; i < b->hdr.nent; i++) {
+        if (b->e[i].function == fn && b->e[i].index == idx) {
+            cr_assert_null(hit, "leaf 0x%x.%u appears twice", fn, idx);
+            hit = &b->e[i];
+        }
+    }
+    return hit;
+}
+
+static void check(unsigned id, unsigned ncpus)
+{
+    struct cpuid_buf base, out;
+    host_base(&base, 0x1f);
+    memset(&out, 0, sizeof(out));
+    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, BASE_MAX + CPUID_EXTRA_ENTRIES, id, ncpus), 0);
+
+    const struct kvm_cpuid_entry2 *l1 = find(&out, 1, 0);
+    cr_assert_eq(l1->ebx >> 24, id, "leaf 1 APIC ID");
+    unsigned addressable = (l1->ebx >> 16) & 0xff;
+    cr_assert_geq(addressable, ncpus);
+    cr_assert_lt(addressable, 2 * ncpus, "a power of two, not more");
+    cr_assert_eq(!!(l1->edx & (1u << 28)), ncpus > 1, "HTT only with more than one CPU");
+    cr_assert(l1->ecx & (1u << 31), "hypervisor bit");
+
+    for (unsigned lvl = 0; lvl < 3; lvl++) {
+        const struct kvm_cpuid_entry2 *t = find(&out, 0xb, lvl);
+        cr_assert_not_null(t, "leaf 0xb.%u", lvl);
+        cr_assert_eq(t->edx, id, "x2APIC ID");
+        cr_assert_eq(t->ecx & 0xff, lvl);
+        cr_assert(t->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
+    }
+    cr_assert_eq(find(&out, 0xb, 0)->ebx, 1, "one thread per core");
+    cr_assert_eq((find(&out, 0xb, 0)->ecx >> 8) & 0xff, 1, "SMT level");
+    cr_assert_eq(find(&out, 0xb, 1)->ebx, ncpus, "ncpus in the package");
+    cr_assert_eq((find(&out, 0xb, 1)->ecx >> 8) & 0xff, 2, "core level");
+    cr_assert_geq(1u << find(&out, 0xb, 1)->eax, ncpus, "APIC ID shift covers every core");
+    cr_assert_eq((find(&out, 0xb, 2)->ecx >> 8) & 0xff, 0, "then the list ends");
+    cr_assert_not_null(find(&out, 0x1f, 1), "leaf 0x1f mirrors 0xb");
+    cr_assert_eq(find(&out, 0x1f, 1)->ebx, ncpus);
+
+    cr_assert_eq((find(&out, 4, 0)->eax >> 14) & 0xfff, 0, "L1 private to a core");
+    cr_assert_eq((find(&out, 4, 2)->eax >> 14) & 0xfff, ncpus - 1, "L3 shared by all");
+    cr_assert_geq(((find(&out, 4, 0)->eax >> 26) & 0x3f) + 1, ncpus);
+    cr_assert_eq(find(&out, 4, 3)->eax, 0, "the null cache entry stays null");
+
+    cr_assert_eq(find(&out, 0x80000008, 0)->ecx & 0xff, ncpus - 1, "AMD NC");
+    cr_assert_eq(find(&out, 0x8000001e, 0)->eax, id, "AMD extended APIC ID");
+    cr_assert_eq(find(&out, 0x8000001e, 0)->ebx & 0xff00, 0, "one thread per core");
+    cr_assert_eq((find(&out, 0x8000001d, 1)->eax >> 14) & 0xfff, ncpus - 1);
+    cr_assert_eq(!!(find(&out, 0x80000001, 0)->ecx & 2), ncpus > 1, "CmpLegacy");
+}
+
+Test(cpuid, topology_for_1_to_32_cpus)
+{
+    for (unsigned n = 1; n <= 32; n++)
+        for (unsigned id = 0; id < n; id++)
+            check(id, n);
+}
+
+Test(cpuid, no_leaf_b_when_the_max_basic_leaf_is_below_it)
+{
+    struct cpuid_buf base, out;
+    host_base(&base, 0xa);
+    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, BASE_MAX + CPUID_EXTRA_ENTRIES, 1, 4), 0);
+    cr_assert_null(find(&out, 0xb, 0));
+    cr_assert_null(find(&out, 0x1f, 0));
+    cr_assert_eq(find(&out, 1, 0)->ebx >> 24, 1);
+}
+
+Test(cpuid, refuses_when_the_output_is_too_small)
+{
+    struct cpuid_buf base, out;
+    host_base(&base, 0x1f);
+    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, 4, 0, 2), -1);
+    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, base.hdr.nent - 3, 0, 2), -1,
+                 "no room for the topology leaves");
+}
