@@ -433,10 +433,44 @@ static json_t *net_json(const struct net_config *n)
                      "tx_rate_limiter");
 }
 
+/* PUT /logger: applies at once (Firecracker does too). Everything is
+ * checked, then the destination opened, before anything changes. */
+static int put_logger(struct api_ctl *ctl, json_t *body, char *err, size_t errlen)
+{
+    static const struct field fields[] = {
+        {"level", FIELD_STRING, false},     {"log_path", FIELD_STRING, false},
+        {"show_level", FIELD_BOOL, false},  {"show_log_origin", FIELD_BOOL, false},
+        {"module", FIELD_NULL_ONLY, false},
+    };
+    static const char *const levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off", NULL};
+    static const enum log_level level_of[] = {LOG_ERROR, LOG_WARN,  LOG_INFO,
+                                              LOG_DEBUG, LOG_TRACE, LOG_OFF};
+    const char *path;
+    char why[ERR_LEN];
+    int lv;
+
+    if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
+        return -EINVAL;
+    lv = get_choice(body, "level", levels, -1, err, errlen);
+    if (lv < 0 && get_str(body, "level"))
+        return failf(err, errlen,
+                     "level: '%s' is not one of Error, Warning, Info, Debug, Trace, Off",
+                     get_str(body, "level"));
+    path = get_str(body, "log_path");
+    if (path && !path[0])
+        return failf(err, errlen, "log_path: empty path");
+    if (path && log_set_path(path, ctl->instance_id, why, sizeof(why)))
+        return failf(err, errlen, "log_path: %s", why);
+    log_set_format(get_bool(body, "show_level", false), get_bool(body, "show_log_origin", false));
+    if (lv >= 0)
+        log_set_level(level_of[lv]);
+    return 0;
+}
+
 /* Sections of a configuration flint has no support for: null in
  * GET /vm/config, and only null in a config file. */
 static const char *const unsupported_sections[] = {
-    "logger", "metrics", "balloon", "mmds-config", "entropy", "cpu-config",
+    "metrics", "balloon", "mmds-config", "entropy", "cpu-config",
 };
 
 static json_t *vm_config_json(const struct vm_config *cfg)
@@ -459,7 +493,9 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "drives", drives) &&
          !json_object_set_new(root, "machine-config", machine_config_json(cfg)) &&
          !json_object_set_new(root, "network-interfaces", nets) &&
-         !json_object_set_new(root, "vsock", vsock);
+         !json_object_set_new(root, "vsock", vsock) &&
+         /* The logger is the process's, not the VM's: not repeated here. */
+         !json_object_set_new(root, "logger", json_null());
     for (size_t i = 0; ok && i < ARRAY_SIZE(unsupported_sections); i++)
         ok = !json_object_set_new(root, unsupported_sections[i], json_null());
     if (!ok) {
@@ -577,6 +613,11 @@ static int route_put_vsock(struct request *r)
     return put_vsock(r->ctl, r->body, r->err, r->errlen);
 }
 
+static int route_put_logger(struct request *r)
+{
+    return put_logger(r->ctl, r->body, r->err, r->errlen);
+}
+
 static int route_not_yet(struct request *r)
 {
     return failf(r->err, r->errlen, "changing a device after boot is not supported by flint yet");
@@ -677,14 +718,14 @@ static const struct route routes[] = {
     {"/network-interfaces/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_net},
     {"/network-interfaces/", API_METHOD_PATCH, PHASE_POST_BOOT, route_not_yet},
     {"/vsock", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_vsock},
+    {"/logger", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_logger},
     {"/actions", API_METHOD_PUT, PHASE_ANY, put_actions},
     {"/vm", API_METHOD_PATCH, PHASE_POST_BOOT, patch_vm},
 };
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
-    "/logger",  "/metrics",    "/snapshot", "/balloon", "/mmds",
-    "/entropy", "/cpu-config", "/hotplug",  "/serial",
+    "/metrics", "/snapshot", "/balloon", "/mmds", "/entropy", "/cpu-config", "/hotplug", "/serial",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -824,8 +865,8 @@ static int load_array(struct api_ctl *ctl, json_t *arr, const char *key,
 
 static bool known_key(const char *key)
 {
-    static const char *const keys[] = {"boot-source", "drives", "machine-config",
-                                       "network-interfaces", "vsock"};
+    static const char *const keys[] = {"boot-source",        "drives", "machine-config",
+                                       "network-interfaces", "vsock",  "logger"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
@@ -855,6 +896,9 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
             return failf(err, errlen, "%s: not supported by flint yet (only null)",
                          unsupported_sections[i]);
     }
+    v = json_object_get(root, "logger");
+    if (v && !json_is_null(v) && put_logger(ctl, v, why, sizeof(why)))
+        return failf(err, errlen, "logger: %s", why);
     v = json_object_get(root, "machine-config");
     if (v && !json_is_null(v) && put_machine_config(ctl, v, false, why, sizeof(why)))
         return failf(err, errlen, "machine-config: %s", why);

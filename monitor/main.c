@@ -185,6 +185,13 @@ static int serve_setup(struct process *p, struct api_ctl *ctl, struct api_server
     char err[512];
     int rc;
 
+    if (opts->log_path) {
+        log_set_format(opts->show_level, opts->show_log_origin);
+        if (log_set_path(opts->log_path, ctl->instance_id, err, sizeof(err))) {
+            log_error("--log-path: %s", err);
+            return FLINT_EXIT_GENERIC;
+        }
+    }
     if ((rc = watch_signals(p))) {
         log_error("signal setup: %s", strerror(-rc));
         return FLINT_EXIT_GENERIC;

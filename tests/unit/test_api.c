@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include "api.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -196,12 +197,49 @@ Test(api, unknown_path_and_method)
 
 Test(api, later_endpoints_say_so)
 {
-    EXPECT_400(PUT("/logger", "{\"level\":\"Info\"}"), "/logger is not supported by flint yet");
     EXPECT_400(PUT("/metrics", "{}"), "not supported by flint yet");
     EXPECT_400(PUT("/snapshot/create", "{}"), "not supported by flint yet");
     EXPECT_400(GET("/balloon/statistics"), "not supported by flint yet");
     EXPECT_400(PUT("/mmds", "{}"), "not supported by flint yet");
     EXPECT_400(PUT("/loggers", "{}"), "Invalid request method");
+}
+
+Test(api, logger_bodies)
+{
+    char path[64] = "/tmp/flint-api-log-XXXXXX", buf[4096];
+    int fd = mkstemp(path);
+    ssize_t n;
+
+    cr_assert_geq(fd, 0);
+    EXPECT_400(PUT("/logger", "{\"level\":\"Loud\"}"),
+               "level: 'Loud' is not one of Error, Warning, Info, Debug, Trace, Off");
+    EXPECT_400(PUT("/logger", "{\"lvl\":\"Info\"}"), "unknown field 'lvl'");
+    EXPECT_400(PUT("/logger", "{\"show_level\":1}"), "'show_level' must be true or false");
+    EXPECT_400(PUT("/logger", "{\"log_path\":\"/nonexistent-dir/x\"}"),
+               "log_path: cannot open '/nonexistent-dir/x'");
+    EXPECT_400(PUT("/logger", "{\"log_path\":\"/tmp\"}"), "log_path: cannot open '/tmp'");
+    cr_assert_not(log_has_path(), "a refused PUT changes nothing");
+    cr_assert_eq(log_get_level(), LOG_WARN, "a refused PUT changes nothing");
+    cr_assert_eq(PUT("/logger", fmt("{\"log_path\":\"%s\",\"level\":\"Info\","
+                                    "\"show_level\":true,\"show_log_origin\":false}",
+                                    path)),
+                 204, "%s", resp.body);
+    cr_assert(log_has_path());
+    cr_assert_eq(log_get_level(), LOG_INFO);
+    log_info("hello %d", 42);
+    log_debug("not at Info");
+    n = read(fd, buf, sizeof(buf) - 1);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert(strstr(buf, " [test-vm:main:INFO] hello 42\n"), "%s", buf);
+    cr_assert_null(strstr(buf, "not at Info"), "%s", buf);
+    cr_assert_eq(PUT("/logger", "{\"level\":\"Off\"}"), 204);
+    cr_assert_eq(log_get_level(), LOG_OFF);
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"), 400);
+    ctl.state = API_VM_RUNNING;
+    EXPECT_400(PUT("/logger", "{\"level\":\"Info\"}"), "not supported after starting");
+    close(fd);
+    unlink(path);
 }
 
 Test(api, bad_ids_in_the_path)
@@ -755,7 +793,8 @@ Test(api, config_file_errors)
         cr_assert(strstr(err, needle), "'%s' lacks '%s'", err, needle);                            \
     } while (0)
     LOAD_FAILS("\"bogus\":1}", "unknown key 'bogus'");
-    LOAD_FAILS("\"logger\":{\"level\":\"Info\"}}", "logger: not supported by flint yet");
+    LOAD_FAILS("\"logger\":{\"level\":\"Loud\"}}", "logger: level: 'Loud' is not one of");
+    LOAD_FAILS("\"metrics\":{\"metrics_path\":\"/x\"}}", "metrics: not supported by flint yet");
     LOAD_FAILS("\"drives\":{}}", "drives: must be an array");
     LOAD_FAILS("\"drives\":[{\"drive_id\":\"a\"}]}", "drives[0]: missing required field");
     LOAD_FAILS("\"network-interfaces\":[1]}", "network-interfaces[0]: the body must be");
