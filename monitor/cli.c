@@ -40,6 +40,7 @@ enum opt_id {
     OPT_LOG_PATH,
     OPT_SHOW_LEVEL,
     OPT_SHOW_LOG_ORIGIN,
+    OPT_METRICS_PATH,
 };
 
 struct opt {
@@ -74,6 +75,7 @@ static const struct opt serve_opts[] = {
     {"--log-path", OPT_LOG_PATH, true},
     {"--show-level", OPT_SHOW_LEVEL, false},
     {"--show-log-origin", OPT_SHOW_LOG_ORIGIN, false},
+    {"--metrics-path", OPT_METRICS_PATH, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--stats", OPT_STATS, false},
     {"--help", OPT_HELP, false},
@@ -83,17 +85,9 @@ static const struct opt serve_opts[] = {
 
 /* Firecracker options flint does not have yet: a clear word, not "unknown". */
 static const char *const later_opts[] = {
-    "--boot-timer",
-    "--metrics-path",
-    "--seccomp-filter",
-    "--mmds-size-limit",
-    "--http-api-max-payload-size",
-    "--start-time-us",
-    "--start-time-cpu-us",
-    "--parent-cpu-time-us",
-    "--describe-snapshot",
-    "--module",
-    "--enable-pci",
+    "--boot-timer",    "--seccomp-filter",    "--mmds-size-limit",    "--http-api-max-payload-size",
+    "--start-time-us", "--start-time-cpu-us", "--parent-cpu-time-us", "--describe-snapshot",
+    "--module",        "--enable-pci",
 };
 
 void cli_usage(FILE *out)
@@ -101,7 +95,7 @@ void cli_usage(FILE *out)
     fputs("Usage: flint run [OPTIONS]\n"
           "       flint [--api-sock PATH] [--id ID] [--config-file FILE] [--no-api]\n"
           "             [--level LEVEL] [--log-path PATH] [--show-level]\n"
-          "             [--show-log-origin] [--no-seccomp] [--stats]\n"
+          "             [--show-log-origin] [--metrics-path PATH] [--no-seccomp] [--stats]\n"
           "       flint --help | --version\n"
           "\n"
           "Boot a micro-VM under KVM. `flint run` boots at once; with no --kernel, it\n"
@@ -124,6 +118,7 @@ void cli_usage(FILE *out)
           "  --show-level, --show-log-origin\n"
           "                      add the level, and the source file and line, to\n"
           "                      those lines\n"
+          "  --metrics-path PATH write metrics (one JSON object per line) to PATH\n"
           "  --level, --no-seccomp, --stats: as for `run`\n"
           "\n"
           "Options for `run`:\n"
@@ -215,6 +210,10 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         if (!val[0])
             return bad(err, errlen, "%s: empty path%s", name, "");
         return config_set_str(&serve->log_path, val);
+    case OPT_METRICS_PATH:
+        if (!val[0])
+            return bad(err, errlen, "%s: empty path%s", name, "");
+        return config_set_str(&serve->metrics_path, val);
     case OPT_SHOW_LEVEL:
         serve->show_level = true;
         return 0;
@@ -375,6 +374,7 @@ void cli_serve_free(struct cli_serve *serve)
     free(serve->id);
     free(serve->config_file);
     free(serve->log_path);
+    free(serve->metrics_path);
     memset(serve, 0, sizeof(*serve));
 }
 

@@ -27,6 +27,7 @@ struct cli_serve {
     bool no_api;
     char *log_path; /* NULL: log to stderr in flint's format */
     bool show_level, show_log_origin;
+    char *metrics_path; /* NULL: no metrics */
 };
 
 /* Parse argv (argv[0] is the program). On success returns 0 and sets

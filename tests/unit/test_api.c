@@ -4,6 +4,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,8 +18,8 @@ static struct vm_config cfg;
 static struct api_ctl ctl;
 static struct api_response resp;
 static char kernel[64], disk[64], disk2[64];
-static int starts, cads, pauses, resumes;
-static int start_rc, cad_rc;
+static int starts, cads, pauses, resumes, flushes;
+static int start_rc, cad_rc, flush_rc;
 
 static int stub_start(void *opaque, char *err, size_t errlen)
 {
@@ -49,8 +50,18 @@ static void stub_resume(void *opaque)
     resumes++;
 }
 
-static const struct api_vm_ops stub_ops = {
-    .start = stub_start, .ctrl_alt_del = stub_cad, .pause = stub_pause, .resume = stub_resume};
+static int stub_flush(void *opaque)
+{
+    (void)opaque;
+    flushes++;
+    return flush_rc;
+}
+
+static const struct api_vm_ops stub_ops = {.start = stub_start,
+                                           .ctrl_alt_del = stub_cad,
+                                           .pause = stub_pause,
+                                           .resume = stub_resume,
+                                           .flush_metrics = stub_flush};
 
 static void make_file(char *path, const char *tmpl)
 {
@@ -76,7 +87,8 @@ static void setup(void)
     init_ctl(&ctl, &cfg);
     memset(&resp, 0, sizeof(resp));
     starts = cads = pauses = resumes = 0;
-    start_rc = cad_rc = 0;
+    start_rc = cad_rc = flush_rc = 0;
+    flushes = 0;
     make_file(kernel, "/tmp/flint-api-kernel-XXXXXX");
     make_file(disk, "/tmp/flint-api-disk-XXXXXX");
     make_file(disk2, "/tmp/flint-api-disk2-XXXXXX");
@@ -197,7 +209,6 @@ Test(api, unknown_path_and_method)
 
 Test(api, later_endpoints_say_so)
 {
-    EXPECT_400(PUT("/metrics", "{}"), "not supported by flint yet");
     EXPECT_400(PUT("/snapshot/create", "{}"), "not supported by flint yet");
     EXPECT_400(GET("/balloon/statistics"), "not supported by flint yet");
     EXPECT_400(PUT("/mmds", "{}"), "not supported by flint yet");
@@ -628,7 +639,57 @@ Test(api, send_ctrl_alt_del)
     cr_assert_eq(cads, 1);
     cad_rc = -ENOSPC;
     EXPECT_400(PUT("/actions", "{\"action_type\":\"SendCtrlAltDel\"}"), "not read the previous");
+    flush_rc = -ENODEV;
     EXPECT_400(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), "no metrics destination");
+    flush_rc = -EAGAIN;
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), "(dropped)");
+    flush_rc = 0;
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), 204);
+    cr_assert_eq(flushes, 3);
+}
+
+Test(api, metrics_bodies_and_counters)
+{
+    char path[64] = "/tmp/flint-api-metrics-XXXXXX";
+    struct metrics m;
+    int fd = mkstemp(path);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    EXPECT_400(PUT("/metrics", fmt("{\"metrics_path\":\"%s\"}", path)),
+               "metrics are not available");
+    metrics_init(&m);
+    ctl.metrics = &m;
+    EXPECT_400(PUT("/metrics", "{}"), "missing required field 'metrics_path'");
+    EXPECT_400(PUT("/metrics", "{\"metrics_path\":\"/x\",\"y\":1}"), "unknown field 'y'");
+    EXPECT_400(PUT("/metrics", "{\"metrics_path\":\"\"}"), "metrics_path: empty path");
+    EXPECT_400(PUT("/metrics", "{\"metrics_path\":\"/nonexistent-dir/m\"}"),
+               "metrics_path: cannot open '/nonexistent-dir/m'");
+    cr_assert_eq(m.fd, -1, "a refused PUT changes nothing");
+    cr_assert_eq(PUT("/metrics", fmt("{\"metrics_path\":\"%s\"}", path)), 204, "%s", resp.body);
+    cr_assert_geq(m.fd, 0);
+    GET("/");
+    PATCH("/vm", "{}");
+    call(API_METHOD_OTHER, "/", NULL);
+    /* 5 PUTs before (4 refused), a GET, a PATCH and an other: */
+    cr_assert_eq(ctl.counters.put, 6);
+    cr_assert_eq(ctl.counters.get, 1);
+    cr_assert_eq(ctl.counters.patch, 1);
+    cr_assert_eq(ctl.counters.other, 1);
+    cr_assert_eq(ctl.counters.ok, 2);
+    cr_assert_eq(ctl.counters.failed, 7);
+    json_t *c = json_object(), *g = json_object();
+    cr_assert_eq(api_add_metrics(&ctl, c, g), 0);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(c, "api_server"), "put_requests")), 6);
+    cr_assert_not_null(json_object_get(json_object_get(g, "api_server"), "latency_us_max"));
+    cr_assert_eq(ctl.counters.latency_max_us, 0, "the maximum restarts at each line");
+    json_decref(c);
+    json_decref(g);
+    ctl.state = API_VM_RUNNING;
+    EXPECT_400(PUT("/metrics", fmt("{\"metrics_path\":\"%s\"}", path)), "after starting");
+    metrics_close(&m);
+    unlink(path);
 }
 
 Test(api, refused_start_changes_nothing)
@@ -794,7 +855,9 @@ Test(api, config_file_errors)
     } while (0)
     LOAD_FAILS("\"bogus\":1}", "unknown key 'bogus'");
     LOAD_FAILS("\"logger\":{\"level\":\"Loud\"}}", "logger: level: 'Loud' is not one of");
-    LOAD_FAILS("\"metrics\":{\"metrics_path\":\"/x\"}}", "metrics: not supported by flint yet");
+    LOAD_FAILS("\"metrics\":{\"metrics_path\":\"/x\"}}",
+               "metrics: metrics are not available in this process");
+    LOAD_FAILS("\"metrics\":{}}", "metrics: missing required field 'metrics_path'");
     LOAD_FAILS("\"drives\":{}}", "drives: must be an array");
     LOAD_FAILS("\"drives\":[{\"drive_id\":\"a\"}]}", "drives[0]: missing required field");
     LOAD_FAILS("\"network-interfaces\":[1]}", "network-interfaces[0]: the body must be");
