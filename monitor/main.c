@@ -101,7 +101,7 @@ static int flush_metrics(void *opaque)
         return -ENODEV;
     }
     if (!counters || !gauges || api_add_metrics(p->ctl, counters, gauges) ||
-        (p->vm_started && metrics_add_vmm(counters, &p->vmm))) {
+        (p->vm_started && vmm_add_metrics(&p->vmm, counters))) {
         json_decref(counters);
         json_decref(gauges);
         return -ENOMEM;

@@ -19,8 +19,6 @@
 
 #define METRICS_PERIOD_NS (60ull * 1000 * 1000 * 1000)
 
-struct vmm;
-
 struct metrics {
     int fd;       /* -1: no destination */
     json_t *last; /* the absolute counters of the last line (NULL: none yet) */
@@ -49,10 +47,6 @@ json_t *metrics_delta(json_t *last, json_t *cur);
  * Returns 0, -ENODEV without a destination, -EAGAIN when the line was
  * dropped (counted; its changes go into the next line), -ENOMEM. */
 int metrics_flush(struct metrics *m, json_t *counters, json_t *gauges, uint64_t utc_ms);
-
-/* The VM's counters: block_<id>, net_<id>, vsock and vcpu exits by kind,
- * added to `obj`. Call on the VMM thread. Returns 0 or -ENOMEM. */
-int metrics_add_vmm(json_t *obj, struct vmm *vmm);
 
 void metrics_close(struct metrics *m);
 
