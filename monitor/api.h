@@ -45,7 +45,21 @@ struct api_vm_ops {
     /* PATCH /vm: 0 or -errno. */
     int (*pause)(void *opaque);
     void (*resume)(void *opaque);
+    /* FlushMetrics: write a metrics line now. 0, -ENODEV (no destination),
+     * -EAGAIN (the destination could not take it: dropped), -ENOMEM. */
+    int (*flush_metrics)(void *opaque);
 };
+
+/* What the API served, for the metrics (all since process start). */
+struct api_counters {
+    uint64_t get, put, patch, other; /* requests by method */
+    uint64_t ok, failed;             /* answered 2xx, 400 */
+    uint64_t latency_us;             /* total time spent answering */
+    uint64_t latency_max_us;         /* the longest answer since the last reset */
+};
+
+struct metrics;
+struct json_t;
 
 /* The API's view of the process: the configuration it fills and the VM's
  * state. */
@@ -56,7 +70,9 @@ struct api_ctl {
     enum api_vm_state state;
     const struct api_vm_ops *ops;
     void *opaque;
-    int fatal_status; /* set by a failed InstanceStart: end the process with it */
+    int fatal_status;        /* set by a failed InstanceStart: end the process with it */
+    struct metrics *metrics; /* PUT /metrics opens it; NULL: refused */
+    struct api_counters counters;
 };
 
 struct api_response {
@@ -77,6 +93,11 @@ void api_handle(struct api_ctl *ctl, enum api_method method, const char *path, c
  * such a file. Returns 0 or -EINVAL / -errno with one line in err. */
 int api_load_config(struct api_ctl *ctl, const char *json, size_t len, char *err, size_t errlen);
 int api_load_config_file(struct api_ctl *ctl, const char *path, char *err, size_t errlen);
+
+/* Add the "api_server" block to a metrics line: counters to `counters`,
+ * the longest answer since the last call to `gauges` (then reset).
+ * Returns 0 or -ENOMEM. */
+int api_add_metrics(struct api_ctl *ctl, struct json_t *counters, struct json_t *gauges);
 
 /* GET /vm/config: the configuration as JSON (malloc'ed, NULL if out of
  * memory). */

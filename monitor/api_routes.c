@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ERR_LEN 320
@@ -433,10 +435,84 @@ static json_t *net_json(const struct net_config *n)
                      "tx_rate_limiter");
 }
 
+/* PUT /logger: applies at once (Firecracker does too). Everything is
+ * checked, then the destination opened, before anything changes. */
+static int put_logger(struct api_ctl *ctl, json_t *body, char *err, size_t errlen)
+{
+    static const struct field fields[] = {
+        {"level", FIELD_STRING, false},     {"log_path", FIELD_STRING, false},
+        {"show_level", FIELD_BOOL, false},  {"show_log_origin", FIELD_BOOL, false},
+        {"module", FIELD_NULL_ONLY, false},
+    };
+    static const char *const levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off", NULL};
+    static const enum log_level level_of[] = {LOG_ERROR, LOG_WARN,  LOG_INFO,
+                                              LOG_DEBUG, LOG_TRACE, LOG_OFF};
+    const char *path;
+    char why[ERR_LEN];
+    int lv;
+
+    if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
+        return -EINVAL;
+    lv = get_choice(body, "level", levels, -1, err, errlen);
+    if (lv < 0 && get_str(body, "level"))
+        return failf(err, errlen,
+                     "level: '%s' is not one of Error, Warning, Info, Debug, Trace, Off",
+                     get_str(body, "level"));
+    path = get_str(body, "log_path");
+    if (path && !path[0])
+        return failf(err, errlen, "log_path: empty path");
+    if (path && log_set_path(path, ctl->instance_id, why, sizeof(why)))
+        return failf(err, errlen, "log_path: %s", why);
+    log_set_format(get_bool(body, "show_level", false), get_bool(body, "show_log_origin", false));
+    if (lv >= 0)
+        log_set_level(level_of[lv]);
+    return 0;
+}
+
+/* PUT /metrics: the destination opens now; lines come after boot. */
+static int put_metrics(struct api_ctl *ctl, json_t *body, char *err, size_t errlen)
+{
+    static const struct field fields[] = {{"metrics_path", FIELD_STRING, true}};
+    const char *path;
+    char why[ERR_LEN];
+
+    if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
+        return -EINVAL;
+    if (!ctl->metrics)
+        return failf(err, errlen, "metrics are not available in this process");
+    path = get_str(body, "metrics_path");
+    if (!path[0])
+        return failf(err, errlen, "metrics_path: empty path");
+    if (metrics_open(ctl->metrics, path, why, sizeof(why)))
+        return failf(err, errlen, "metrics_path: %s", why);
+    return 0;
+}
+
+int api_add_metrics(struct api_ctl *ctl, json_t *counters, json_t *gauges)
+{
+    const struct api_counters *c = &ctl->counters;
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "get_requests", (json_int_t)c->get,
+                          "put_requests", (json_int_t)c->put, "patch_requests",
+                          (json_int_t)c->patch, "other_requests", (json_int_t)c->other,
+                          "ok_responses", (json_int_t)c->ok, "error_responses",
+                          (json_int_t)c->failed, "latency_us_total", (json_int_t)c->latency_us);
+    json_t *g = json_pack("{s:I}", "latency_us_max", (json_int_t)c->latency_max_us);
+
+    /* Both calls, always: each takes its value's reference, even NULL's. */
+    if (json_object_set_new(counters, "api_server", j) |
+        json_object_set_new(gauges, "api_server", g))
+        return -ENOMEM;
+    ctl->counters.latency_max_us = 0;
+    return 0;
+}
+
 /* Sections of a configuration flint has no support for: null in
  * GET /vm/config, and only null in a config file. */
 static const char *const unsupported_sections[] = {
-    "logger", "metrics", "balloon", "mmds-config", "entropy", "cpu-config",
+    "balloon",
+    "mmds-config",
+    "entropy",
+    "cpu-config",
 };
 
 static json_t *vm_config_json(const struct vm_config *cfg)
@@ -459,7 +535,10 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "drives", drives) &&
          !json_object_set_new(root, "machine-config", machine_config_json(cfg)) &&
          !json_object_set_new(root, "network-interfaces", nets) &&
-         !json_object_set_new(root, "vsock", vsock);
+         !json_object_set_new(root, "vsock", vsock) &&
+         /* The logger and metrics are the process's, not the VM's. */
+         !json_object_set_new(root, "logger", json_null()) &&
+         !json_object_set_new(root, "metrics", json_null());
     for (size_t i = 0; ok && i < ARRAY_SIZE(unsupported_sections); i++)
         ok = !json_object_set_new(root, unsupported_sections[i], json_null());
     if (!ok) {
@@ -577,6 +656,16 @@ static int route_put_vsock(struct request *r)
     return put_vsock(r->ctl, r->body, r->err, r->errlen);
 }
 
+static int route_put_logger(struct request *r)
+{
+    return put_logger(r->ctl, r->body, r->err, r->errlen);
+}
+
+static int route_put_metrics(struct request *r)
+{
+    return put_metrics(r->ctl, r->body, r->err, r->errlen);
+}
+
 static int route_not_yet(struct request *r)
 {
     return failf(r->err, r->errlen, "changing a device after boot is not supported by flint yet");
@@ -632,10 +721,19 @@ static int put_actions(struct request *r)
                      action);
     if (c->state == API_VM_NOT_STARTED)
         return phase_error(r, false);
-    if (!strcmp(action, actions[2]))
-        return failf(r->err, r->errlen,
-                     "FlushMetrics: no metrics destination (PUT /metrics is not supported by "
-                     "flint yet)");
+    if (!strcmp(action, actions[2])) {
+        int rc = c->ops->flush_metrics ? c->ops->flush_metrics(c->opaque) : -ENODEV;
+        if (rc == -ENODEV)
+            return failf(r->err, r->errlen,
+                         "FlushMetrics: no metrics destination: PUT /metrics before starting");
+        if (rc == -EAGAIN)
+            return failf(r->err, r->errlen,
+                         "FlushMetrics: the metrics destination could not take the line now "
+                         "(dropped)");
+        if (rc)
+            return failf(r->err, r->errlen, "FlushMetrics: %s", strerror(-rc));
+        return 0;
+    }
     if (c->ops->ctrl_alt_del(c->opaque))
         return failf(r->err, r->errlen,
                      "SendCtrlAltDel: the guest has not read the previous keys yet");
@@ -677,14 +775,15 @@ static const struct route routes[] = {
     {"/network-interfaces/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_net},
     {"/network-interfaces/", API_METHOD_PATCH, PHASE_POST_BOOT, route_not_yet},
     {"/vsock", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_vsock},
+    {"/logger", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_logger},
+    {"/metrics", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_metrics},
     {"/actions", API_METHOD_PUT, PHASE_ANY, put_actions},
     {"/vm", API_METHOD_PATCH, PHASE_POST_BOOT, patch_vm},
 };
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
-    "/logger",  "/metrics",    "/snapshot", "/balloon", "/mmds",
-    "/entropy", "/cpu-config", "/hotplug",  "/serial",
+    "/metrics", "/snapshot", "/balloon", "/mmds", "/entropy", "/cpu-config", "/hotplug", "/serial",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -788,7 +887,11 @@ void api_handle(struct api_ctl *ctl, enum api_method method, const char *path, c
     static const char *const names[] = {"GET", "PUT", "PATCH", "?"};
     char err[ERR_LEN] = "";
     struct request r = {.ctl = ctl, .resp = resp, .err = err, .errlen = sizeof(err)};
+    struct api_counters *c = &ctl->counters;
+    struct timespec t0, t1;
+    uint64_t us;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     resp->status = 204;
     resp->body = NULL;
     if (dispatch(&r, method, names[method], path, body, body_len)) {
@@ -798,6 +901,17 @@ void api_handle(struct api_ctl *ctl, enum api_method method, const char *path, c
         resp->body = fault_json(err);
     }
     json_decref(r.body);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    c->get += method == API_METHOD_GET;
+    c->put += method == API_METHOD_PUT;
+    c->patch += method == API_METHOD_PATCH;
+    c->other += method == API_METHOD_OTHER;
+    c->ok += resp->status < 300;
+    c->failed += resp->status >= 300;
+    c->latency_us += us;
+    if (us > c->latency_max_us)
+        c->latency_max_us = us;
 }
 
 /* ---- config file ---- */
@@ -824,8 +938,9 @@ static int load_array(struct api_ctl *ctl, json_t *arr, const char *key,
 
 static bool known_key(const char *key)
 {
-    static const char *const keys[] = {"boot-source", "drives", "machine-config",
-                                       "network-interfaces", "vsock"};
+    static const char *const keys[] = {
+        "boot-source", "drives", "machine-config", "network-interfaces",
+        "vsock",       "logger", "metrics"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
@@ -855,6 +970,12 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
             return failf(err, errlen, "%s: not supported by flint yet (only null)",
                          unsupported_sections[i]);
     }
+    v = json_object_get(root, "logger");
+    if (v && !json_is_null(v) && put_logger(ctl, v, why, sizeof(why)))
+        return failf(err, errlen, "logger: %s", why);
+    v = json_object_get(root, "metrics");
+    if (v && !json_is_null(v) && put_metrics(ctl, v, why, sizeof(why)))
+        return failf(err, errlen, "metrics: %s", why);
     v = json_object_get(root, "machine-config");
     if (v && !json_is_null(v) && put_machine_config(ctl, v, false, why, sizeof(why)))
         return failf(err, errlen, "machine-config: %s", why);

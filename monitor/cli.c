@@ -38,6 +38,10 @@ enum opt_id {
     OPT_CONFIG_FILE,
     OPT_NO_API,
     OPT_VERSION,
+    OPT_LOG_PATH,
+    OPT_SHOW_LEVEL,
+    OPT_SHOW_LOG_ORIGIN,
+    OPT_METRICS_PATH,
 };
 
 struct opt {
@@ -70,6 +74,10 @@ static const struct opt serve_opts[] = {
     {"--config-file", OPT_CONFIG_FILE, true},
     {"--no-api", OPT_NO_API, false},
     {"--level", OPT_LEVEL, true},
+    {"--log-path", OPT_LOG_PATH, true},
+    {"--show-level", OPT_SHOW_LEVEL, false},
+    {"--show-log-origin", OPT_SHOW_LOG_ORIGIN, false},
+    {"--metrics-path", OPT_METRICS_PATH, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--stats", OPT_STATS, false},
     {"--boot-timer", OPT_BOOT_TIMER, false},
@@ -80,18 +88,8 @@ static const struct opt serve_opts[] = {
 
 /* Firecracker options flint does not have yet: a clear word, not "unknown". */
 static const char *const later_opts[] = {
-    "--log-path",
-    "--metrics-path",
-    "--seccomp-filter",
-    "--mmds-size-limit",
-    "--http-api-max-payload-size",
-    "--start-time-us",
-    "--start-time-cpu-us",
-    "--parent-cpu-time-us",
-    "--describe-snapshot",
-    "--show-level",
-    "--show-log-origin",
-    "--module",
+    "--seccomp-filter",    "--mmds-size-limit",    "--http-api-max-payload-size", "--start-time-us",
+    "--start-time-cpu-us", "--parent-cpu-time-us", "--describe-snapshot",         "--module",
     "--enable-pci",
 };
 
@@ -99,7 +97,8 @@ void cli_usage(FILE *out)
 {
     fputs("Usage: flint run [OPTIONS]\n"
           "       flint [--api-sock PATH] [--id ID] [--config-file FILE] [--no-api]\n"
-          "             [--level LEVEL] [--no-seccomp] [--stats]\n"
+          "             [--level LEVEL] [--log-path PATH] [--show-level]\n"
+          "             [--show-log-origin] [--metrics-path PATH] [--no-seccomp] [--stats]\n"
           "       flint --help | --version\n"
           "\n"
           "Boot a micro-VM under KVM. `flint run` boots at once; with no --kernel, it\n"
@@ -117,6 +116,12 @@ void cli_usage(FILE *out)
           "                      'boot-source', 'drives', 'machine-config',\n"
           "                      'network-interfaces', 'vsock') and boot at once\n"
           "  --no-api            no API socket (needs --config-file)\n"
+          "  --log-path PATH     log to PATH (a file, appended to, or a named pipe) in\n"
+          "                      Firecracker's format instead of to stderr\n"
+          "  --show-level, --show-log-origin\n"
+          "                      add the level, and the source file and line, to\n"
+          "                      those lines\n"
+          "  --metrics-path PATH write metrics (one JSON object per line) to PATH\n"
           "  --level, --no-seccomp, --stats, --boot-timer: as for `run`\n"
           "\n"
           "Options for `run`:\n"
@@ -206,6 +211,20 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         serve->no_api = true;
         return 0;
     case OPT_VERSION:
+        return 0;
+    case OPT_LOG_PATH:
+        if (!val[0])
+            return bad(err, errlen, "%s: empty path%s", name, "");
+        return config_set_str(&serve->log_path, val);
+    case OPT_METRICS_PATH:
+        if (!val[0])
+            return bad(err, errlen, "%s: empty path%s", name, "");
+        return config_set_str(&serve->metrics_path, val);
+    case OPT_SHOW_LEVEL:
+        serve->show_level = true;
+        return 0;
+    case OPT_SHOW_LOG_ORIGIN:
+        serve->show_log_origin = true;
         return 0;
     case OPT_KERNEL:
         return config_set_str(&cfg->kernel_path, val);
@@ -363,6 +382,8 @@ void cli_serve_free(struct cli_serve *serve)
     free(serve->api_sock);
     free(serve->id);
     free(serve->config_file);
+    free(serve->log_path);
+    free(serve->metrics_path);
     memset(serve, 0, sizeof(*serve));
 }
 

@@ -25,6 +25,9 @@ struct cli_serve {
     char *id;          /* NULL: API_DEFAULT_INSTANCE_ID */
     char *config_file; /* NULL: none; the API configures the VM */
     bool no_api;
+    char *log_path; /* NULL: log to stderr in flint's format */
+    bool show_level, show_log_origin;
+    char *metrics_path; /* NULL: no metrics */
 };
 
 /* Parse argv (argv[0] is the program). On success returns 0 and sets

@@ -1,13 +1,19 @@
 /*
- * log.c - level-filtered, line-atomic logging to stderr.
+ * log.c - level-filtered, line-atomic logging: flint's short lines on
+ * stderr, or Firecracker's format to the file or named pipe PUT /logger
+ * (or --log-path) names.
  */
+#define _GNU_SOURCE
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +21,17 @@ static enum log_level cur_level = LOG_WARN;
 static __thread char thread_name[16] = "main";
 static __thread char last_error[512];
 static char vm_id[65]; /* "": no id; config_valid_vm_id() allows at most 64 */
+
+/* The Firecracker-format destination: -1 for none (stderr, flint's format). */
+static atomic_int log_fd = -1;
+static atomic_bool fc_show_level, fc_show_origin;
+static atomic_ullong dropped_lines;
+static char fc_id[65]; /* set before the destination, so before threads use it */
+
+static const char *const fc_level_names[] = {
+    [LOG_OFF] = "OFF",   [LOG_ERROR] = "ERROR", [LOG_WARN] = "WARN",
+    [LOG_INFO] = "INFO", [LOG_DEBUG] = "DEBUG", [LOG_TRACE] = "TRACE",
+};
 
 static const char *const level_names[] = {
     [LOG_OFF] = "Off",   [LOG_ERROR] = "Error", [LOG_WARN] = "Warning",
@@ -56,30 +73,162 @@ void log_set_vm_id(const char *id)
     snprintf(vm_id, sizeof(vm_id), "%s", id ? id : "");
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian); no libc
+ * time zone code, which may open files the VMM thread's filter forbids. */
+static void civil_from_days(long long z, int *y, unsigned *m, unsigned *d)
+{
+    long long era, yy;
+    unsigned doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    yy = (long long)yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
+int log_format_fc(char *buf, size_t len, long long sec, long nsec, const char *id,
+                  const char *thread, enum log_level level, bool show_level, const char *file,
+                  int line, const char *msg)
+{
+    long long days = sec >= 0 ? sec / 86400 : (sec - 86399) / 86400;
+    long long rem = sec - days * 86400;
+    unsigned mon, day;
+    int year, n;
+
+    civil_from_days(days, &year, &mon, &day);
+    n = snprintf(buf, len, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%09ld [%s:%s", year, mon, day,
+                 rem / 3600, rem / 60 % 60, rem % 60, nsec, id, thread);
+    if (n >= 0 && (size_t)n < len && show_level)
+        n += snprintf(buf + n, len - (size_t)n, ":%s", fc_level_names[level]);
+    if (n >= 0 && (size_t)n < len && file)
+        n += snprintf(buf + n, len - (size_t)n, ":%s:%d", file, line);
+    if (n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, "] %s", msg);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= len)
+        n = len ? (int)len - 1 : 0;
+    return n;
+}
+
+int log_set_path(const char *path, const char *instance_id, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd, old;
+
+    /* A pipe opened read-write never waits for (or fails without) a reader. */
+    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+        fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    else
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(e));
+        return -e;
+    }
+    if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
+        close(fd);
+        snprintf(err, errlen, "'%s' is not a regular file or a named pipe", path);
+        return -EINVAL;
+    }
+    snprintf(fc_id, sizeof(fc_id), "%s", instance_id ? instance_id : "anonymous-instance");
+    old = atomic_load(&log_fd);
+    if (old >= 0) {
+        /* Swap in place so a concurrent writer never sees a closed fd. */
+        if (dup3(fd, old, O_CLOEXEC) < 0) {
+            int e = errno;
+            close(fd);
+            snprintf(err, errlen, "cannot switch to '%s': %s", path, strerror(e));
+            return -e;
+        }
+        close(fd);
+        return 0;
+    }
+    atomic_store(&log_fd, fd);
+    return 0;
+}
+
+void log_set_format(bool show_level, bool show_origin)
+{
+    atomic_store(&fc_show_level, show_level);
+    atomic_store(&fc_show_origin, show_origin);
+}
+
+bool log_has_path(void)
+{
+    return atomic_load(&log_fd) >= 0;
+}
+
+unsigned long long log_dropped(void)
+{
+    return atomic_load(&dropped_lines);
+}
+
+static void log_vmsg(enum log_level level, const char *file, int lineno, const char *fmt,
+                     va_list ap)
 {
     bool print = level != LOG_OFF && level <= cur_level;
-    char line[1024];
-    int n, start;
-    va_list ap;
+    int fd = atomic_load(&log_fd);
+    char msg[1024], line[1400];
+    struct timespec ts;
+    int n;
 
     if (!print && level != LOG_ERROR)
         return;
-    n = start = snprintf(line, sizeof(line), "flint[%s%s%s] %s: ", vm_id, vm_id[0] ? ":" : "",
-                         thread_name, level_names[level]);
-    va_start(ap, fmt);
-    n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    if (n > (int)sizeof(line) - 2)
-        n = (int)sizeof(line) - 2;
+    n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n < 0)
+        msg[0] = '\0';
     if (level == LOG_ERROR)
-        snprintf(last_error, sizeof(last_error), "%.*s", n - start, line + start);
+        snprintf(last_error, sizeof(last_error), "%s", msg);
     if (!print)
         return;
+    if (fd >= 0) {
+        /* From the source tree's top, wherever the build ran. */
+        const char *top = file ? strstr(file, "monitor/") : NULL;
+        if (top)
+            file = top;
+        while (file && !strncmp(file, "../", 3))
+            file += 3;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        n = log_format_fc(line, sizeof(line) - 1, (long long)ts.tv_sec, ts.tv_nsec, fc_id,
+                          thread_name, level, atomic_load(&fc_show_level),
+                          atomic_load(&fc_show_origin) ? file : NULL, lineno, msg);
+    } else {
+        n = snprintf(line, sizeof(line) - 1, "flint[%s%s%s] %s: %s", vm_id, vm_id[0] ? ":" : "",
+                     thread_name, level_names[level], msg);
+        if (n > (int)sizeof(line) - 2)
+            n = (int)sizeof(line) - 2;
+        fd = STDERR_FILENO;
+    }
     line[n++] = '\n';
-    /* One write() so lines from several threads never interleave. */
-    if (write(STDERR_FILENO, line, (size_t)n) < 0)
-        return;
+    /* One write() so lines from several threads never interleave; a
+     * destination that cannot take the line now loses it. */
+    if (write(fd, line, (size_t)n) != n && fd != STDERR_FILENO)
+        atomic_fetch_add(&dropped_lines, 1);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_msg_at(enum log_level level, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(level, file, line, fmt, ap);
+    va_end(ap);
 }
 
 const char *log_last_error(void)

@@ -7,6 +7,7 @@
 #define FLINT_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
     LOG_OFF = 0,
@@ -32,8 +33,31 @@ void log_set_thread_name(const char *name);
  * asks; NULL: no name (the default). Call before starting threads. */
 void log_set_vm_id(const char *id);
 
-/* Print one line "flint[<thread>] <LEVEL>: <message>" if level is enabled. */
+/* Print one line if level is enabled: "flint[<thread>] <LEVEL>: <message>"
+ * on stderr, or, once log_set_path gave a destination, Firecracker's
+ * "<time> [<id>:<thread>(:<LEVEL>)(:<file>:<line>)] <message>" there. */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with the caller's source position (the log_* macros). */
+void log_msg_at(enum log_level level, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Send log lines to `path` (a file, created if missing and appended to, or
+ * a named pipe, opened non-blocking: a line the pipe cannot take now is
+ * dropped) in Firecracker's format, naming the VM `instance_id`. Replaces
+ * an earlier destination. Returns 0 or -errno with one line in err. */
+int log_set_path(const char *path, const char *instance_id, char *err, size_t errlen);
+/* Firecracker's show_level and show_log_origin (both off by default). */
+void log_set_format(bool show_level, bool show_origin);
+bool log_has_path(void);
+
+/* Format one Firecracker log line (no newline) for a message at wall time
+ * (sec, nsec) UTC; returns its length (truncated to len - 1). For tests. */
+int log_format_fc(char *buf, size_t len, long long sec, long nsec, const char *id,
+                  const char *thread, enum log_level level, bool show_level, const char *file,
+                  int line, const char *msg);
+
+/* Lines dropped because the destination could not take them. */
+unsigned long long log_dropped(void);
 
 /* The last error-level message of this thread (printed or not, without
  * the "flint[...] Error: " prefix), so a failed InstanceStart can answer
@@ -49,9 +73,9 @@ struct log_ratelimit {
 };
 bool log_ratelimit(struct log_ratelimit *state, unsigned burst);
 
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_msg_at(LOG_ERROR, __FILE__, __LINE__, __VA_ARGS__)
+#define log_warn(...)  log_msg_at(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define log_info(...)  log_msg_at(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define log_debug(...) log_msg_at(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
 
 #endif /* FLINT_LOG_H */

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef FLINT_VERSION
@@ -81,7 +83,49 @@ struct process {
     struct signalfd_siginfo sig;
     struct ev_handler sig_ev;
     int signal_status; /* 128 + N after signal N with no VM running */
+    struct api_ctl *ctl;
+    struct metrics metrics;
+    struct ev_handler metrics_ev; /* the periodic flush */
 };
+
+/* One metrics line: the API's counters and the VM's. On the VMM thread. */
+static int flush_metrics(void *opaque)
+{
+    struct process *p = opaque;
+    json_t *counters = json_object(), *gauges = json_object();
+    struct timespec now;
+
+    if (p->metrics.fd < 0) {
+        json_decref(counters);
+        json_decref(gauges);
+        return -ENODEV;
+    }
+    if (!counters || !gauges || api_add_metrics(p->ctl, counters, gauges) ||
+        (p->vm_started && vmm_add_metrics(&p->vmm, counters))) {
+        json_decref(counters);
+        json_decref(gauges);
+        return -ENOMEM;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    return metrics_flush(&p->metrics, counters, gauges,
+                         (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+}
+
+static void on_metrics_timer(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct process *p = container_of(h, struct process, metrics_ev);
+    static struct log_ratelimit rl;
+    int rc;
+
+    (void)res;
+    (void)flags;
+    rc = flush_metrics(p);
+    if (rc && rc != -ENODEV && log_ratelimit(&rl, 1))
+        log_warn("metrics: %s",
+                 rc == -EAGAIN ? "the destination is full: line dropped" : "cannot build the line");
+    if (evloop_timeout(&p->loop, &p->metrics_ev, METRICS_PERIOD_NS))
+        log_warn("metrics: the periodic flush could not be re-armed");
+}
 
 static int vm_start(void *opaque, char *err, size_t errlen)
 {
@@ -115,6 +159,11 @@ static int vm_start(void *opaque, char *err, size_t errlen)
         return rc;
     }
     p->vm_started = true;
+    if (p->metrics.fd >= 0) {
+        p->metrics_ev.fn = on_metrics_timer;
+        if (evloop_timeout(&p->loop, &p->metrics_ev, METRICS_PERIOD_NS))
+            log_warn("metrics: the periodic flush could not be armed");
+    }
     return 0;
 }
 
@@ -133,8 +182,11 @@ static void vm_resume(void *opaque)
     vmm_resume(&((struct process *)opaque)->vmm);
 }
 
-static const struct api_vm_ops vm_ops = {
-    .start = vm_start, .ctrl_alt_del = vm_ctrl_alt_del, .pause = vm_pause, .resume = vm_resume};
+static const struct api_vm_ops vm_ops = {.start = vm_start,
+                                         .ctrl_alt_del = vm_ctrl_alt_del,
+                                         .pause = vm_pause,
+                                         .resume = vm_resume,
+                                         .flush_metrics = flush_metrics};
 
 static void stop_loop(void *opaque)
 {
@@ -185,6 +237,17 @@ static int serve_setup(struct process *p, struct api_ctl *ctl, struct api_server
     char err[512];
     int rc;
 
+    if (opts->log_path) {
+        log_set_format(opts->show_level, opts->show_log_origin);
+        if (log_set_path(opts->log_path, ctl->instance_id, err, sizeof(err))) {
+            log_error("--log-path: %s", err);
+            return FLINT_EXIT_GENERIC;
+        }
+    }
+    if (opts->metrics_path && metrics_open(&p->metrics, opts->metrics_path, err, sizeof(err))) {
+        log_error("--metrics-path: %s", err);
+        return FLINT_EXIT_GENERIC;
+    }
     if ((rc = watch_signals(p))) {
         log_error("signal setup: %s", strerror(-rc));
         return FLINT_EXIT_GENERIC;
@@ -226,6 +289,7 @@ static int serve(struct vm_config *cfg, const struct cli_serve *opts)
         .vmm_version = FLINT_VERSION,
         .ops = &vm_ops,
         .opaque = &p,
+        .metrics = &p.metrics,
     };
     struct api_server srv;
     bool srv_up = false;
@@ -235,6 +299,8 @@ static int serve(struct vm_config *cfg, const struct cli_serve *opts)
     log_set_thread_name("vmm");
     p.cfg = cfg;
     p.sig_fd = -1;
+    p.ctl = &ctl;
+    metrics_init(&p.metrics);
     status = evloop_init(&p.loop, VMM_RING_ENTRIES);
     if (status) {
         log_error("io_uring setup: %s", strerror(-status));
@@ -249,6 +315,8 @@ static int serve(struct vm_config *cfg, const struct cli_serve *opts)
     }
     if (p.vm_started) {
         status = vmm_finish(&p.vmm);
+        /* The last line: what happened since the last flush. */
+        flush_metrics(&p);
         print_stats(&p.vmm, cfg);
     } else if (status == 0) {
         status = ctl.fatal_status ? ctl.fatal_status : p.signal_status;
@@ -261,6 +329,7 @@ static int serve(struct vm_config *cfg, const struct cli_serve *opts)
         vmm_destroy(&p.vmm);
     if (p.sig_fd >= 0)
         close(p.sig_fd);
+    metrics_close(&p.metrics);
     return status;
 }
 

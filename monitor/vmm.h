@@ -183,6 +183,11 @@ int vmm_create_devices(struct vmm *vmm);
 int vmm_attach_virtio(struct vmm *vmm);
 /* Print per-device counters. */
 void vmm_print_virtio_stats(struct vmm *vmm, int fd);
+/* Add the VM's metrics counters to a metrics line's object (metrics.h):
+ * block_<id>, net_<id>, vsock, and vcpu exits by kind. On the VMM thread.
+ * Returns 0 or -ENOMEM. */
+struct json_t;
+int vmm_add_metrics(struct vmm *vmm, struct json_t *obj);
 /* Close what vmm_create_drives / vmm_attach_virtio opened. */
 void vmm_destroy_virtio(struct vmm *vmm);
 

@@ -9,6 +9,8 @@
 #include "util.h"
 #include "vmm.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,6 +226,97 @@ void vmm_print_virtio_stats(struct vmm *vmm, int fd)
                 ull(st.bad_packets), ull(vmm->virtio[slot].t.notifies),
                 ull(vmm->virtio[slot].t.interrupts));
     }
+}
+
+/* ---- metrics (metrics.h) ---- */
+
+static json_int_t load64(const uint64_t *p)
+{
+    return (json_int_t)__atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* Add a device block; takes the reference. */
+static int add_block(json_t *obj, const char *prefix, const char *id, unsigned index, json_t *b)
+{
+    char key[96];
+
+    if (id)
+        snprintf(key, sizeof(key), "%s_%s", prefix, id);
+    else
+        snprintf(key, sizeof(key), "%s_%u", prefix, index);
+    return !b || json_object_set_new(obj, key, b) ? -ENOMEM : 0;
+}
+
+int vmm_add_metrics(struct vmm *vmm, json_t *obj)
+{
+    json_t *vcpu = json_object();
+    unsigned slot = 0;
+
+    if (!vcpu || json_object_set_new(obj, "vcpu", vcpu))
+        return -ENOMEM;
+    for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++) {
+        char key[48];
+        json_int_t sum = 0;
+        size_t at;
+
+        for (unsigned i = 0; i < vmm->nvcpus; i++)
+            sum += load64(&vmm->vcpus[i].exits[k]);
+        at = (size_t)snprintf(key, sizeof(key), "exits_%s", vcpu_exit_kind_name(k));
+        for (size_t i = 0; i < at && i < sizeof(key); i++)
+            if (key[i] == '-')
+                key[i] = '_';
+        if (json_object_set_new(vcpu, key, json_integer(sum)))
+            return -ENOMEM;
+    }
+    for (unsigned i = 0; i < vmm->nblks; i++, slot++) {
+        struct virtio_blk_stats st;
+        struct virtio_mmio *t = &vmm->virtio[slot].t;
+
+        virtio_blk_get_stats(vmm->blks[i], &st);
+        if (add_block(obj, "block", vmm->cfg->drives[i].id, i,
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read_count",
+                                (json_int_t)st.reads, "read_bytes", (json_int_t)st.bytes_read,
+                                "write_count", (json_int_t)st.writes, "write_bytes",
+                                (json_int_t)st.bytes_written, "flush_count", (json_int_t)st.flushes,
+                                "discard_count", (json_int_t)st.discards, "failures",
+                                (json_int_t)st.errors, "queue_notifies", load64(&t->notifies),
+                                "interrupts", load64(&t->interrupts))))
+            return -ENOMEM;
+    }
+    for (unsigned i = 0; i < vmm->nnets; i++, slot++) {
+        struct virtio_net_stats st;
+        struct virtio_mmio *t = &vmm->virtio[slot].t;
+
+        virtio_net_get_stats(vmm->nets[i], &st);
+        if (add_block(obj, "net", vmm->cfg->nets[i].id, i,
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                                "rx_count", (json_int_t)st.rx_frames, "rx_bytes_count",
+                                (json_int_t)st.rx_bytes, "tx_count", (json_int_t)st.tx_frames,
+                                "tx_bytes_count", (json_int_t)st.tx_bytes, "rx_dropped",
+                                (json_int_t)st.rx_dropped, "tx_dropped", (json_int_t)st.tx_dropped,
+                                "no_rx_avail_buffer", (json_int_t)st.rx_no_buffers, "rx_fails",
+                                (json_int_t)st.rx_errors, "tx_fails", (json_int_t)st.tx_errors,
+                                "queue_notifies", load64(&t->notifies), "interrupts",
+                                load64(&t->interrupts))))
+            return -ENOMEM;
+    }
+    if (vmm->vsock) {
+        struct virtio_vsock_stats st;
+        struct virtio_mmio *t = &vmm->virtio[slot].t;
+        json_t *b;
+
+        virtio_vsock_get_stats(vmm->vsock, &st);
+        b = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "conns_added",
+                      (json_int_t)st.conns_opened, "conns_refused", (json_int_t)st.conns_refused,
+                      "conns_reset", (json_int_t)st.conns_reset, "rx_packets_count",
+                      (json_int_t)st.rx_packets, "rx_bytes_count", (json_int_t)st.rx_bytes,
+                      "tx_packets_count", (json_int_t)st.tx_packets, "tx_bytes_count",
+                      (json_int_t)st.tx_bytes, "bad_packets", (json_int_t)st.bad_packets,
+                      "queue_notifies", load64(&t->notifies), "interrupts", load64(&t->interrupts));
+        if (!b || json_object_set_new(obj, "vsock", b))
+            return -ENOMEM;
+    }
+    return 0;
 }
 
 void vmm_destroy_virtio(struct vmm *vmm)

@@ -549,6 +549,229 @@ Test(api, config_file_with_the_api_keeps_serving, .timeout = 600)
     cr_assert_not(path_exists(sock));
 }
 
+/* ---- the logger ---- */
+
+/* The whole file (at most cap - 1 bytes) as a string. */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t have = 0;
+    ssize_t n;
+
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    while (have < cap - 1 && (n = read(fd, buf + have, cap - 1 - have)) > 0)
+        have += (size_t)n;
+    buf[have] = '\0';
+    close(fd);
+}
+
+/* True if some line of `text` looks like "<date>T<time>.<ns> [<prefix>..." */
+static bool has_fc_line(const char *text, const char *prefix, const char *msg)
+{
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        int y, mo, d, h, mi, se;
+        long ns;
+        int used = 0;
+        if (sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d.%9ld %n", &y, &mo, &d, &h, &mi, &se, &ns, &used) <
+                7 ||
+            used != 30)
+            continue;
+        const char *end = strchr(p, '\n');
+        size_t plen = strlen(prefix);
+        if (!strncmp(p + used, prefix, plen) && strstr(p + used, msg) &&
+            (!end || strstr(p + used, msg) < end))
+            return true;
+    }
+    return false;
+}
+
+Test(api, log_path_gets_firecracker_lines, .timeout = 600)
+{
+    char cfgpath[] = "/tmp/flint-e2e-cfg-XXXXXX", logpath[] = "/tmp/flint-e2e-log-XXXXXX";
+    char json[1024], text[65536];
+    int fd = mkstemp(logpath);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0\"}}",
+             HELLO_ELF);
+    write_file(cfgpath, json);
+    char *argv[] = {FLINT_BIN, "--no-api", "--config-file", cfgpath,        "--log-path",
+                    logpath,   "--level",  "Info",          "--show-level", NULL};
+    struct flint_result r = run_cmd(argv, TIMEOUT_S);
+    unlink(cfgpath);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    cr_assert(strstr(r.out, "Hello from flint guest-shim"), "%s", r.out);
+    cr_assert_null(strstr(r.err, "guest exited"), "the log went to the file: %s", r.err);
+    slurp(logpath, text, sizeof(text));
+    cr_assert(has_fc_line(text, "[anonymous-instance:vcpu0:INFO] ", "guest exited with status 0"),
+              "log file:\n%s", text);
+    flint_result_free(&r);
+
+    /* A log path that cannot be opened: one line, exit 1. */
+    char *argv2[] = {FLINT_BIN,
+                     "--no-api",
+                     "--config-file",
+                     "/nonexistent.json",
+                     "--log-path",
+                     "/nonexistent-dir/log",
+                     NULL};
+    r = run_cmd(argv2, TIMEOUT_S);
+    cr_assert_eq(r.status, 1, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "--log-path: cannot open '/nonexistent-dir/log'"), "%s", r.err);
+    cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+    flint_result_free(&r);
+    unlink(logpath);
+}
+
+Test(api, put_logger_then_boot, .timeout = 600)
+{
+    char sock[108], logpath[] = "/tmp/flint-e2e-log-XXXXXX", body[512], text[65536];
+    struct live l;
+    struct resp r;
+    int fd = mkstemp(logpath);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, "--id", "e2e-log");
+    r = api(&l, sock, "PUT", "/logger", "{\"level\": \"Loud\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "level: 'Loud' is not one of"), "%s", r.body);
+    snprintf(body, sizeof(body),
+             "{\"log_path\": \"%s\", \"level\": \"Info\", \"show_level\": true, "
+             "\"show_log_origin\": true}",
+             logpath);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/logger", body), 204);
+    configure(&l, sock, HELLO_ELF, "console=ttyS0", 1);
+    /* Refused requests are logged at Info. */
+    EXPECT_STATUS(api(&l, sock, "PUT", "/vsock", "{}"), 400);
+    instance_start(&l, sock);
+    cr_assert_eq(live_finish(&l), 0, "stderr:\n%s", l.err);
+    cr_assert(strstr(l.out, "Hello from flint guest-shim"), "%s", l.out);
+    slurp(logpath, text, sizeof(text));
+    cr_assert(has_fc_line(text, "[e2e-log:vmm:INFO:monitor/api_routes.c:",
+                          "API: PUT /vsock: 400: missing required field"),
+              "log file:\n%s", text);
+    cr_assert(has_fc_line(text, "[e2e-log:vcpu0:INFO:monitor/", "guest exited with status 0"),
+              "log file:\n%s", text);
+    cr_assert_null(strstr(l.err, "guest exited"), "%s", l.err);
+    unlink(logpath);
+}
+
+/* ---- metrics ---- */
+
+/* The integer at block.key of one JSON line, or -1. */
+static long long metric(const char *line, const char *block, const char *key)
+{
+    char needle[128];
+    const char *b, *k;
+
+    snprintf(needle, sizeof(needle), "\"%s\":{", block);
+    b = strstr(line, needle);
+    if (!b)
+        return -1;
+    const char *end = strchr(b, '}');
+    snprintf(needle, sizeof(needle), "\"%s\":", key);
+    k = strstr(b, needle);
+    if (!k || (end && k > end))
+        return -1;
+    return atoll(k + strlen(needle));
+}
+
+Test(api, metrics_flush_and_exit_lines, .timeout = 600)
+{
+    char sock[108], mpath[] = "/tmp/flint-e2e-metrics-XXXXXX",
+                    disk[] = "/tmp/flint-e2e-disk-XXXXXX";
+    char body[512], text[65536], *lines[8];
+    unsigned nlines = 0;
+    struct live l;
+    struct resp r;
+    int fd = mkstemp(mpath);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    fd = mkstemp(disk);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    r = api(&l, sock, "PUT", "/metrics", "{\"metrics_path\": \"/nonexistent-dir/m\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "metrics_path: cannot open"), "%s", r.body);
+    snprintf(body, sizeof(body), "{\"metrics_path\": \"%s\"}", mpath);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/metrics", body), 204);
+    configure(&l, sock, LINGER, "console=ttyS0 ms=3000", 1);
+    snprintf(body, sizeof(body),
+             "{\"drive_id\": \"scratch\", \"path_on_host\": \"%s\", \"is_root_device\": false}",
+             disk);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/drives/scratch", body), 204);
+    instance_start(&l, sock);
+    live_wait_for(&l, "linger: up on 1 cpus");
+    EXPECT_STATUS(api(&l, sock, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"), 204);
+    EXPECT_STATUS(api(&l, sock, "GET", "/", NULL), 200);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"), 204);
+    cr_assert_eq(live_finish(&l), 0, "stderr:\n%s", l.err);
+    slurp(mpath, text, sizeof(text));
+    for (char *save = NULL, *t = strtok_r(text, "\n", &save); t && nlines < 8;
+         t = strtok_r(NULL, "\n", &save))
+        lines[nlines++] = t;
+    cr_assert_eq(nlines, 3, "two FlushMetrics and the exit: %u lines", nlines);
+    for (unsigned i = 0; i < nlines; i++) {
+        cr_assert(lines[i][0] == '{' && lines[i][strlen(lines[i]) - 1] == '}', "%s", lines[i]);
+        cr_assert(strstr(lines[i], "\"utc_timestamp_ms\":"), "%s", lines[i]);
+        cr_assert(strstr(lines[i], "\"block_scratch\":{"), "%s", lines[i]);
+        cr_assert_geq(metric(lines[i], "block_scratch", "read_count"), 0, "%s", lines[i]);
+        cr_assert_geq(metric(lines[i], "vcpu", "exits_io_out"), 0, "%s", lines[i]);
+    }
+    /* Deltas: the PUTs before boot are in the first line only; the GET
+     * between the flushes is in the second. */
+    cr_assert_geq(metric(lines[0], "api_server", "put_requests"), 6, "%s", lines[0]);
+    cr_assert_eq(metric(lines[0], "api_server", "error_responses"), 1, "%s", lines[0]);
+    cr_assert_eq(metric(lines[1], "api_server", "get_requests"), 1, "%s", lines[1]);
+    cr_assert_eq(metric(lines[1], "api_server", "put_requests"), 1, "%s", lines[1]);
+    cr_assert_eq(metric(lines[1], "api_server", "error_responses"), 0, "%s", lines[1]);
+    cr_assert_gt(metric(lines[0], "vcpu", "exits_io_out"), 0, "the boot's console output: %s",
+                 lines[0]);
+    cr_assert_gt(metric(lines[2], "vcpu", "exits_io_out"), 0, "'linger: done': %s", lines[2]);
+    unlink(mpath);
+    unlink(disk);
+}
+
+Test(api, metrics_path_option, .timeout = 600)
+{
+    char cfgpath[] = "/tmp/flint-e2e-cfg-XXXXXX", mpath[] = "/tmp/flint-e2e-metrics-XXXXXX";
+    char json[1024], text[65536];
+    int fd = mkstemp(mpath);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0\"}}",
+             HELLO_ELF);
+    write_file(cfgpath, json);
+    char *argv[] = {FLINT_BIN, "--no-api", "--config-file", cfgpath, "--metrics-path", mpath, NULL};
+    struct flint_result r = run_cmd(argv, TIMEOUT_S);
+    cr_assert_eq(r.status, 0, "stdout:\n%s\nstderr:\n%s", r.out, r.err);
+    flint_result_free(&r);
+    slurp(mpath, text, sizeof(text));
+    cr_assert_eq(count_lines(text), 1, "the exit line: %s", text);
+    cr_assert_gt(metric(text, "vcpu", "exits_io_out"), 0, "%s", text);
+    cr_assert_eq(metric(text, "api_server", "put_requests"), 0, "%s", text);
+
+    char *argv2[] = {FLINT_BIN, "--no-api",       "--config-file",
+                     cfgpath,   "--metrics-path", "/nonexistent-dir/m",
+                     NULL};
+    r = run_cmd(argv2, TIMEOUT_S);
+    cr_assert_eq(r.status, 1, "stderr:\n%s", r.err);
+    cr_assert(strstr(r.err, "--metrics-path: cannot open '/nonexistent-dir/m'"), "%s", r.err);
+    flint_result_free(&r);
+    unlink(cfgpath);
+    unlink(mpath);
+}
+
 /* ---- the socket path, a failed start, signals ---- */
 
 Test(api, an_existing_socket_path_is_refused)

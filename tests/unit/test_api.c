@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 
 #include "api.h"
+#include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -16,8 +18,8 @@ static struct vm_config cfg;
 static struct api_ctl ctl;
 static struct api_response resp;
 static char kernel[64], disk[64], disk2[64];
-static int starts, cads, pauses, resumes;
-static int start_rc, cad_rc;
+static int starts, cads, pauses, resumes, flushes;
+static int start_rc, cad_rc, flush_rc;
 
 static int stub_start(void *opaque, char *err, size_t errlen)
 {
@@ -48,8 +50,18 @@ static void stub_resume(void *opaque)
     resumes++;
 }
 
-static const struct api_vm_ops stub_ops = {
-    .start = stub_start, .ctrl_alt_del = stub_cad, .pause = stub_pause, .resume = stub_resume};
+static int stub_flush(void *opaque)
+{
+    (void)opaque;
+    flushes++;
+    return flush_rc;
+}
+
+static const struct api_vm_ops stub_ops = {.start = stub_start,
+                                           .ctrl_alt_del = stub_cad,
+                                           .pause = stub_pause,
+                                           .resume = stub_resume,
+                                           .flush_metrics = stub_flush};
 
 static void make_file(char *path, const char *tmpl)
 {
@@ -75,7 +87,8 @@ static void setup(void)
     init_ctl(&ctl, &cfg);
     memset(&resp, 0, sizeof(resp));
     starts = cads = pauses = resumes = 0;
-    start_rc = cad_rc = 0;
+    start_rc = cad_rc = flush_rc = 0;
+    flushes = 0;
     make_file(kernel, "/tmp/flint-api-kernel-XXXXXX");
     make_file(disk, "/tmp/flint-api-disk-XXXXXX");
     make_file(disk2, "/tmp/flint-api-disk2-XXXXXX");
@@ -196,12 +209,48 @@ Test(api, unknown_path_and_method)
 
 Test(api, later_endpoints_say_so)
 {
-    EXPECT_400(PUT("/logger", "{\"level\":\"Info\"}"), "/logger is not supported by flint yet");
-    EXPECT_400(PUT("/metrics", "{}"), "not supported by flint yet");
     EXPECT_400(PUT("/snapshot/create", "{}"), "not supported by flint yet");
     EXPECT_400(GET("/balloon/statistics"), "not supported by flint yet");
     EXPECT_400(PUT("/mmds", "{}"), "not supported by flint yet");
     EXPECT_400(PUT("/loggers", "{}"), "Invalid request method");
+}
+
+Test(api, logger_bodies)
+{
+    char path[64] = "/tmp/flint-api-log-XXXXXX", buf[4096];
+    int fd = mkstemp(path);
+    ssize_t n;
+
+    cr_assert_geq(fd, 0);
+    EXPECT_400(PUT("/logger", "{\"level\":\"Loud\"}"),
+               "level: 'Loud' is not one of Error, Warning, Info, Debug, Trace, Off");
+    EXPECT_400(PUT("/logger", "{\"lvl\":\"Info\"}"), "unknown field 'lvl'");
+    EXPECT_400(PUT("/logger", "{\"show_level\":1}"), "'show_level' must be true or false");
+    EXPECT_400(PUT("/logger", "{\"log_path\":\"/nonexistent-dir/x\"}"),
+               "log_path: cannot open '/nonexistent-dir/x'");
+    EXPECT_400(PUT("/logger", "{\"log_path\":\"/tmp\"}"), "log_path: cannot open '/tmp'");
+    cr_assert_not(log_has_path(), "a refused PUT changes nothing");
+    cr_assert_eq(log_get_level(), LOG_WARN, "a refused PUT changes nothing");
+    cr_assert_eq(PUT("/logger", fmt("{\"log_path\":\"%s\",\"level\":\"Info\","
+                                    "\"show_level\":true,\"show_log_origin\":false}",
+                                    path)),
+                 204, "%s", resp.body);
+    cr_assert(log_has_path());
+    cr_assert_eq(log_get_level(), LOG_INFO);
+    log_info("hello %d", 42);
+    log_debug("not at Info");
+    n = read(fd, buf, sizeof(buf) - 1);
+    cr_assert_gt(n, 0);
+    buf[n] = '\0';
+    cr_assert(strstr(buf, " [test-vm:main:INFO] hello 42\n"), "%s", buf);
+    cr_assert_null(strstr(buf, "not at Info"), "%s", buf);
+    cr_assert_eq(PUT("/logger", "{\"level\":\"Off\"}"), 204);
+    cr_assert_eq(log_get_level(), LOG_OFF);
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"InstanceStart\"}"), 400);
+    ctl.state = API_VM_RUNNING;
+    EXPECT_400(PUT("/logger", "{\"level\":\"Info\"}"), "not supported after starting");
+    close(fd);
+    unlink(path);
 }
 
 Test(api, bad_ids_in_the_path)
@@ -590,7 +639,57 @@ Test(api, send_ctrl_alt_del)
     cr_assert_eq(cads, 1);
     cad_rc = -ENOSPC;
     EXPECT_400(PUT("/actions", "{\"action_type\":\"SendCtrlAltDel\"}"), "not read the previous");
+    flush_rc = -ENODEV;
     EXPECT_400(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), "no metrics destination");
+    flush_rc = -EAGAIN;
+    EXPECT_400(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), "(dropped)");
+    flush_rc = 0;
+    cr_assert_eq(PUT("/actions", "{\"action_type\":\"FlushMetrics\"}"), 204);
+    cr_assert_eq(flushes, 3);
+}
+
+Test(api, metrics_bodies_and_counters)
+{
+    char path[64] = "/tmp/flint-api-metrics-XXXXXX";
+    struct metrics m;
+    int fd = mkstemp(path);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    EXPECT_400(PUT("/metrics", fmt("{\"metrics_path\":\"%s\"}", path)),
+               "metrics are not available");
+    metrics_init(&m);
+    ctl.metrics = &m;
+    EXPECT_400(PUT("/metrics", "{}"), "missing required field 'metrics_path'");
+    EXPECT_400(PUT("/metrics", "{\"metrics_path\":\"/x\",\"y\":1}"), "unknown field 'y'");
+    EXPECT_400(PUT("/metrics", "{\"metrics_path\":\"\"}"), "metrics_path: empty path");
+    EXPECT_400(PUT("/metrics", "{\"metrics_path\":\"/nonexistent-dir/m\"}"),
+               "metrics_path: cannot open '/nonexistent-dir/m'");
+    cr_assert_eq(m.fd, -1, "a refused PUT changes nothing");
+    cr_assert_eq(PUT("/metrics", fmt("{\"metrics_path\":\"%s\"}", path)), 204, "%s", resp.body);
+    cr_assert_geq(m.fd, 0);
+    GET("/");
+    PATCH("/vm", "{}");
+    call(API_METHOD_OTHER, "/", NULL);
+    /* 5 PUTs before (4 refused), a GET, a PATCH and an other: */
+    cr_assert_eq(ctl.counters.put, 6);
+    cr_assert_eq(ctl.counters.get, 1);
+    cr_assert_eq(ctl.counters.patch, 1);
+    cr_assert_eq(ctl.counters.other, 1);
+    cr_assert_eq(ctl.counters.ok, 2);
+    cr_assert_eq(ctl.counters.failed, 7);
+    json_t *c = json_object(), *g = json_object();
+    cr_assert_eq(api_add_metrics(&ctl, c, g), 0);
+    cr_assert_eq(
+        json_integer_value(json_object_get(json_object_get(c, "api_server"), "put_requests")), 6);
+    cr_assert_not_null(json_object_get(json_object_get(g, "api_server"), "latency_us_max"));
+    cr_assert_eq(ctl.counters.latency_max_us, 0, "the maximum restarts at each line");
+    json_decref(c);
+    json_decref(g);
+    ctl.state = API_VM_RUNNING;
+    EXPECT_400(PUT("/metrics", fmt("{\"metrics_path\":\"%s\"}", path)), "after starting");
+    metrics_close(&m);
+    unlink(path);
 }
 
 Test(api, refused_start_changes_nothing)
@@ -755,7 +854,10 @@ Test(api, config_file_errors)
         cr_assert(strstr(err, needle), "'%s' lacks '%s'", err, needle);                            \
     } while (0)
     LOAD_FAILS("\"bogus\":1}", "unknown key 'bogus'");
-    LOAD_FAILS("\"logger\":{\"level\":\"Info\"}}", "logger: not supported by flint yet");
+    LOAD_FAILS("\"logger\":{\"level\":\"Loud\"}}", "logger: level: 'Loud' is not one of");
+    LOAD_FAILS("\"metrics\":{\"metrics_path\":\"/x\"}}",
+               "metrics: metrics are not available in this process");
+    LOAD_FAILS("\"metrics\":{}}", "metrics: missing required field 'metrics_path'");
     LOAD_FAILS("\"drives\":{}}", "drives: must be an array");
     LOAD_FAILS("\"drives\":[{\"drive_id\":\"a\"}]}", "drives[0]: missing required field");
     LOAD_FAILS("\"network-interfaces\":[1]}", "network-interfaces[0]: the body must be");

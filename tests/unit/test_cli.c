@@ -169,13 +169,34 @@ Test(cli, firecracker_style_errors)
     cr_assert(strstr(err, "--api-sock: empty path"), "%s", err);
     cr_assert_eq(PARSE("--api-sock"), -EINVAL);
     cr_assert(strstr(err, "missing value"), "%s", err);
-    cr_assert_eq(PARSE("--seccomp-filter", "/f"), -EINVAL);
+    cr_assert_eq(PARSE("--seccomp-filter=/x"), -EINVAL);
     cr_assert(strstr(err, "--seccomp-filter: not supported by flint yet"), "%s", err);
-    cr_assert_eq(PARSE("--log-path=/x"), -EINVAL);
-    cr_assert(strstr(err, "--log-path: not supported by flint yet"), "%s", err);
+    cr_assert_eq(PARSE("--metrics-path="), -EINVAL);
+    cr_assert(strstr(err, "--metrics-path: empty path"), "%s", err);
+    cr_assert_eq(PARSE("--log-path="), -EINVAL);
+    cr_assert(strstr(err, "--log-path: empty path"), "%s", err);
     cr_assert_eq(PARSE("--kernel", "/k"), -EINVAL, "run's options belong to run");
     cr_assert(strstr(err, "unknown option '--kernel'"), "%s", err);
     cr_assert_eq(PARSE("run", "--api-sock", "/s"), -EINVAL, "and the API's not to run");
+}
+
+Test(cli, log_options)
+{
+    cr_assert_eq(
+        PARSE("--log-path", "/tmp/fc.log", "--level", "Debug", "--show-level", "--show-log-origin"),
+        0, "%s", err);
+    cr_assert_eq(action, CLI_SERVE);
+    cr_assert_str_eq(serve.log_path, "/tmp/fc.log");
+    cr_assert_eq(cfg.level, LOG_DEBUG);
+    cr_assert(serve.show_level);
+    cr_assert(serve.show_log_origin);
+    cr_assert_null(serve.metrics_path);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--metrics-path", "/tmp/m.fifo"), 0, "%s", err);
+    cr_assert_str_eq(serve.metrics_path, "/tmp/m.fifo");
+    cr_assert_eq(PARSE("--show-level=1"), -EINVAL);
+    cr_assert(strstr(err, "takes no value"), "%s", err);
+    cr_assert_eq(PARSE("run", "--log-path", "/x"), -EINVAL, "a serve option, not run's");
 }
 
 Test(cli, number_parser_bounds)
