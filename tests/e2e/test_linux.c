@@ -234,19 +234,25 @@ Test(linux_boot, vmlinux_without_pvh_note_boots_through_the_64bit_entry)
     free(k);
 }
 
+/* nproc and the online mask match --vcpus, and the topology Linux built
+ * from CPUID is one package of single-thread cores. */
 static void nproc_is(const char *vcpus)
 {
     char *k = kernel("vmlinux");
     char *cl =
-        cmdline("flint.cmd=\"echo nproc=$(nproc) online=$(cat /sys/devices/system/cpu/online)\"");
-    char want[64];
+        cmdline("flint.cmd=\"cd /sys/devices/system/cpu; echo nproc=$(nproc) online=$(cat "
+                "online) packages=$(cat cpu*/topology/physical_package_id | sort -u | wc "
+                "-l) last_siblings=$(cat cpu$(($(nproc)-1))/topology/thread_siblings_list)\"");
+    char want[128];
+    unsigned n = (unsigned)atoi(vcpus);
     struct flint_result r =
         flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, "--vcpus", vcpus, NULL);
     expect_clean_run(&r);
-    snprintf(want, sizeof(want), "nproc=%s online=%s", vcpus,
-             !strcmp(vcpus, "1")   ? "0"
-             : !strcmp(vcpus, "2") ? "0-1"
-                                   : "0-3");
+    if (n == 1)
+        snprintf(want, sizeof(want), "nproc=1 online=0 packages=1 last_siblings=0");
+    else
+        snprintf(want, sizeof(want), "nproc=%u online=0-%u packages=1 last_siblings=%u", n, n - 1,
+                 n - 1);
     expect_in(r.out, want, "guest console");
     flint_result_free(&r);
     free(cl);
