@@ -651,7 +651,7 @@ Test(api, put_logger_then_boot, .timeout = 600)
     cr_assert_eq(live_finish(&l), 0, "stderr:\n%s", l.err);
     cr_assert(strstr(l.out, "Hello from flint guest-shim"), "%s", l.out);
     slurp(logpath, text, sizeof(text));
-    cr_assert(has_fc_line(text, "[e2e-log:vmm:INFO:monitor/api_routes.c:",
+    cr_assert(has_fc_line(text, "[e2e-log:vmm:INFO:api/api_routes.c:",
                           "API: PUT /vsock: 400: missing required field"),
               "log file:\n%s", text);
     cr_assert(has_fc_line(text, "[e2e-log:vcpu0:INFO:monitor/", "guest exited with status 0"),
