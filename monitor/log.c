@@ -117,10 +117,10 @@ int log_format_fc(char *buf, size_t len, long long sec, long nsec, const char *i
     return n;
 }
 
-int log_set_path(const char *path, const char *instance_id, char *err, size_t errlen)
+int log_sink_open(const char *path, char *err, size_t errlen)
 {
     struct stat st;
-    int fd, old;
+    int fd;
 
     /* A pipe opened read-write never waits for (or fails without) a reader. */
     if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
@@ -137,6 +137,15 @@ int log_set_path(const char *path, const char *instance_id, char *err, size_t er
         snprintf(err, errlen, "'%s' is not a regular file or a named pipe", path);
         return -EINVAL;
     }
+    return fd;
+}
+
+int log_set_path(const char *path, const char *instance_id, char *err, size_t errlen)
+{
+    int fd = log_sink_open(path, err, errlen), old;
+
+    if (fd < 0)
+        return fd;
     snprintf(fc_id, sizeof(fc_id), "%s", instance_id ? instance_id : "anonymous-instance");
     old = atomic_load(&log_fd);
     if (old >= 0) {

@@ -41,6 +41,12 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 void log_msg_at(enum log_level level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Open a log or metrics destination: a named pipe read-write and
+ * non-blocking (no reader needed, never waits), anything else appended
+ * to, created 0600. Returns the fd, or -errno with one line in err naming
+ * the path (also for what is neither a regular file nor a pipe). */
+int log_sink_open(const char *path, char *err, size_t errlen);
+
 /* Send log lines to `path` (a file, created if missing and appended to, or
  * a named pipe, opened non-blocking: a line the pipe cannot take now is
  * dropped) in Firecracker's format, naming the VM `instance_id`. Replaces

@@ -21,23 +21,10 @@ void metrics_init(struct metrics *m)
 
 int metrics_open(struct metrics *m, const char *path, char *err, size_t errlen)
 {
-    struct stat st;
-    int fd, e;
+    int fd = log_sink_open(path, err, errlen);
 
-    if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
-        fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    else
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        e = errno;
-        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(e));
-        return -e;
-    }
-    if (fstat(fd, &st) || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
-        close(fd);
-        snprintf(err, errlen, "'%s' is not a regular file or a named pipe", path);
-        return -EINVAL;
-    }
+    if (fd < 0)
+        return fd;
     if (m->fd >= 0)
         close(m->fd);
     free(m->rest);
