@@ -1,5 +1,7 @@
 /* Spawning helper for the end-to-end tests. */
 #define _GNU_SOURCE
+#include <criterion/criterion.h>
+
 #include "run_flint.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +37,7 @@ static void buf_append(struct buf *b, const char *p, size_t n)
     b->data[b->len] = '\0';
 }
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -118,4 +121,83 @@ unsigned count_lines(const char *s)
     for (; *s; s++)
         n += *s == '\n';
     return n;
+}
+
+/* ---- a flint that keeps running while the test talks to it ---- */
+
+/* fork rather than posix_spawn: the child asks to be killed when the test
+ * process dies, so a failed assertion leaves no flint (and socket) behind. */
+void live_start(struct live *l, char *const argv[])
+{
+    int po[2], pe[2];
+
+    memset(l, 0, sizeof(*l));
+    cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+    l->pid = fork();
+    cr_assert_geq(l->pid, 0);
+    if (l->pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+            _exit(127);
+        execve(argv[0], argv, environ);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    l->fd[0] = po[0];
+    l->fd[1] = pe[0];
+}
+
+bool live_pump(struct live *l, int ms)
+{
+    struct pollfd p[2] = {{.fd = l->fd[0], .events = POLLIN}, {.fd = l->fd[1], .events = POLLIN}};
+    char *bufs[2] = {l->out, l->err};
+
+    if (l->fd[0] < 0 && l->fd[1] < 0)
+        return false;
+    if (poll(p, 2, ms) <= 0)
+        return true;
+    for (int i = 0; i < 2; i++) {
+        if (p[i].fd < 0 || !p[i].revents)
+            continue;
+        size_t room = sizeof(l->out) - 1 - l->len[i];
+        char sink[512];
+        ssize_t k = room ? read(p[i].fd, bufs[i] + l->len[i], room) : read(p[i].fd, sink, 512);
+        if (k > 0 && room) {
+            l->len[i] += (size_t)k;
+            bufs[i][l->len[i]] = '\0';
+        } else if (k <= 0) {
+            close(l->fd[i]);
+            l->fd[i] = -1;
+        }
+    }
+    return true;
+}
+
+void live_wait_for(struct live *l, const char *needle)
+{
+    double end = now_s() + LIVE_TIMEOUT_S;
+
+    while (!strstr(l->out, needle)) {
+        cr_assert(now_s() < end && live_pump(l, 50),
+                  "no '%s' from the guest\nstdout:\n%s\nstderr:\n%s", needle, l->out, l->err);
+    }
+}
+
+int live_finish(struct live *l)
+{
+    double end = now_s() + LIVE_TIMEOUT_S;
+    int st;
+
+    if (l->done)
+        return l->status;
+    while (live_pump(l, 50))
+        if (now_s() > end)
+            kill(l->pid, SIGKILL);
+    cr_assert_eq(waitpid(l->pid, &st, 0), l->pid);
+    l->done = true;
+    l->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return l->status;
 }

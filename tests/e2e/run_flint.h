@@ -7,6 +7,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+
+/* How long the live_* helpers wait for a line or an exit: the nested
+ * sandbox is slow. */
+#define LIVE_TIMEOUT_S 240.0
 
 struct flint_result {
     int status;     /* exit status, or 128 + signal */
@@ -25,5 +30,36 @@ void flint_result_free(struct flint_result *r);
 
 /* Count the lines of s. */
 unsigned count_lines(const char *s);
+
+/* CLOCK_MONOTONIC in seconds. */
+double now_s(void);
+
+/* A flint (or jailer) that keeps running while the test talks to it and
+ * looks at it. The helpers fail the Criterion test on a broken pipe or
+ * spawn, and after LIVE_TIMEOUT_S. */
+struct live {
+    pid_t pid;
+    int fd[2]; /* stdout, stderr; -1 at EOF */
+    char out[65536], err[65536];
+    size_t len[2];
+    int status; /* once finished */
+    bool done;
+};
+
+/* Start argv (argv[0] a path) with stdin from /dev/null. The child is
+ * killed when the test process dies, so a failed assertion leaves no flint
+ * (and no socket) behind. */
+void live_start(struct live *l, char *const argv[]);
+
+/* Read what is there, waiting up to ms; false once both pipes are closed.
+ * Output beyond the buffers is read and dropped. */
+bool live_pump(struct live *l, int ms);
+
+/* Pump until stdout contains needle; fails the test after the deadline. */
+void live_wait_for(struct live *l, const char *needle);
+
+/* Wait for the exit (SIGKILL after the deadline); the exit status, or 128
+ * + the signal. Calling it again returns the same status. */
+int live_finish(struct live *l);
 
 #endif

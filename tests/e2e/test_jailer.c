@@ -171,13 +171,6 @@ static void require_root_and_static_flint(void)
 
 /* ---- small file helpers ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static char *path_in(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static char *path_in(char *buf, size_t len, const char *fmt, ...)
@@ -308,69 +301,6 @@ static struct args jailer_args(const char *id, const char *exec_file)
 static char *jail_root(char *buf, size_t len, const char *id)
 {
     return path_in(buf, len, "%s/flint/%s/root", S.base, id);
-}
-
-/* ---- a jailer whose flint keeps running while the test looks ---- */
-
-struct live {
-    pid_t pid; /* the jailer */
-    int fd[2]; /* stdout, stderr; -1 at EOF */
-    char out[8192], err[8192];
-    size_t len[2];
-};
-
-static void live_start(struct live *l, char *const argv[])
-{
-    int po[2], pe[2];
-    posix_spawn_file_actions_t fa;
-
-    memset(l, 0, sizeof(*l));
-    cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
-    cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    cr_assert_eq(posix_spawn(&l->pid, argv[0], &fa, NULL, argv, environ), 0, "spawn %s", argv[0]);
-    posix_spawn_file_actions_destroy(&fa);
-    close(po[1]);
-    close(pe[1]);
-    l->fd[0] = po[0];
-    l->fd[1] = pe[0];
-}
-
-static bool live_pump(struct live *l, int ms)
-{
-    struct pollfd p[2] = {{.fd = l->fd[0], .events = POLLIN}, {.fd = l->fd[1], .events = POLLIN}};
-    char *bufs[2] = {l->out, l->err};
-
-    if (l->fd[0] < 0 && l->fd[1] < 0)
-        return false;
-    if (poll(p, 2, ms) <= 0)
-        return true;
-    for (int i = 0; i < 2; i++) {
-        if (p[i].fd < 0 || !p[i].revents)
-            continue;
-        size_t room = sizeof(l->out) - 1 - l->len[i];
-        char sink[512];
-        ssize_t k = room ? read(p[i].fd, bufs[i] + l->len[i], room) : read(p[i].fd, sink, 512);
-        if (k > 0 && room) {
-            l->len[i] += (size_t)k;
-            bufs[i][l->len[i]] = '\0';
-        } else if (k <= 0) {
-            close(l->fd[i]);
-            l->fd[i] = -1;
-        }
-    }
-    return true;
-}
-
-static void live_wait_for(struct live *l, const char *needle)
-{
-    double end = now_s() + TIMEOUT_S;
-    while (!strstr(l->out, needle))
-        cr_assert(now_s() < end && live_pump(l, 100),
-                  "no '%s' from the guest\nstdout:\n%s\nstderr:\n%s", needle, l->out, l->err);
 }
 
 /* Wait for pid (a child, or an orphan we are the subreaper of); its status. */

@@ -361,13 +361,6 @@ static const char *busybox_path(void)
     return NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void netns_with_tap(void)
 {
     cr_assert_eq(access("/dev/net/tun", R_OK | W_OK), 0, "/dev/net/tun: %s", strerror(errno));

@@ -35,97 +35,11 @@
 
 extern char **environ;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void skip_in_sanitizer_builds(void)
 {
 #ifdef FLINT_SANITIZED
     cr_skip_test("sanitizer builds run without seccomp filters (docs/SECURITY.md)");
 #endif
-}
-
-/* ---- a flint that keeps running while the test looks at it ---- */
-
-struct live {
-    pid_t pid;
-    int fd[2]; /* stdout, stderr; -1 at EOF */
-    char out[8192], err[8192];
-    size_t len[2];
-};
-
-static void live_start(struct live *l, char *const argv[])
-{
-    int po[2], pe[2];
-    posix_spawn_file_actions_t fa;
-
-    memset(l, 0, sizeof(*l));
-    cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
-    cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    cr_assert_eq(posix_spawn(&l->pid, argv[0], &fa, NULL, argv, environ), 0, "spawn %s", argv[0]);
-    posix_spawn_file_actions_destroy(&fa);
-    close(po[1]);
-    close(pe[1]);
-    l->fd[0] = po[0];
-    l->fd[1] = pe[0];
-}
-
-/* Read what is there (waiting up to ms); false once both pipes closed. */
-static bool live_pump(struct live *l, int ms)
-{
-    struct pollfd p[2] = {{.fd = l->fd[0], .events = POLLIN}, {.fd = l->fd[1], .events = POLLIN}};
-    char *bufs[2] = {l->out, l->err};
-
-    if (l->fd[0] < 0 && l->fd[1] < 0)
-        return false;
-    if (poll(p, 2, ms) <= 0)
-        return true;
-    for (int i = 0; i < 2; i++) {
-        if (p[i].fd < 0 || !p[i].revents)
-            continue;
-        size_t room = sizeof(l->out) - 1 - l->len[i];
-        char sink[512];
-        ssize_t k = room ? read(p[i].fd, bufs[i] + l->len[i], room) : read(p[i].fd, sink, 512);
-        if (k > 0 && room) {
-            l->len[i] += (size_t)k;
-            bufs[i][l->len[i]] = '\0';
-        } else if (k <= 0) {
-            close(l->fd[i]);
-            l->fd[i] = -1;
-        }
-    }
-    return true;
-}
-
-static void live_wait_for(struct live *l, const char *needle)
-{
-    double end = now_s() + TIMEOUT_S;
-
-    while (!strstr(l->out, needle)) {
-        cr_assert(now_s() < end && live_pump(l, 100),
-                  "no '%s' from the guest\nstdout:\n%s\nstderr:\n%s", needle, l->out, l->err);
-    }
-}
-
-/* Wait for the exit (killing flint after the deadline); the exit status. */
-static int live_finish(struct live *l)
-{
-    double end = now_s() + TIMEOUT_S;
-    int st;
-
-    while (live_pump(l, 100))
-        if (now_s() > end)
-            kill(l->pid, SIGKILL);
-    cr_assert_eq(waitpid(l->pid, &st, 0), l->pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* ---- /proc/PID/task ---- */
