@@ -123,6 +123,31 @@ unsigned count_lines(const char *s)
     return n;
 }
 
+struct flint_result flint_run_args(const char *flint_bin, double timeout_s, char *const args[])
+{
+    char *argv[40];
+    int n = 0;
+
+    argv[n++] = (char *)flint_bin;
+    argv[n++] = "run";
+    while (*args && n < 39)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    return run_cmd(argv, timeout_s);
+}
+
+void check_status(const struct flint_result *r, int status)
+{
+    cr_assert_not(r->timed_out, "flint timed out\nstdout:\n%s\nstderr:\n%s", r->out, r->err);
+    cr_assert_eq(r->status, status, "status %d, expected %d\nstdout:\n%s\nstderr:\n%s", r->status,
+                 status, r->out, r->err);
+}
+
+void check_has(const char *s, const char *needle)
+{
+    cr_assert(strstr(s, needle), "missing '%s' in:\n%s", needle, s);
+}
+
 /* ---- a flint that keeps running while the test talks to it ---- */
 
 /* fork rather than posix_spawn: the child asks to be killed when the test

@@ -31,6 +31,15 @@ void flint_result_free(struct flint_result *r);
 /* Count the lines of s. */
 unsigned count_lines(const char *s);
 
+/* Run `flint_bin run ARGS...` (args NULL-terminated, at most 37). */
+struct flint_result flint_run_args(const char *flint_bin, double timeout_s, char *const args[]);
+
+/* Fail the test unless r exited with status (printing its output). */
+void check_status(const struct flint_result *r, int status);
+
+/* Fail the test unless s contains needle. */
+void check_has(const char *s, const char *needle);
+
 /* CLOCK_MONOTONIC in seconds. */
 double now_s(void);
 

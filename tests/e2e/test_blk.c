@@ -19,31 +19,10 @@
 #define BLKCHECK  BLKCHECK_ELF
 #define HOSTILE   GUEST_DIR "/blkhostile.elf"
 
-static struct flint_result flint_argv(char **args)
-{
-    char *argv[40];
-    int n = 0;
-    argv[n++] = FLINT_BIN;
-    argv[n++] = "run";
-    while (*args && n < 39)
-        argv[n++] = *args++;
-    argv[n] = NULL;
-    return run_cmd(argv, TIMEOUT_S);
-}
-
-#define FLINT(...) flint_argv((char *[]){__VA_ARGS__, NULL})
-
-static void check(const struct flint_result *r, int status)
-{
-    cr_assert_not(r->timed_out, "flint timed out\nstdout:\n%s\nstderr:\n%s", r->out, r->err);
-    cr_assert_eq(r->status, status, "status %d, expected %d\nstdout:\n%s\nstderr:\n%s", r->status,
-                 status, r->out, r->err);
-}
-
-static void has(const char *s, const char *needle)
-{
-    cr_assert(strstr(s, needle), "missing '%s' in:\n%s", needle, s);
-}
+/* FLINT(args...) runs `flint run args...` (run_flint.h). */
+#define FLINT(...) flint_run_args(FLINT_BIN, TIMEOUT_S, (char *[]){__VA_ARGS__, NULL})
+#define check      check_status
+#define has        check_has
 
 /* A zero-filled image of `sectors` 512-byte sectors. */
 static char *make_image(unsigned sectors)
