@@ -318,7 +318,7 @@ static void add_conn(struct api_server *srv, int fd)
     c->send_ev.fn = on_send;
     c->cancel_ev.fn = on_cancelled;
     c->idle_since = now_ns();
-    api_http_reader_init(&c->reader);
+    api_http_reader_init(&c->reader, srv->max_body);
     srv->conns[slot] = c;
     srv->accepted++;
     arm_recv(c);
@@ -408,6 +408,7 @@ int api_server_init(struct api_server *srv, struct evloop *loop, const char *pat
     srv->listen_fd = -1;
     srv->request_timeout_ns = API_REQUEST_TIMEOUT_NS;
     srv->idle_timeout_ns = API_IDLE_TIMEOUT_NS;
+    srv->max_body = API_HTTP_MAX_BODY;
     srv->accept_ev.fn = on_accept;
     srv->tick_ev.fn = on_tick;
     /* jansson seeds its hash function from /dev/urandom at the first

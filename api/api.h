@@ -147,6 +147,7 @@ struct api_server {
     bool accept_pending, tick_pending;
     struct api_conn *conns[API_CONN_SLOTS];
     uint64_t request_timeout_ns, idle_timeout_ns; /* tests shorten them */
+    size_t max_body; /* API_HTTP_MAX_BODY; --http-api-max-payload-size */
     /* Called once a failed InstanceStart's answer is out (or could not be
      * sent): stop the loop. */
     void (*on_fatal)(void *opaque);

@@ -142,11 +142,11 @@ static int on_headers_complete(http_parser *p)
     r->req.method_name = http_method_str((enum http_method)p->method);
     r->req.keep_alive = http_should_keep_alive(p) != 0;
     if (p->flags & F_CONTENTLENGTH) {
-        if (p->content_length > API_HTTP_MAX_BODY)
+        if (p->content_length > r->max_body)
             return fail(r,
-                        "request payload with size %llu is larger than the limit of %d bytes "
+                        "request payload with size %llu is larger than the limit of %zu bytes "
                         "allowed by the server",
-                        (unsigned long long)p->content_length, API_HTTP_MAX_BODY);
+                        (unsigned long long)p->content_length, r->max_body);
         if (p->content_length > 0) {
             r->req.body = malloc((size_t)p->content_length + 1);
             if (!r->req.body)
@@ -166,7 +166,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct api_http_reader *r = reader_of(p);
 
     /* The parser never passes more than Content-Length; check anyway. */
-    if (!r->req.body || len > API_HTTP_MAX_BODY - r->req.body_len)
+    if (!r->req.body || len > r->max_body - r->req.body_len)
         return fail(r, "request body larger than announced");
     memcpy(r->req.body + r->req.body_len, at, len);
     r->req.body_len += len;
@@ -200,9 +200,10 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-void api_http_reader_init(struct api_http_reader *r)
+void api_http_reader_init(struct api_http_reader *r, size_t max_body)
 {
     memset(r, 0, sizeof(*r));
+    r->max_body = max_body < API_HTTP_MAX_BODY_LIMIT ? max_body : API_HTTP_MAX_BODY_LIMIT;
     http_parser_init(&r->parser, HTTP_REQUEST);
     r->parser.data = r;
 }

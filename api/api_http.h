@@ -4,12 +4,12 @@
  *
  * The reader wraps Debian's libhttp-parser and keeps every buffer bounded:
  * the request line and headers together at most API_HTTP_MAX_HEADER bytes,
- * the path API_HTTP_MAX_PATH, the body API_HTTP_MAX_BODY (Firecracker's
- * limit). It hands out one request at a time, so pipelined requests are
- * answered in order; the caller feeds the rest of its buffer after it has
- * answered. Chunked (or any) Transfer-Encoding, protocol upgrades and
- * CONNECT are refused. After an error the reader is dead: answer with the
- * status it gives and close the connection.
+ * the path API_HTTP_MAX_PATH, the body max_body (Firecracker's default,
+ * API_HTTP_MAX_BODY, unless --http-api-max-payload-size says otherwise). It hands out one request
+ * at a time, so pipelined requests are answered in order; the caller feeds the rest of its buffer
+ * after it has answered. Chunked (or any) Transfer-Encoding, protocol upgrades and CONNECT are
+ * refused. After an error the reader is dead: answer with the status it gives and close the
+ * connection.
  */
 #ifndef FLINT_API_HTTP_H
 #define FLINT_API_HTTP_H
@@ -21,7 +21,10 @@
 
 #define API_HTTP_MAX_HEADER 8192  /* request line + header fields */
 #define API_HTTP_MAX_PATH   1024  /* the request target */
-#define API_HTTP_MAX_BODY   51200 /* Firecracker's payload limit */
+#define API_HTTP_MAX_BODY   51200 /* Firecracker's default payload limit */
+/* The most --http-api-max-payload-size may raise it to: every connection may
+ * hold a body this big. */
+#define API_HTTP_MAX_BODY_LIMIT (16u << 20)
 
 enum api_method {
     API_METHOD_GET,
@@ -62,12 +65,14 @@ struct api_http_reader {
     bool value_seen; /* the current header has (part of) its value */
     char value[24];
     size_t value_len;
+    size_t max_body; /* the largest body accepted */
     int err_status;
     char err_msg[160];
 };
 
-/* A fresh reader. Never fails. */
-void api_http_reader_init(struct api_http_reader *r);
+/* A fresh reader taking bodies of at most max_body bytes (at most
+ * API_HTTP_MAX_BODY_LIMIT). Never fails. */
+void api_http_reader_init(struct api_http_reader *r, size_t max_body);
 
 /* Free the body of the last request. The reader may be reused after
  * api_http_reader_init. */

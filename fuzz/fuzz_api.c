@@ -66,7 +66,7 @@ static void fuzz_stream(struct api_ctl *ctl, const uint8_t *data, size_t size, s
     struct api_http_reader r;
     size_t off = 0;
 
-    api_http_reader_init(&r);
+    api_http_reader_init(&r, API_HTTP_MAX_BODY);
     while (off < size) {
         size_t n = size - off < chunk ? size - off : chunk, used;
         enum api_http_result res = api_http_feed(&r, (const char *)data + off, n, &used);

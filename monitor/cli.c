@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 #include "api.h"
+#include "api_http.h"
 #include "util.h"
 
 #include <errno.h>
@@ -42,6 +43,7 @@ enum opt_id {
     OPT_SHOW_LEVEL,
     OPT_SHOW_LOG_ORIGIN,
     OPT_METRICS_PATH,
+    OPT_MAX_PAYLOAD,
 };
 
 struct opt {
@@ -78,6 +80,7 @@ static const struct opt serve_opts[] = {
     {"--show-level", OPT_SHOW_LEVEL, false},
     {"--show-log-origin", OPT_SHOW_LOG_ORIGIN, false},
     {"--metrics-path", OPT_METRICS_PATH, true},
+    {"--http-api-max-payload-size", OPT_MAX_PAYLOAD, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--stats", OPT_STATS, false},
     {"--boot-timer", OPT_BOOT_TIMER, false},
@@ -88,9 +91,8 @@ static const struct opt serve_opts[] = {
 
 /* Firecracker options flint does not have yet: a clear word, not "unknown". */
 static const char *const later_opts[] = {
-    "--seccomp-filter",    "--mmds-size-limit",    "--http-api-max-payload-size", "--start-time-us",
-    "--start-time-cpu-us", "--parent-cpu-time-us", "--describe-snapshot",         "--module",
-    "--enable-pci",
+    "--seccomp-filter",     "--mmds-size-limit",   "--start-time-us", "--start-time-cpu-us",
+    "--parent-cpu-time-us", "--describe-snapshot", "--module",        "--enable-pci",
 };
 
 void cli_usage(FILE *out)
@@ -98,7 +100,8 @@ void cli_usage(FILE *out)
     fputs("Usage: flint run [OPTIONS]\n"
           "       flint [--api-sock PATH] [--id ID] [--config-file FILE] [--no-api]\n"
           "             [--level LEVEL] [--log-path PATH] [--show-level]\n"
-          "             [--show-log-origin] [--metrics-path PATH] [--no-seccomp] [--stats]\n"
+          "             [--show-log-origin] [--metrics-path PATH]\n"
+          "             [--http-api-max-payload-size BYTES] [--no-seccomp] [--stats]\n"
           "       flint --help | --version\n"
           "\n"
           "Boot a micro-VM under KVM. `flint run` boots at once; with no --kernel, it\n"
@@ -122,6 +125,9 @@ void cli_usage(FILE *out)
           "                      add the level, and the source file and line, to\n"
           "                      those lines\n"
           "  --metrics-path PATH write metrics (one JSON object per line) to PATH\n"
+          "  --http-api-max-payload-size BYTES\n"
+          "                      the largest request body the API takes (default 51200,\n"
+          "                      at most 16 MiB)\n"
           "  --level, --no-seccomp, --stats, --boot-timer: as for `run`\n"
           "\n"
           "Options for `run`:\n"
@@ -220,6 +226,12 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         if (!val[0])
             return bad(err, errlen, "%s: empty path%s", name, "");
         return config_set_str(&serve->metrics_path, val);
+    case OPT_MAX_PAYLOAD:
+        if (cli_parse_u64(val, 1, API_HTTP_MAX_BODY_LIMIT, &n))
+            return bad(err, errlen, "%s: '%s' is not a number of bytes from 1 to 16777216", name,
+                       val);
+        serve->max_payload = (size_t)n;
+        return 0;
     case OPT_SHOW_LEVEL:
         serve->show_level = true;
         return 0;

@@ -28,6 +28,7 @@ struct cli_serve {
     char *log_path; /* NULL: log to stderr in flint's format */
     bool show_level, show_log_origin;
     char *metrics_path; /* NULL: no metrics */
+    size_t max_payload; /* 0: API_HTTP_MAX_BODY; --http-api-max-payload-size */
 };
 
 /* Parse argv (argv[0] is the program). On success returns 0 and sets

@@ -262,6 +262,8 @@ static int serve_setup(struct process *p, struct api_ctl *ctl, struct api_server
             return FLINT_EXIT_GENERIC;
         }
         *srv_up = true;
+        if (opts->max_payload)
+            srv->max_body = opts->max_payload;
         p->cfg->api_socket = true;
         srv->on_fatal = stop_loop;
         srv->fatal_opaque = p;

@@ -752,6 +752,30 @@ static void expect_400_and_close(struct live *l, const char *sock, const void *r
     close(fd);
 }
 
+Test(api, http_api_max_payload_size_sets_the_body_limit)
+{
+    char sock[108], req[512];
+    struct live l;
+    /* 83 bytes: under Firecracker's default, over this flint's 64. */
+    const char *big =
+        "{\"vcpu_count\": 2,                                          \"mem_size_mib\": 256}";
+    int n;
+
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, "--http-api-max-payload-size", "64");
+    n = snprintf(req, sizeof(req), "PUT /machine-config HTTP/1.1\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(big), big);
+    expect_400_and_close(&l, sock, req, (size_t)n, "larger than the limit of 64 bytes");
+    EXPECT_STATUS(api(&l, sock, "GET", "/machine-config", NULL), 200);
+    cr_assert_eq(api(&l, sock, "GET", "/machine-config", NULL).body[0], '{');
+    cr_assert_null(strstr(api(&l, sock, "GET", "/machine-config", NULL).body, "\"vcpu_count\":2"),
+                   "the refused body changed nothing");
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/machine-config", "{\"vcpu_count\": 2}"), 204);
+    cr_assert(strstr(api(&l, sock, "GET", "/machine-config", NULL).body, "\"vcpu_count\":2"));
+    kill(l.pid, SIGTERM);
+    cr_assert_eq(live_finish(&l), 128 + SIGTERM, "stderr:\n%s", l.err);
+}
+
 static unsigned count_str(const char *hay, const char *needle)
 {
     unsigned n = 0;

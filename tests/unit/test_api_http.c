@@ -11,7 +11,7 @@ static struct api_http_reader rd;
 
 static void setup(void)
 {
-    api_http_reader_init(&rd);
+    api_http_reader_init(&rd, API_HTTP_MAX_BODY);
 }
 
 static void teardown(void)
@@ -158,6 +158,42 @@ Test(http, huge_content_length_is_refused_before_the_body)
     cr_assert_null(rd.req.body);
 }
 
+Test(http, a_smaller_limit_is_enforced_too)
+{
+    size_t used;
+
+    api_http_reader_free(&rd);
+    api_http_reader_init(&rd, 16);
+    cr_assert_eq(feed_str("PUT /x HTTP/1.1\r\nContent-Length: 16\r\n\r\n0123456789abcdef", &used),
+                 API_HTTP_REQUEST);
+    cr_assert_eq(rd.req.body_len, 16);
+    api_http_reader_free(&rd);
+    api_http_reader_init(&rd, 16);
+    cr_assert_eq(feed_str("PUT /x HTTP/1.1\r\nContent-Length: 17\r\n\r\n", &used), API_HTTP_ERROR);
+    cr_assert(strstr(rd.err_msg, "size 17") && strstr(rd.err_msg, "limit of 16 bytes"), "%s",
+              rd.err_msg);
+}
+
+Test(http, a_larger_limit_takes_a_larger_body_and_is_capped)
+{
+    size_t hdr_len, used, n = 200000;
+    char hdr[128];
+    char *body = malloc(n);
+
+    api_http_reader_free(&rd);
+    api_http_reader_init(&rd, n);
+    memset(body, 'b', n);
+    hdr_len =
+        (size_t)snprintf(hdr, sizeof(hdr), "PUT /x HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+    cr_assert_eq(api_http_feed(&rd, hdr, hdr_len, &used), API_HTTP_MORE);
+    cr_assert_eq(api_http_feed(&rd, body, n, &used), API_HTTP_REQUEST);
+    cr_assert_eq(rd.req.body_len, n);
+    free(body);
+    api_http_reader_free(&rd);
+    api_http_reader_init(&rd, SIZE_MAX);
+    cr_assert_eq(rd.max_body, API_HTTP_MAX_BODY_LIMIT);
+}
+
 Test(http, overflowing_content_length_is_an_error)
 {
     size_t used;
@@ -205,7 +241,7 @@ Test(http, upgrades_and_connect_are_refused)
                  API_HTTP_ERROR);
     cr_assert(strstr(rd.err_msg, "upgrade"), "%s", rd.err_msg);
     api_http_reader_free(&rd);
-    api_http_reader_init(&rd);
+    api_http_reader_init(&rd, API_HTTP_MAX_BODY);
     cr_assert_eq(feed_str("CONNECT localhost:80 HTTP/1.1\r\n\r\n", &used), API_HTTP_ERROR);
 }
 
@@ -306,12 +342,12 @@ Test(http, keep_alive_follows_the_version_and_connection_header)
     cr_assert_eq(feed_str("GET / HTTP/1.0\r\n\r\n", &used), API_HTTP_REQUEST);
     cr_assert_not(rd.req.keep_alive);
     api_http_reader_free(&rd);
-    api_http_reader_init(&rd);
+    api_http_reader_init(&rd, API_HTTP_MAX_BODY);
     cr_assert_eq(feed_str("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &used),
                  API_HTTP_REQUEST);
     cr_assert(rd.req.keep_alive);
     api_http_reader_free(&rd);
-    api_http_reader_init(&rd);
+    api_http_reader_init(&rd, API_HTTP_MAX_BODY);
     cr_assert_eq(feed_str("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &used), API_HTTP_REQUEST);
     cr_assert_not(rd.req.keep_alive);
 }

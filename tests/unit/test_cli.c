@@ -199,6 +199,25 @@ Test(cli, log_options)
     cr_assert_eq(PARSE("run", "--log-path", "/x"), -EINVAL, "a serve option, not run's");
 }
 
+Test(cli, http_api_max_payload_size)
+{
+    cr_assert_eq(PARSE("--api-sock", "/tmp/a.sock"), 0, "%s", err);
+    cr_assert_eq(serve.max_payload, 0, "unset: the API's default");
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--http-api-max-payload-size", "100000"), 0, "%s", err);
+    cr_assert_eq(serve.max_payload, 100000);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--http-api-max-payload-size=16777216"), 0, "%s", err);
+    cr_assert_eq(serve.max_payload, 16u << 20);
+    cli_serve_free(&serve);
+    cr_assert_eq(PARSE("--http-api-max-payload-size", "16777217"), -EINVAL);
+    cr_assert(strstr(err, "--http-api-max-payload-size: '16777217' is not a number of bytes"), "%s",
+              err);
+    cr_assert_eq(PARSE("--http-api-max-payload-size", "0"), -EINVAL);
+    cr_assert_eq(PARSE("--http-api-max-payload-size", "1k"), -EINVAL);
+    cr_assert_eq(PARSE("run", "--http-api-max-payload-size", "100"), -EINVAL, "not run's");
+}
+
 Test(cli, number_parser_bounds)
 {
     uint64_t v;
