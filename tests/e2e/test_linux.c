@@ -11,7 +11,9 @@
  * bzImage boot to init; nproc equals --vcpus; an ext4 root on virtio-blk
  * written by the guest and read back on the host; ping and HTTP both ways
  * over a tap; vsock both ways with checked bytes; reboot and panic end
- * flint with 0; the boot timer; and images or sizes flint must refuse.
+ * flint with 0; the boot timer; images or sizes flint must refuse; and
+ * the control API driven with curl as Firecracker's getting-started guide
+ * does.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -312,10 +314,10 @@ Test(linux_boot, boot_timer_logs_guest_boot_time)
 
 /* ---- ext4 root on virtio-blk ---- */
 
-Test(linux_blk, ext4_root_written_by_the_guest_is_read_on_the_host)
+/* A 64 MiB ext4 image at img holding the initramfs's tree (unpacked in
+ * tree): a root file system whose /init is flint's. */
+static void make_root_ext4(const char *tree, const char *img)
 {
-    char *k = kernel("bzImage");
-    char *tree = temp_path("rootfs"), *img = temp_path("root.ext4");
     cr_assert_eq(host_sh("rm -rf %s && mkdir -p %s && cd %s && gzip -dc %s | cpio -id --quiet",
                          tree, tree, tree, initramfs()),
                  0);
@@ -323,6 +325,29 @@ Test(linux_blk, ext4_root_written_by_the_guest_is_read_on_the_host)
                          "mkfs.ext4 -q -F -L flintroot -d %s %s",
                          img, img, tree, img),
                  0, "mkfs.ext4 -d failed (e2fsprogs installed?)");
+}
+
+/* What debugfs finds in file inside the ext4 image img. */
+static void expect_in_image(const char *img, const char *file, const char *text)
+{
+    char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+    char *script;
+
+    cr_assert_geq(
+        asprintf(&script, "PATH=$PATH:/sbin:/usr/sbin; debugfs -R 'cat %s' %s", file, img), 0);
+    argv[2] = script;
+    struct flint_result r = run_cmd(argv, 60);
+    cr_assert_eq(r.status, 0, "debugfs: %s%s", r.out, r.err);
+    expect_in(r.out, text, "debugfs cat");
+    flint_result_free(&r);
+    free(script);
+}
+
+Test(linux_blk, ext4_root_written_by_the_guest_is_read_on_the_host)
+{
+    char *k = kernel("bzImage");
+    char *tree = temp_path("rootfs"), *img = temp_path("root.ext4");
+    make_root_ext4(tree, img);
     char *cl = cmdline("root=/dev/vda rw init=/init flint.cmd=\"grep ' / ' /proc/mounts; "
                        "echo written-by-the-guest > /hello.txt; sync\"");
     char drive[256];
@@ -331,19 +356,97 @@ Test(linux_blk, ext4_root_written_by_the_guest_is_read_on_the_host)
     expect_clean_run(&r);
     expect_in(r.out, "/dev/root / ext4 rw", "guest console");
     flint_result_free(&r);
-
-    char *argv[] = {"/bin/sh", "-c", NULL, NULL};
-    char *script;
-    cr_assert_geq(
-        asprintf(&script, "PATH=$PATH:/sbin:/usr/sbin; debugfs -R 'cat /hello.txt' %s", img), 0);
-    argv[2] = script;
-    r = run_cmd(argv, 60);
-    cr_assert_eq(r.status, 0, "debugfs: %s%s", r.out, r.err);
-    expect_in(r.out, "written-by-the-guest", "debugfs cat /hello.txt");
-    flint_result_free(&r);
+    expect_in_image(img, "/hello.txt", "written-by-the-guest");
     host_sh("rm -rf %s %s", tree, img);
-    free(script);
     free(cl);
+    free(tree);
+    free(img);
+    free(k);
+}
+
+/* ---- the control API, driven with curl as Firecracker's getting-started
+ * guide drives Firecracker ---- */
+
+/* $1 flint, $2 socket, $3 kernel, $4 root image, $5 scratch directory
+ * holding boot.json. Prints "flint exited N" last. */
+static const char getting_started_sh[] =
+    "set -u\n"
+    "F=$1 S=$2 K=$3 ROOT=$4 D=$5\n"
+    "rm -f \"$S\"\n"
+    "\"$F\" --api-sock \"$S\" >\"$D/console\" 2>\"$D/stderr\" & FL=$!\n"
+    "i=0; while [ ! -S \"$S\" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\n"
+    "call() { # METHOD PATH [BODY]: prints 'METHOD PATH -> CODE BODY'\n"
+    "  if [ $# -eq 3 ]; then\n"
+    "    code=$(curl -sS --unix-socket \"$S\" -o \"$D/resp\" -w '%{http_code}' -X \"$1\" \\\n"
+    "      \"http://localhost$2\" -H 'Accept: application/json' \\\n"
+    "      -H 'Content-Type: application/json' -d \"$3\")\n"
+    "  else\n"
+    "    code=$(curl -sS --unix-socket \"$S\" -o \"$D/resp\" -w '%{http_code}' -X \"$1\" \\\n"
+    "      \"http://localhost$2\" -H 'Accept: application/json')\n"
+    "  fi\n"
+    "  echo \"$1 $2 -> $code $(cat \"$D/resp\")\"\n"
+    "}\n"
+    "call PUT /logger \"{\\\"log_path\\\": \\\"$D/flint.log\\\", \\\"level\\\": \\\"Debug\\\", "
+    "\\\"show_level\\\": true, \\\"show_log_origin\\\": true}\"\n"
+    "call PUT /boot-source \"$(cat \"$D/boot.json\")\"\n"
+    "call PUT /drives/rootfs \"{\\\"drive_id\\\": \\\"rootfs\\\", \\\"path_on_host\\\": "
+    "\\\"$ROOT\\\", \\\"is_root_device\\\": true, \\\"is_read_only\\\": false}\"\n"
+    "call PUT /machine-config '{\"vcpu_count\": 2, \"mem_size_mib\": 256}'\n"
+    "call PUT /actions '{\"action_type\": \"InstanceStart\"}'\n"
+    "call GET /\n"
+    "call PATCH /vm '{\"state\": \"Paused\"}'\n"
+    "call GET /\n"
+    "call PATCH /vm '{\"state\": \"Resumed\"}'\n"
+    "call GET /vm/config\n"
+    "wait $FL; echo \"flint exited $?\"\n";
+
+Test(linux_api, firecracker_getting_started_with_curl)
+{
+    char *k = kernel("vmlinux");
+    char *tree = temp_path("api-rootfs"), *img = temp_path("api-root.ext4");
+    char *dir = temp_path("api-dir"), *sock, *path;
+    FILE *f;
+
+    make_root_ext4(tree, img);
+    cr_assert_eq(host_sh("rm -rf %s && mkdir -p %s", dir, dir), 0);
+    cr_assert_geq(asprintf(&sock, "%s/firecracker.socket", dir), 0);
+    /* Firecracker's guide's boot_args, plus flint's init and its command. */
+    cr_assert_geq(asprintf(&path, "%s/boot.json", dir), 0);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fprintf(f,
+            "{\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0 reboot=k panic=1 "
+            "pci=off init=/init flint.cmd=\\\"echo written-through-the-api > /api.txt; sync\\\"\"}",
+            k);
+    fclose(f);
+    free(path);
+    char *argv[] = {"/bin/sh", "-c", (char *)getting_started_sh, "sh", FLINT_BIN, sock, k, img,
+                    dir,       NULL};
+    struct flint_result r = run_cmd(argv, LINUX_TIMEOUT_S);
+    cr_assert_not(r.timed_out, "timed out\n%s%s", r.out, r.err);
+    cr_log_info("%s", r.out);
+    expect_in(r.out, "PUT /logger -> 204", "curl");
+    expect_in(r.out, "PUT /boot-source -> 204", "curl");
+    expect_in(r.out, "PUT /drives/rootfs -> 204", "curl");
+    expect_in(r.out, "PUT /machine-config -> 204", "curl");
+    expect_in(r.out, "PUT /actions -> 204", "curl");
+    expect_in(r.out, "\"state\":\"Paused\"", "GET / while paused");
+    expect_in(r.out, "PATCH /vm -> 204", "curl");
+    expect_in(r.out, "\"is_root_device\":true", "GET /vm/config");
+    expect_in(r.out, "flint exited 0", "the script");
+
+    char *console;
+    cr_assert_geq(asprintf(&console, "%s/console", dir), 0);
+    char *cat[] = {"/bin/cat", console, NULL};
+    struct flint_result c = run_cmd(cat, 10);
+    expect_in(c.out, INIT_OK, "guest console");
+    expect_in(c.out, "root=/dev/vda rw", "guest console (flint adds the root device)");
+    flint_result_free(&c);
+    expect_in_image(img, "/api.txt", "written-through-the-api");
+    flint_result_free(&r);
+    host_sh("rm -rf %s %s %s", tree, img, dir);
+    free(console);
+    free(sock);
+    free(dir);
     free(tree);
     free(img);
     free(k);
