@@ -191,9 +191,11 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         {"huge_pages", FIELD_STRING, false}, {"cpu_template", FIELD_STRING, false},
     };
     static const char *const none[] = {"None", NULL};
+    static const char *const page_sizes[] = {"None", "2M", NULL};
     struct vm_config *cfg = ctl->cfg;
     uint64_t vcpus, mem;
     bool dirty;
+    int huge;
 
     if (check_body(body, fields, ARRAY_SIZE(fields), patch, err, errlen))
         return -EINVAL;
@@ -207,12 +209,14 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         return failf(err, errlen,
                      "smt: true is not supported (flint gives the guest no SMT "
                      "siblings)");
-    if (get_choice(body, "huge_pages", none, 0, err, errlen) < 0 ||
-        get_choice(body, "cpu_template", none, 0, err, errlen) < 0)
+    huge = get_choice(body, "huge_pages", page_sizes, patch ? cfg->huge_pages : 0, err, errlen);
+    if (huge < 0 || get_choice(body, "cpu_template", none, 0, err, errlen) < 0 ||
+        config_check_huge_pages(mem, huge == 1, "mem_size_mib", err, errlen))
         return -EINVAL;
     cfg->vcpus = (unsigned)vcpus;
     cfg->mem_mib = mem;
     cfg->track_dirty_pages = dirty;
+    cfg->huge_pages = huge == 1;
     return 0;
 }
 
@@ -412,7 +416,7 @@ static json_t *machine_config_json(const struct vm_config *cfg)
 {
     return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
                      "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", 0, "track_dirty_pages",
-                     cfg->track_dirty_pages, "huge_pages", "None");
+                     cfg->track_dirty_pages, "huge_pages", cfg->huge_pages ? "2M" : "None");
 }
 
 static json_t *drive_json(const struct drive_config *d)

@@ -44,6 +44,7 @@ enum opt_id {
     OPT_SHOW_LOG_ORIGIN,
     OPT_METRICS_PATH,
     OPT_MAX_PAYLOAD,
+    OPT_HUGE_PAGES,
 };
 
 struct opt {
@@ -66,6 +67,7 @@ static const struct opt run_opts[] = {
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--id", OPT_ID, true},
     {"--boot-timer", OPT_BOOT_TIMER, false},
+    {"--huge-pages", OPT_HUGE_PAGES, true},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
 };
@@ -148,6 +150,8 @@ void cli_usage(FILE *out)
           "  --boot-timer     add the boot-timer device: when the guest writes 123 to its\n"
           "                   first byte (address in flint.boot_timer= on the command\n"
           "                   line), log \"Guest-boot-time = ...\" since process start\n"
+          "  --huge-pages 2M  back guest memory with 2 MiB huge pages (the host must\n"
+          "                   have them reserved: vm.nr_hugepages); --mem even\n"
           "  --stats          print VM exits by kind and boot timings on exit\n"
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
@@ -268,6 +272,11 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return 0;
     case OPT_BOOT_TIMER:
         cfg->boot_timer = true;
+        return 0;
+    case OPT_HUGE_PAGES:
+        if (strcmp(val, "2M") && strcmp(val, "None"))
+            return bad(err, errlen, "%s: '%s' is not a page size (2M or None)", name, val);
+        cfg->huge_pages = !strcmp(val, "2M");
         return 0;
     case OPT_DRIVE:
         return config_add_drive(cfg, val, err, errlen);

@@ -32,6 +32,17 @@ int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errl
     return 0;
 }
 
+int config_check_huge_pages(uint64_t mib, bool huge_pages, const char *field, char *err,
+                            size_t errlen)
+{
+    if (huge_pages && mib % 2) {
+        snprintf(err, errlen, "%s: %llu MiB is not a multiple of the 2 MiB huge page size", field,
+                 (unsigned long long)mib);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen)
 {
     if (n < 1 || n > CONFIG_MAX_VCPUS) {
@@ -92,6 +103,7 @@ int config_check_vsock_path(const char *path, const char *field, char *err, size
 int config_validate(const struct vm_config *cfg, char *err, size_t errlen)
 {
     if (config_check_mem_mib(cfg->mem_mib, "mem", err, errlen) ||
+        config_check_huge_pages(cfg->mem_mib, cfg->huge_pages, "mem", err, errlen) ||
         config_check_vcpus(cfg->vcpus, "vcpus", err, errlen) ||
         config_check_cmdline(cfg->cmdline, "cmdline", err, errlen))
         return -EINVAL;

@@ -65,6 +65,7 @@ struct vm_config {
     uint64_t mem_mib;
     unsigned vcpus;
     bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
+    bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
@@ -103,6 +104,10 @@ int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t 
  * the command line, "mem_size_mib" in the API). Each returns 0 or -EINVAL
  * with one line in err. */
 int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen);
+
+/* With 2 MiB huge pages, memory must be a whole number of them. */
+int config_check_huge_pages(uint64_t mib, bool huge_pages, const char *field, char *err,
+                            size_t errlen);
 int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen);
 int config_check_cmdline(const char *cmdline, const char *field, char *err, size_t errlen);
 /* A host network interface name: 1 to 15 bytes, no '/'. */

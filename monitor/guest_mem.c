@@ -8,27 +8,43 @@
 #include <flint-abi.h>
 
 #include <errno.h>
+#include <linux/memfd.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 int guest_mem_create(struct guest_mem *mem, uint64_t size)
 {
+    return guest_mem_create_pages(mem, size, GUEST_MEM_PAGES_4K);
+}
+
+int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_pages pages)
+{
+    bool huge = pages == GUEST_MEM_PAGES_2M;
     uint64_t low;
     int err;
 
     memset(mem, 0, sizeof(*mem));
     mem->fd = -1;
-    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096)
+    mem->pages = pages;
+    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096 ||
+        (huge && size % (2u << 20)) || (pages != GUEST_MEM_PAGES_4K && !huge))
         return -EINVAL;
 
-    mem->fd = memfd_create("flint-guest-ram", MFD_CLOEXEC);
+    mem->fd =
+        memfd_create("flint-guest-ram", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
     if (mem->fd < 0)
         return -errno;
     if (ftruncate(mem->fd, (off_t)size) < 0)
         goto fail;
-    /* NORESERVE: RAM the guest never touches costs the host nothing. */
-    mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, mem->fd, 0);
+    /* 4 KiB pages: NORESERVE, so RAM the guest never touches costs the host
+     * nothing. Huge pages: a shared hugetlb mapping reserves every page
+     * now (mmap fails with ENOMEM if the pool is short); without that, a
+     * guest touching a page the pool cannot supply would kill flint with
+     * SIGBUS. Reserved pages are still only faulted in when touched. */
+    mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (huge ? 0 : MAP_NORESERVE),
+                    mem->fd, 0);
     if (mem->map == MAP_FAILED) {
         mem->map = NULL;
         goto fail;

@@ -3,6 +3,10 @@
  *
  * Guest RAM is one memfd mapped shared into the monitor, so that a later
  * snapshot can write it out as a file and a restore can map a file instead.
+ * It is made of 4 KiB pages, or of 2 MiB hugetlb pages (Firecracker's
+ * huge_pages "2M"), which the host must have reserved (vm.nr_hugepages):
+ * they are claimed when the memory is created, so a guest never finds a
+ * page missing later.
  * The x86_64 layout puts RAM at [0, min(size, 3 GiB)) and the rest above
  * 4 GiB, leaving the 32-bit MMIO gap empty (docs/ARCHITECTURE.md).
  *
@@ -28,8 +32,14 @@ struct guest_region {
     uint8_t *host;
 };
 
+enum guest_mem_pages {
+    GUEST_MEM_PAGES_4K,
+    GUEST_MEM_PAGES_2M, /* hugetlb; size a multiple of 2 MiB */
+};
+
 struct guest_mem {
-    int fd;        /* memfd backing all regions, or -1 */
+    int fd; /* memfd backing all regions, or -1 */
+    enum guest_mem_pages pages;
     uint8_t *map;  /* whole mapping of fd */
     uint64_t size; /* bytes of RAM */
     unsigned nregions;
@@ -43,6 +53,11 @@ struct guest_mem {
 /* Allocate `size` bytes of guest RAM (a multiple of 4 KiB within the limits
  * above) and lay it out around the MMIO gap. Returns 0 or -errno. */
 int guest_mem_create(struct guest_mem *mem, uint64_t size);
+
+/* The same with a choice of page size. For GUEST_MEM_PAGES_2M, size must be
+ * a multiple of 2 MiB (-EINVAL), and -ENOMEM means the host has too few free
+ * 2 MiB huge pages. */
+int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_pages pages);
 
 /* Unmap and close; safe on a zeroed or already destroyed struct. */
 void guest_mem_destroy(struct guest_mem *mem);

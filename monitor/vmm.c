@@ -78,7 +78,13 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
                           "cmdline: with the device entries it exceeds %d bytes",
                           FLINT_CMDLINE_MAX - 1);
 
-    rc = guest_mem_create(&vmm->mem, cfg->mem_mib * MIB);
+    rc = guest_mem_create_pages(&vmm->mem, cfg->mem_mib * MIB,
+                                cfg->huge_pages ? GUEST_MEM_PAGES_2M : GUEST_MEM_PAGES_4K);
+    if (rc == -ENOMEM && cfg->huge_pages)
+        return setup_fail(FLINT_EXIT_GENERIC,
+                          "huge pages: the host cannot reserve %llu free 2 MiB huge pages for "
+                          "%llu MiB of guest memory (see vm.nr_hugepages)",
+                          (unsigned long long)cfg->mem_mib / 2, (unsigned long long)cfg->mem_mib);
     if (rc)
         return setup_fail(rc == -EINVAL ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC,
                           "cannot allocate %llu MiB of guest memory: %s",

@@ -9,6 +9,7 @@
 #include "run_flint.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,5 +317,65 @@ Test(cli, help_and_version)
     r = flint("--version", NULL);
     expect_status(&r, 0);
     expect_in(r.out, "flint v", "stdout");
+    flint_result_free(&r);
+}
+
+/* ---- guest memory on 2 MiB huge pages ---- */
+
+#define NR_HUGEPAGES   "/proc/sys/vm/nr_hugepages"
+#define FREE_HUGEPAGES "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n = -1;
+
+    if (f) {
+        if (fscanf(f, "%ld", &n) != 1)
+            n = -1;
+        fclose(f);
+    }
+    return n;
+}
+
+static bool write_long(const char *path, long n)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f && fprintf(f, "%ld\n", n) > 0;
+
+    if (f)
+        ok = (fclose(f) == 0) && ok;
+    return ok;
+}
+
+Test(boot, huge_pages_back_guest_memory_or_flint_says_why)
+{
+    long total = read_long(NR_HUGEPAGES), free = read_long(FREE_HUGEPAGES);
+    char mem[32];
+    struct flint_result r;
+
+    if (total < 0 || free < 0)
+        cr_skip_test("no 2 MiB hugetlb pool on this host");
+    /* More than the pool holds: refused before the guest runs, naming the
+     * cause, instead of a SIGBUS later. */
+    if (free < 1024) {
+        snprintf(mem, sizeof(mem), "%ld", (free + 1) * 2);
+        r = flint("run", "--huge-pages", "2M", "--mem", mem, NULL);
+        expect_status(&r, 1);
+        expect_in(r.err, "huge pages: the host cannot reserve", "stderr");
+        expect_in(r.err, "vm.nr_hugepages", "stderr");
+        flint_result_free(&r);
+    }
+    /* 32 more pages (64 MiB) for a 64 MiB guest; the pool goes back after. */
+    cr_assert(write_long(NR_HUGEPAGES, total + 32), "cannot grow %s (root?)", NR_HUGEPAGES);
+    if (read_long(FREE_HUGEPAGES) < 32) {
+        write_long(NR_HUGEPAGES, total);
+        cr_skip_test("the host could not find 32 free 2 MiB pages");
+    }
+    r = flint("run", "--huge-pages", "2M", "--mem", "64", NULL);
+    write_long(NR_HUGEPAGES, total);
+    expect_status(&r, 0);
+    expect_in(r.out, "Hello from flint guest-shim", "stdout");
+    expect_in(r.out, "ram: 63 MiB", "stdout");
     flint_result_free(&r);
 }

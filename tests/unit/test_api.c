@@ -334,7 +334,12 @@ Test(api, machine_config_errors_name_the_field_and_change_nothing)
         {"{\"vcpu_count\":2,\"mem_size_mib\":2000000}", "mem_size_mib: 2000000 MiB is out"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":true}", "smt: true is not supported"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":1}", "'smt' must be true or false"},
-        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"2M\"}", "'2M' is not a valid"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"4M\"}",
+         "'4M' is not a valid huge_pages (None or 2M)"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":127,\"huge_pages\":\"2M\"}",
+         "mem_size_mib: 127 MiB is not a multiple of the 2 MiB huge page size"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":2}",
+         "'huge_pages' must be a string"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}", "'T2' is not a valid"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"bogus\":1}", "unknown field 'bogus'"},
     };
@@ -344,6 +349,32 @@ Test(api, machine_config_errors_name_the_field_and_change_nothing)
         cr_assert_eq(cfg.vcpus, 1, "case %zu", i);
         cr_assert_eq(cfg.mem_mib, 128, "case %zu", i);
     }
+}
+
+Test(api, huge_pages_2m)
+{
+    cr_assert_eq(
+        PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256,\"huge_pages\":\"2M\"}"),
+        204, "%s", resp.body);
+    cr_assert(cfg.huge_pages);
+    cr_assert_eq(GET("/machine-config"), 200);
+    cr_assert(strstr(resp.body, "\"huge_pages\":\"2M\""), "%s", resp.body);
+    /* PATCH keeps it unless it names it; memory must stay even. */
+    cr_assert_eq(PATCH("/machine-config", "{\"vcpu_count\":2}"), 204, "%s", resp.body);
+    cr_assert(cfg.huge_pages);
+    EXPECT_400(PATCH("/machine-config", "{\"mem_size_mib\":129}"), "not a multiple of the 2 MiB");
+    cr_assert_eq(cfg.mem_mib, 256);
+    cr_assert_eq(PATCH("/machine-config", "{\"huge_pages\":\"None\"}"), 204, "%s", resp.body);
+    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(PATCH("/machine-config", "{\"mem_size_mib\":129}"), 204, "%s", resp.body);
+    EXPECT_400(PATCH("/machine-config", "{\"huge_pages\":\"2M\"}"), "129 MiB is not a multiple");
+    cr_assert_not(cfg.huge_pages);
+    /* A PUT without it goes back to 4 KiB pages. */
+    cr_assert_eq(
+        PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256,\"huge_pages\":\"2M\"}"),
+        204);
+    cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256}"), 204);
+    cr_assert_not(cfg.huge_pages);
 }
 
 Test(api, patch_machine_config)

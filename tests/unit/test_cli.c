@@ -218,6 +218,22 @@ Test(cli, http_api_max_payload_size)
     cr_assert_eq(PARSE("run", "--http-api-max-payload-size", "100"), -EINVAL, "not run's");
 }
 
+Test(cli, huge_pages_option)
+{
+    cr_assert_eq(PARSE("run"), 0, "%s", err);
+    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(PARSE("run", "--huge-pages", "2M", "--mem", "256"), 0, "%s", err);
+    cr_assert(cfg.huge_pages);
+    cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(PARSE("run", "--huge-pages", "None"), 0, "%s", err);
+    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(PARSE("run", "--huge-pages", "1G"), -EINVAL);
+    cr_assert(strstr(err, "--huge-pages: '1G' is not a page size (2M or None)"), "%s", err);
+    cr_assert_eq(PARSE("run", "--huge-pages", "2M", "--mem", "255"), 0, "%s", err);
+    cr_assert_eq(config_validate(&cfg, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "mem: 255 MiB is not a multiple of the 2 MiB huge page size"), "%s", err);
+}
+
 Test(cli, number_parser_bounds)
 {
     uint64_t v;

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <flint-abi.h>
 
 Test(guest_mem, small_vm_has_one_low_region)
@@ -70,4 +71,43 @@ Test(guest_mem, bad_sizes_are_refused)
     cr_assert_eq(guest_mem_create(&m, 4 * MIB + 1), -EINVAL, "not page aligned");
     cr_assert_eq(guest_mem_create(&m, GUEST_MEM_MAX_BYTES + 4096), -EINVAL);
     guest_mem_destroy(&m); /* safe on a failed create */
+}
+
+Test(guest_mem, huge_pages_need_whole_2m_pages)
+{
+    struct guest_mem m;
+    cr_assert_eq(guest_mem_create_pages(&m, 5 * MIB, GUEST_MEM_PAGES_2M), -EINVAL);
+    cr_assert_eq(guest_mem_create_pages(&m, 4 * MIB + 4096, GUEST_MEM_PAGES_2M), -EINVAL);
+    cr_assert_eq(guest_mem_create_pages(&m, 4 * MIB, (enum guest_mem_pages)7), -EINVAL);
+    guest_mem_destroy(&m);
+}
+
+/* Free 2 MiB pages in the host's pool, or -1 if unknown. */
+static long free_huge_pages(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "r");
+    long n = -1;
+
+    if (f) {
+        if (fscanf(f, "%ld", &n) != 1)
+            n = -1;
+        fclose(f);
+    }
+    return n;
+}
+
+Test(guest_mem, huge_pages_beyond_the_pool_are_refused_up_front)
+{
+    struct guest_mem m;
+    long free = free_huge_pages();
+
+    if (free < 0)
+        cr_skip_test("no 2 MiB hugetlb pool on this host");
+    /* One page more than the pool has: mmap's reservation fails now,
+     * instead of a SIGBUS when the guest touches the last page. */
+    cr_assert_eq(guest_mem_create_pages(&m, (uint64_t)(free + 1) * 2 * MIB, GUEST_MEM_PAGES_2M),
+                 -ENOMEM);
+    cr_assert_eq(m.fd, -1, "nothing left open");
+    cr_assert_null(m.map);
+    guest_mem_destroy(&m);
 }
