@@ -165,6 +165,34 @@ bool rate_limiter_consume(struct rate_limiter *rl, uint64_t ops, uint64_t bytes,
     return true;
 }
 
+static void charge(struct token_bucket *b, uint64_t n, uint64_t now_ns)
+{
+    uint64_t rest;
+
+    if (!token_bucket_enabled(b) || n == 0)
+        return;
+    refill(b, now_ns);
+    if (n <= b->one_time_burst) {
+        b->one_time_burst -= n;
+        return;
+    }
+    rest = n - b->one_time_burst;
+    b->one_time_burst = 0;
+    if (rest <= b->budget) {
+        b->budget -= rest;
+        return;
+    }
+    rest -= b->budget;
+    b->budget = 0;
+    b->debt = rest > UINT64_MAX - b->debt ? UINT64_MAX : b->debt + rest;
+}
+
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns)
+{
+    charge(&rl->bandwidth, bytes, now_ns);
+    charge(&rl->ops, ops, now_ns);
+}
+
 uint64_t rate_limiter_wait_ns(struct rate_limiter *rl, uint64_t ops, uint64_t bytes,
                               uint64_t now_ns)
 {

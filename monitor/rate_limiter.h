@@ -58,6 +58,9 @@ bool rate_limiter_enabled(const struct rate_limiter *rl);
 /* Take one request of `ops` ops and `bytes` bytes from both buckets, or
  * from neither. True when taken. */
 bool rate_limiter_consume(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns);
+/* Take ops and bytes whatever the buckets hold, into debt if need be:
+ * for a cost known only afterwards (a received frame's length). */
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns);
 /* Nanoseconds until rate_limiter_consume(rl, ops, bytes) would succeed. */
 uint64_t rate_limiter_wait_ns(struct rate_limiter *rl, uint64_t ops, uint64_t bytes,
                               uint64_t now_ns);

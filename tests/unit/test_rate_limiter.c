@@ -206,3 +206,22 @@ Test(rate_limiter, update_starts_over_with_new_values)
     cr_assert_not(rate_limiter_enabled(&rl));
     cr_assert(rate_limiter_consume(&rl, 1, UINT64_MAX, 1 * S));
 }
+
+Test(rate_limiter, charge_takes_whatever_is_there_and_owes_the_rest)
+{
+    struct rate_limiter rl;
+    struct rate_limiter_config c = {
+        .bandwidth = {.size = 1000, .one_time_burst = 100, .refill_time_ms = 1000}};
+
+    rate_limiter_init(&rl, &c, 0);
+    rate_limiter_charge(&rl, 1, 600, 0); /* 100 burst + 500 budget */
+    cr_assert_eq(rl.bandwidth.budget, 500);
+    rate_limiter_charge(&rl, 1, 800, 0); /* 500 budget, 300 owed */
+    cr_assert_eq(rl.bandwidth.debt, 300);
+    cr_assert_not(rate_limiter_consume(&rl, 1, 1, 0));
+    cr_assert_eq(rate_limiter_wait_ns(&rl, 1, 1, 0), 301 * MS);
+    rate_limiter_charge(&rl, 1, UINT64_MAX, 0);
+    cr_assert_eq(rl.bandwidth.debt, UINT64_MAX, "saturates, does not wrap");
+    rate_limiter_charge(&rl, 1, 5, 0);
+    cr_assert_eq(rl.bandwidth.debt, UINT64_MAX);
+}
