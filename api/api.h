@@ -48,6 +48,14 @@ struct api_vm_ops {
     /* FlushMetrics: write a metrics line now. 0, -ENODEV (no destination),
      * -EAGAIN (the destination could not take it: dropped), -ENOMEM. */
     int (*flush_metrics)(void *opaque);
+    /* PATCH /drives, PATCH /network-interfaces: give the running device of
+     * drive / interface `index` (its place in the configuration) new rate
+     * limiters; the API then stores them in the configuration. 0 or
+     * -errno. NULL: only the configuration changes. */
+    int (*set_drive_rate_limiter)(void *opaque, unsigned index,
+                                  const struct rate_limiter_config *rl);
+    int (*set_net_rate_limiters)(void *opaque, unsigned index, const struct rate_limiter_config *rx,
+                                 const struct rate_limiter_config *tx);
 };
 
 /* What the API served, for the metrics (all since process start). */

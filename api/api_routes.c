@@ -59,6 +59,7 @@ enum field_type {
     FIELD_STRING,
     FIELD_BOOL,
     FIELD_UINT,
+    FIELD_OBJECT,    /* checked further by its own parser */
     FIELD_NULL_ONLY, /* a Firecracker field flint does not support yet: null only */
 };
 
@@ -108,6 +109,10 @@ static int check_body(json_t *obj, const struct field *fields, size_t n, bool pa
         case FIELD_UINT:
             if (!json_is_integer(v) || json_integer_value(v) < 0)
                 return failf(err, errlen, "'%s' must be a non-negative integer", fields[i].name);
+            break;
+        case FIELD_OBJECT:
+            if (!json_is_object(v))
+                return failf(err, errlen, "'%s' must be a JSON object or null", fields[i].name);
             break;
         case FIELD_NULL_ONLY:
             return failf(err, errlen, "'%s' is not supported by flint yet (only null)",
@@ -178,6 +183,99 @@ static bool dup_opt(const char *s, char **out)
 {
     *out = s ? strdup(s) : NULL;
     return !s || *out;
+}
+
+/* ---- rate limiters ---- */
+
+/* A TokenBucket {"size", "one_time_burst", "refill_time"} named `name`
+ * ("rate_limiter.bandwidth") in messages. */
+static int parse_token_bucket(json_t *v, const char *name, struct token_bucket_config *out,
+                              char *err, size_t errlen)
+{
+    static const char *const keys[] = {"size", "one_time_burst", "refill_time"};
+    uint64_t val[3] = {0};
+    const char *key;
+    json_t *f;
+
+    if (!json_is_object(v))
+        return failf(err, errlen, "%s: must be a JSON object or null", name);
+    json_object_foreach(v, key, f)
+    {
+        size_t i;
+        for (i = 0; i < ARRAY_SIZE(keys) && strcmp(keys[i], key); i++) {
+        }
+        if (i == ARRAY_SIZE(keys))
+            return failf(err, errlen, "%s: unknown field '%s'", name, key);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        f = json_object_get(v, keys[i]);
+        if (!f || json_is_null(f)) {
+            if (i != 1)
+                return failf(err, errlen, "%s.%s: missing required field", name, keys[i]);
+            continue;
+        }
+        if (!json_is_integer(f) || json_integer_value(f) < 0)
+            return failf(err, errlen, "%s.%s: must be a non-negative integer", name, keys[i]);
+        val[i] = (uint64_t)json_integer_value(f);
+    }
+    *out = (struct token_bucket_config){
+        .size = val[0], .one_time_burst = val[1], .refill_time_ms = val[2]};
+    return 0;
+}
+
+/* A RateLimiter {"bandwidth", "ops"} over *out: a bucket that is absent or
+ * null keeps its value in *out (PUT starts from none, PATCH from the
+ * current one, as Firecracker's update does). *out changes only on
+ * success. */
+static int parse_rate_limiter(json_t *v, const char *name, struct rate_limiter_config *out,
+                              char *err, size_t errlen)
+{
+    struct rate_limiter_config rl = *out;
+    char sub[64];
+    const char *key;
+    json_t *b;
+
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return failf(err, errlen, "%s: must be a JSON object or null", name);
+    json_object_foreach(v, key, b)
+    {
+        if (strcmp(key, "bandwidth") && strcmp(key, "ops"))
+            return failf(err, errlen, "%s: unknown field '%s'", name, key);
+    }
+    b = json_object_get(v, "bandwidth");
+    snprintf(sub, sizeof(sub), "%s.bandwidth", name);
+    if (b && !json_is_null(b) && parse_token_bucket(b, sub, &rl.bandwidth, err, errlen))
+        return -EINVAL;
+    b = json_object_get(v, "ops");
+    snprintf(sub, sizeof(sub), "%s.ops", name);
+    if (b && !json_is_null(b) && parse_token_bucket(b, sub, &rl.ops, err, errlen))
+        return -EINVAL;
+    *out = rl;
+    return 0;
+}
+
+static bool token_bucket_set(const struct token_bucket_config *c)
+{
+    return c->size || c->one_time_burst || c->refill_time_ms;
+}
+
+/* null when not set, as Firecracker reports it. */
+static json_t *token_bucket_json(const struct token_bucket_config *c)
+{
+    if (!token_bucket_set(c))
+        return json_null();
+    return json_pack("{s:I, s:I, s:I}", "size", (json_int_t)c->size, "one_time_burst",
+                     (json_int_t)c->one_time_burst, "refill_time", (json_int_t)c->refill_time_ms);
+}
+
+static json_t *rate_limiter_json(const struct rate_limiter_config *c)
+{
+    if (!token_bucket_set(&c->bandwidth) && !token_bucket_set(&c->ops))
+        return json_null();
+    return json_pack("{s:o, s:o}", "bandwidth", token_bucket_json(&c->bandwidth), "ops",
+                     token_bucket_json(&c->ops));
 }
 
 /* ---- pre-boot bodies ---- */
@@ -279,7 +377,7 @@ static int put_drive(struct api_ctl *ctl, const char *path_id, json_t *body, cha
         {"drive_id", FIELD_STRING, true},    {"is_root_device", FIELD_BOOL, true},
         {"is_read_only", FIELD_BOOL, false}, {"path_on_host", FIELD_STRING, true},
         {"partuuid", FIELD_STRING, false},   {"cache_type", FIELD_STRING, false},
-        {"io_engine", FIELD_STRING, false},  {"rate_limiter", FIELD_NULL_ONLY, false},
+        {"io_engine", FIELD_STRING, false},  {"rate_limiter", FIELD_OBJECT, false},
         {"socket", FIELD_NULL_ONLY, false},
     };
     static const char *const caches[] = {"Unsafe", "Writeback", NULL};
@@ -300,6 +398,9 @@ static int put_drive(struct api_ctl *ctl, const char *path_id, json_t *body, cha
         return -EINVAL;
     if ((cache = get_choice(body, "cache_type", caches, 0, err, errlen)) < 0 ||
         (engine = get_choice(body, "io_engine", engines, 1, err, errlen)) < 0)
+        return -EINVAL;
+    if (parse_rate_limiter(json_object_get(body, "rate_limiter"), "rate_limiter", &d.rate_limiter,
+                           err, errlen))
         return -EINVAL;
     if (partuuid && (!partuuid[0] || strpbrk(partuuid, " \t\n") || strlen(partuuid) > 64))
         return failf(err, errlen, "partuuid: '%s' must be 1-64 characters without spaces",
@@ -338,11 +439,9 @@ static int put_drive(struct api_ctl *ctl, const char *path_id, json_t *body, cha
 static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char *err, size_t errlen)
 {
     static const struct field fields[] = {
-        {"iface_id", FIELD_STRING, true},
-        {"host_dev_name", FIELD_STRING, true},
-        {"guest_mac", FIELD_STRING, false},
-        {"rx_rate_limiter", FIELD_NULL_ONLY, false},
-        {"tx_rate_limiter", FIELD_NULL_ONLY, false},
+        {"iface_id", FIELD_STRING, true},         {"host_dev_name", FIELD_STRING, true},
+        {"guest_mac", FIELD_STRING, false},       {"rx_rate_limiter", FIELD_OBJECT, false},
+        {"tx_rate_limiter", FIELD_OBJECT, false},
     };
     struct vm_config *cfg = ctl->cfg;
     struct net_config n = {0};
@@ -361,6 +460,11 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
         return failf(err, errlen,
                      "guest_mac: '%s' must be six hex bytes XX:XX:XX:XX:XX:XX, not multicast", mac);
     n.has_mac = mac != NULL;
+    if (parse_rate_limiter(json_object_get(body, "rx_rate_limiter"), "rx_rate_limiter",
+                           &n.rx_rate_limiter, err, errlen) ||
+        parse_rate_limiter(json_object_get(body, "tx_rate_limiter"), "tx_rate_limiter",
+                           &n.tx_rate_limiter, err, errlen))
+        return -EINVAL;
     idx = config_find_net(cfg, id);
     if (idx < 0 && cfg->nnets == CONFIG_MAX_NETS)
         return failf(err, errlen, "at most %d network interfaces", CONFIG_MAX_NETS);
@@ -382,6 +486,83 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
     else
         idx = (int)cfg->nnets++;
     cfg->nets[idx] = n;
+    return 0;
+}
+
+/* ---- post-boot bodies ---- */
+
+/* PATCH /drives/{id}: the rate limiter changes live. */
+static int patch_drive(struct api_ctl *ctl, const char *path_id, json_t *body, char *err,
+                       size_t errlen)
+{
+    static const struct field fields[] = {
+        {"drive_id", FIELD_STRING, true},
+        {"path_on_host", FIELD_STRING, false},
+        {"rate_limiter", FIELD_OBJECT, false},
+    };
+    struct vm_config *cfg = ctl->cfg;
+    struct rate_limiter_config rl;
+    const char *id;
+    int idx, rc;
+
+    if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
+        return -EINVAL;
+    id = get_str(body, "drive_id");
+    if (check_body_id(id, path_id, "drive_id", err, errlen))
+        return -EINVAL;
+    idx = config_find_drive(cfg, id);
+    if (idx < 0)
+        return failf(err, errlen, "drive_id: no drive '%s'", id);
+    if (get_str(body, "path_on_host"))
+        return failf(err, errlen, "path_on_host: changing a drive's file is not supported yet");
+    rl = cfg->drives[idx].rate_limiter;
+    if (parse_rate_limiter(json_object_get(body, "rate_limiter"), "rate_limiter", &rl, err, errlen))
+        return -EINVAL;
+    rc = ctl->ops->set_drive_rate_limiter
+             ? ctl->ops->set_drive_rate_limiter(ctl->opaque, (unsigned)idx, &rl)
+             : 0;
+    if (rc)
+        return failf(err, errlen, "rate_limiter: %s", strerror(-rc));
+    cfg->drives[idx].rate_limiter = rl;
+    return 0;
+}
+
+/* PATCH /network-interfaces/{id}: the rate limiters change live. */
+static int patch_net(struct api_ctl *ctl, const char *path_id, json_t *body, char *err,
+                     size_t errlen)
+{
+    static const struct field fields[] = {
+        {"iface_id", FIELD_STRING, true},
+        {"rx_rate_limiter", FIELD_OBJECT, false},
+        {"tx_rate_limiter", FIELD_OBJECT, false},
+    };
+    struct vm_config *cfg = ctl->cfg;
+    struct rate_limiter_config rx, tx;
+    const char *id;
+    int idx, rc;
+
+    if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
+        return -EINVAL;
+    id = get_str(body, "iface_id");
+    if (check_body_id(id, path_id, "iface_id", err, errlen))
+        return -EINVAL;
+    idx = config_find_net(cfg, id);
+    if (idx < 0)
+        return failf(err, errlen, "iface_id: no network interface '%s'", id);
+    rx = cfg->nets[idx].rx_rate_limiter;
+    tx = cfg->nets[idx].tx_rate_limiter;
+    if (parse_rate_limiter(json_object_get(body, "rx_rate_limiter"), "rx_rate_limiter", &rx, err,
+                           errlen) ||
+        parse_rate_limiter(json_object_get(body, "tx_rate_limiter"), "tx_rate_limiter", &tx, err,
+                           errlen))
+        return -EINVAL;
+    rc = ctl->ops->set_net_rate_limiters
+             ? ctl->ops->set_net_rate_limiters(ctl->opaque, (unsigned)idx, &rx, &tx)
+             : 0;
+    if (rc)
+        return failf(err, errlen, "rate limiters: %s", strerror(-rc));
+    cfg->nets[idx].rx_rate_limiter = rx;
+    cfg->nets[idx].tx_rate_limiter = tx;
     return 0;
 }
 
@@ -421,11 +602,12 @@ static json_t *machine_config_json(const struct vm_config *cfg)
 
 static json_t *drive_json(const struct drive_config *d)
 {
-    return json_pack("{s:s, s:s?, s:b, s:s, s:b, s:s, s:s, s:n}", "drive_id", d->id ? d->id : "",
+    return json_pack("{s:s, s:s?, s:b, s:s, s:b, s:s, s:s, s:o}", "drive_id", d->id ? d->id : "",
                      "partuuid", d->partuuid, "is_root_device", d->root_device, "cache_type",
                      d->cache_writeback ? "Writeback" : "Unsafe", "is_read_only", d->read_only,
                      "path_on_host", d->path ? d->path : "", "io_engine",
-                     d->io_engine_sync ? "Sync" : "Async", "rate_limiter");
+                     d->io_engine_sync ? "Sync" : "Async", "rate_limiter",
+                     rate_limiter_json(&d->rate_limiter));
 }
 
 static json_t *net_json(const struct net_config *n)
@@ -434,9 +616,10 @@ static json_t *net_json(const struct net_config *n)
 
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2],
              n->mac[3], n->mac[4], n->mac[5]);
-    return json_pack("{s:s, s:s, s:s?, s:n, s:n}", "iface_id", n->id ? n->id : "", "host_dev_name",
+    return json_pack("{s:s, s:s, s:s?, s:o, s:o}", "iface_id", n->id ? n->id : "", "host_dev_name",
                      n->tap ? n->tap : "", "guest_mac", n->has_mac ? mac : NULL, "rx_rate_limiter",
-                     "tx_rate_limiter");
+                     rate_limiter_json(&n->rx_rate_limiter), "tx_rate_limiter",
+                     rate_limiter_json(&n->tx_rate_limiter));
 }
 
 /* PUT /logger: applies at once (Firecracker does too). Everything is
@@ -670,9 +853,14 @@ static int route_put_metrics(struct request *r)
     return put_metrics(r->ctl, r->body, r->err, r->errlen);
 }
 
-static int route_not_yet(struct request *r)
+static int route_patch_drive(struct request *r)
 {
-    return failf(r->err, r->errlen, "changing a device after boot is not supported by flint yet");
+    return patch_drive(r->ctl, r->id, r->body, r->err, r->errlen);
+}
+
+static int route_patch_net(struct request *r)
+{
+    return patch_net(r->ctl, r->id, r->body, r->err, r->errlen);
 }
 
 static int phase_error(struct request *r, bool started)
@@ -775,9 +963,9 @@ static const struct route routes[] = {
     {"/vm/config", API_METHOD_GET, PHASE_ANY, get_vm_config},
     {"/boot-source", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_boot_source},
     {"/drives/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_drive},
-    {"/drives/", API_METHOD_PATCH, PHASE_POST_BOOT, route_not_yet},
+    {"/drives/", API_METHOD_PATCH, PHASE_POST_BOOT, route_patch_drive},
     {"/network-interfaces/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_net},
-    {"/network-interfaces/", API_METHOD_PATCH, PHASE_POST_BOOT, route_not_yet},
+    {"/network-interfaces/", API_METHOD_PATCH, PHASE_POST_BOOT, route_patch_net},
     {"/vsock", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_vsock},
     {"/logger", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_logger},
     {"/metrics", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_metrics},

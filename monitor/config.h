@@ -32,6 +32,17 @@
 #define CONFIG_VSOCK_MIN_CID 3u
 #define CONFIG_VSOCK_MAX_CID 0xfffffffeu
 
+/* A token bucket (rate_limiter.h): size 0 or refill_time_ms 0 is no limit;
+ * all three 0 is "not set" (null in the API). */
+struct token_bucket_config {
+    uint64_t size, one_time_burst, refill_time_ms;
+};
+
+/* Bandwidth in bytes, ops in requests (drives) or frames (interfaces). */
+struct rate_limiter_config {
+    struct token_bucket_config bandwidth, ops;
+};
+
 struct drive_config {
     char *path;
     char *id; /* NULL: "blk<index>" */
@@ -42,6 +53,7 @@ struct drive_config {
     char *partuuid;       /* NULL: none */
     bool cache_writeback; /* cache_type Writeback; flint honours flushes either way */
     bool io_engine_sync;  /* io_engine Sync; flint always uses io_uring */
+    struct rate_limiter_config rate_limiter;
 };
 
 struct net_config {
@@ -49,6 +61,7 @@ struct net_config {
     char *id;  /* NULL: "net<index>" */
     uint8_t mac[6];
     bool has_mac; /* false: the device makes up a locally administered one */
+    struct rate_limiter_config rx_rate_limiter, tx_rate_limiter;
 };
 
 struct vsock_config {

@@ -182,11 +182,26 @@ static void vm_resume(void *opaque)
     vmm_resume(&((struct process *)opaque)->vmm);
 }
 
+static int vm_set_drive_rate_limiter(void *opaque, unsigned index,
+                                     const struct rate_limiter_config *rl)
+{
+    return vmm_set_drive_rate_limiter(&((struct process *)opaque)->vmm, index, rl);
+}
+
+static int vm_set_net_rate_limiters(void *opaque, unsigned index,
+                                    const struct rate_limiter_config *rx,
+                                    const struct rate_limiter_config *tx)
+{
+    return vmm_set_net_rate_limiters(&((struct process *)opaque)->vmm, index, rx, tx);
+}
+
 static const struct api_vm_ops vm_ops = {.start = vm_start,
                                          .ctrl_alt_del = vm_ctrl_alt_del,
                                          .pause = vm_pause,
                                          .resume = vm_resume,
-                                         .flush_metrics = flush_metrics};
+                                         .flush_metrics = flush_metrics,
+                                         .set_drive_rate_limiter = vm_set_drive_rate_limiter,
+                                         .set_net_rate_limiters = vm_set_net_rate_limiters};
 
 static void stop_loop(void *opaque)
 {

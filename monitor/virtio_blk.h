@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "evloop.h"
+#include "rate_limiter.h"
 #include "virtio.h"
 
 #include <stddef.h>
@@ -36,7 +37,13 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *blk);
 /* Counters for --stats. */
 struct virtio_blk_stats {
     uint64_t reads, writes, flushes, discards, errors, bytes_read, bytes_written;
+    uint64_t rate_limiter_throttled_events; /* times the queue stopped for the rate limiter */
 };
 void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
+
+/* New rate limits (drive_config.rate_limiter semantics; PATCH /drives), on
+ * the VMM thread. The buckets start over full; a throttled queue resumes
+ * and then waits for the new limits. */
+void virtio_blk_set_rate_limiter(struct virtio_blk *blk, const struct rate_limiter_config *rl);
 
 #endif /* FLINT_VIRTIO_BLK_H */

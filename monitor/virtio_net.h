@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "evloop.h"
+#include "rate_limiter.h"
 #include "virtio.h"
 
 #include <stdbool.h>
@@ -57,8 +58,19 @@ struct virtio_net_stats {
     uint64_t rx_no_buffers; /* times RX paused for lack of guest buffers */
     uint64_t tx_errors, rx_errors;
     uint64_t tx_dropped; /* frames refused: too short or long, offloads not negotiated */
+    /* times a direction stopped for its rate limiter */
+    uint64_t rx_rate_limiter_throttled, tx_rate_limiter_throttled;
 };
 void virtio_net_get_stats(const struct virtio_net *net, struct virtio_net_stats *out);
+
+/* New rate limits (net_config rx/tx_rate_limiter semantics; PATCH
+ * /network-interfaces), on the VMM thread. The buckets start over full; a
+ * throttled direction resumes and then waits for the new limits. RX: the
+ * tap is read only when an op and a byte are there, and each frame is
+ * charged once it has arrived (into debt if it is larger than what was
+ * left). TX: each frame costs an op and its bytes before it is sent. */
+void virtio_net_set_rate_limiters(struct virtio_net *net, const struct rate_limiter_config *rx,
+                                  const struct rate_limiter_config *tx);
 
 /* Reads and writes the device has outstanding on the loop, not counting
  * the read of its wake-up eventfd, which is always armed: destroy the

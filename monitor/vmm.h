@@ -188,6 +188,13 @@ void vmm_print_virtio_stats(struct vmm *vmm, int fd);
  * Returns 0 or -ENOMEM. */
 struct json_t;
 int vmm_add_metrics(struct vmm *vmm, struct json_t *obj);
+/* PATCH /drives, PATCH /network-interfaces: new rate limiters for the
+ * running device of drive / interface `index`. On the VMM thread. Returns
+ * 0 or -ENODEV (no such device). */
+int vmm_set_drive_rate_limiter(struct vmm *vmm, unsigned index,
+                               const struct rate_limiter_config *rl);
+int vmm_set_net_rate_limiters(struct vmm *vmm, unsigned index, const struct rate_limiter_config *rx,
+                              const struct rate_limiter_config *tx);
 /* Close what vmm_create_drives / vmm_attach_virtio opened. */
 void vmm_destroy_virtio(struct vmm *vmm);
 

@@ -274,13 +274,15 @@ int vmm_add_metrics(struct vmm *vmm, json_t *obj)
 
         virtio_blk_get_stats(vmm->blks[i], &st);
         if (add_block(obj, "block", vmm->cfg->drives[i].id, i,
-                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read_count",
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "read_count",
                                 (json_int_t)st.reads, "read_bytes", (json_int_t)st.bytes_read,
                                 "write_count", (json_int_t)st.writes, "write_bytes",
                                 (json_int_t)st.bytes_written, "flush_count", (json_int_t)st.flushes,
                                 "discard_count", (json_int_t)st.discards, "failures",
                                 (json_int_t)st.errors, "queue_notifies", load64(&t->notifies),
-                                "interrupts", load64(&t->interrupts))))
+                                "interrupts", load64(&t->interrupts),
+                                "rate_limiter_throttled_events",
+                                (json_int_t)st.rate_limiter_throttled_events)))
             return -ENOMEM;
     }
     for (unsigned i = 0; i < vmm->nnets; i++, slot++) {
@@ -288,16 +290,18 @@ int vmm_add_metrics(struct vmm *vmm, json_t *obj)
         struct virtio_mmio *t = &vmm->virtio[slot].t;
 
         virtio_net_get_stats(vmm->nets[i], &st);
-        if (add_block(obj, "net", vmm->cfg->nets[i].id, i,
-                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                                "rx_count", (json_int_t)st.rx_frames, "rx_bytes_count",
-                                (json_int_t)st.rx_bytes, "tx_count", (json_int_t)st.tx_frames,
-                                "tx_bytes_count", (json_int_t)st.tx_bytes, "rx_dropped",
-                                (json_int_t)st.rx_dropped, "tx_dropped", (json_int_t)st.tx_dropped,
-                                "no_rx_avail_buffer", (json_int_t)st.rx_no_buffers, "rx_fails",
-                                (json_int_t)st.rx_errors, "tx_fails", (json_int_t)st.tx_errors,
-                                "queue_notifies", load64(&t->notifies), "interrupts",
-                                load64(&t->interrupts))))
+        if (add_block(
+                obj, "net", vmm->cfg->nets[i].id, i,
+                json_pack(
+                    "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_count",
+                    (json_int_t)st.rx_frames, "rx_bytes_count", (json_int_t)st.rx_bytes, "tx_count",
+                    (json_int_t)st.tx_frames, "tx_bytes_count", (json_int_t)st.tx_bytes,
+                    "rx_dropped", (json_int_t)st.rx_dropped, "tx_dropped",
+                    (json_int_t)st.tx_dropped, "no_rx_avail_buffer", (json_int_t)st.rx_no_buffers,
+                    "rx_fails", (json_int_t)st.rx_errors, "tx_fails", (json_int_t)st.tx_errors,
+                    "queue_notifies", load64(&t->notifies), "interrupts", load64(&t->interrupts),
+                    "rx_rate_limiter_throttled", (json_int_t)st.rx_rate_limiter_throttled,
+                    "tx_rate_limiter_throttled", (json_int_t)st.tx_rate_limiter_throttled)))
             return -ENOMEM;
     }
     if (vmm->vsock) {
@@ -336,4 +340,22 @@ void vmm_destroy_virtio(struct vmm *vmm)
     virtio_vsock_destroy(vmm->vsock);
     vmm->vsock = NULL;
     vmm->nvirtio = vmm->nblks = vmm->nnets = 0;
+}
+
+int vmm_set_drive_rate_limiter(struct vmm *vmm, unsigned index,
+                               const struct rate_limiter_config *rl)
+{
+    if (index >= vmm->nblks)
+        return -ENODEV;
+    virtio_blk_set_rate_limiter(vmm->blks[index], rl);
+    return 0;
+}
+
+int vmm_set_net_rate_limiters(struct vmm *vmm, unsigned index, const struct rate_limiter_config *rx,
+                              const struct rate_limiter_config *tx)
+{
+    if (index >= vmm->nnets)
+        return -ENODEV;
+    virtio_net_set_rate_limiters(vmm->nets[index], rx, tx);
+    return 0;
 }

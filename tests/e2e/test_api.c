@@ -15,8 +15,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -950,4 +955,190 @@ Test(api, every_thread_is_filtered_after_an_api_boot, .timeout = 600)
     EXPECT_STATUS(api(&l, sock, "PUT", "/drives/x", "{}"), 400);
     cr_assert_eq(live_finish(&l), 0, "stderr:\n%s", l.err);
     cr_assert_not(path_exists(sock));
+}
+
+/* ---- rate limiters ---- */
+
+#define RL_SECTORS 8192 /* 4 MiB */
+#define RL_SEED    7
+
+/* A RL_SECTORS image holding blkcheck's pattern (guest-shim/examples/blkcheck). */
+static void make_pattern_disk(char *path)
+{
+    static uint8_t buf[RL_SECTORS * 512];
+    int fd = mkstemp(path);
+
+    cr_assert_geq(fd, 0);
+    for (uint64_t s = 0; s < RL_SECTORS; s++) {
+        uint8_t *p = buf + s * 512;
+        uint64_t seed = RL_SEED;
+        memcpy(p, &s, 8);
+        memcpy(p + 8, &seed, 8);
+        for (int i = 16; i < 512; i++)
+            p[i] = (uint8_t)(s * 7 + seed * 13 + (uint64_t)i);
+    }
+    cr_assert_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    close(fd);
+}
+
+/* The sum of block.key over every metrics line in the file (deltas), or -1
+ * if no line has it. */
+static long long metric_sum(const char *path, const char *block, const char *key)
+{
+    static char text[1 << 20];
+    long long sum = -1;
+
+    slurp(path, text, sizeof(text));
+    for (char *save = NULL, *t = strtok_r(text, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+        long long v = metric(t, block, key);
+        if (v >= 0)
+            sum = (sum < 0 ? 0 : sum) + v;
+    }
+    return sum;
+}
+
+/* Boot blkcheck reading the whole pattern disk through drive "data" with
+ * `limiter` (JSON, or "null"); returns the seconds from InstanceStart to
+ * the exit and the throttled events the metrics counted. */
+static double read_disk_with(const char *limiter, long long *throttled)
+{
+    char sock[108], mpath[] = "/tmp/flint-e2e-metrics-XXXXXX", disk[] = "/tmp/flint-e2e-rl-XXXXXX";
+    char body[1024], args[128];
+    struct live l;
+    double t0, secs;
+    int fd = mkstemp(mpath);
+
+    cr_assert_geq(fd, 0);
+    close(fd);
+    make_pattern_disk(disk);
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    snprintf(body, sizeof(body), "{\"metrics_path\": \"%s\"}", mpath);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/metrics", body), 204);
+    snprintf(args, sizeof(args), "console=ttyS0 mode=read seed=%d sectors=%d", RL_SEED, RL_SECTORS);
+    configure(&l, sock, BLKCHECK_ELF, args, 1);
+    snprintf(body, sizeof(body),
+             "{\"drive_id\": \"data\", \"path_on_host\": \"%s\", \"is_root_device\": false, "
+             "\"is_read_only\": true, \"rate_limiter\": %s}",
+             disk, limiter);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/drives/data", body), 204);
+    t0 = now_s();
+    instance_start(&l, sock);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    secs = now_s() - t0;
+    cr_assert(strstr(l.out, "blkcheck: OK 8192 sectors"), "%s", l.out);
+    *throttled = metric_sum(mpath, "block_data", "rate_limiter_throttled_events");
+    cr_assert_geq(*throttled, 0, "no block_data.rate_limiter_throttled_events in the metrics");
+    unlink(mpath);
+    unlink(disk);
+    return secs;
+}
+
+Test(api, drive_bandwidth_limit_throttles_the_guest, .timeout = 1200)
+{
+    long long throttled;
+    double secs;
+
+    /* 1 MiB/s with a full 1 MiB bucket at the start: reading 4 MiB takes
+     * 3 s at least, however fast or slow the machine. */
+    secs =
+        read_disk_with("{\"bandwidth\": {\"size\": 1048576, \"refill_time\": 1000}}", &throttled);
+    cr_assert_geq(secs, 3.0, "4 MiB at 1 MiB/s took %.2f s", secs);
+    cr_assert_gt(throttled, 0);
+    /* The same without a limiter is never throttled. */
+    read_disk_with("null", &throttled);
+    cr_assert_eq(throttled, 0);
+}
+
+/* A private network namespace with a persistent tap `name` (down: flint
+ * only needs to open it). */
+static void netns_with_tap(const char *name)
+{
+    struct ifreq ifr = {0};
+    int fd;
+
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s (needs root)",
+                 strerror(errno));
+    fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    cr_assert_geq(fd, 0, "/dev/net/tun: %s (load the tun module)", strerror(errno));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    cr_assert_eq(ioctl(fd, TUNSETIFF, &ifr), 0, "TUNSETIFF: %s", strerror(errno));
+    cr_assert_eq(ioctl(fd, TUNSETPERSIST, 1), 0, "TUNSETPERSIST: %s", strerror(errno));
+    close(fd);
+}
+
+Test(api, patch_rate_limiters_on_a_running_vm, .timeout = 600)
+{
+    char sock[108], disk[] = "/tmp/flint-e2e-disk-XXXXXX", body[512];
+    struct live l;
+    struct resp r;
+    int fd = mkstemp(disk);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+    netns_with_tap("rltap0");
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, LINGER, "console=ttyS0 ms=4000", 1);
+    snprintf(body, sizeof(body),
+             "{\"drive_id\": \"scratch\", \"path_on_host\": \"%s\", \"is_root_device\": false}",
+             disk);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/drives/scratch", body), 204);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/network-interfaces/eth0",
+                      "{\"iface_id\": \"eth0\", \"host_dev_name\": \"rltap0\", "
+                      "\"rx_rate_limiter\": {\"ops\": {\"size\": 100, \"refill_time\": 10}}}"),
+                  204);
+    r = api(&l, sock, "PATCH", "/drives/scratch", "{\"drive_id\": \"scratch\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "before starting"), "%s", r.body);
+    instance_start(&l, sock);
+    live_wait_for(&l, "linger: up on 1 cpus");
+
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/drives/scratch",
+                      "{\"drive_id\": \"scratch\", \"rate_limiter\": {\"bandwidth\": "
+                      "{\"size\": 1000, \"one_time_burst\": 5, \"refill_time\": 100}}}"),
+                  204);
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/network-interfaces/eth0",
+                      "{\"iface_id\": \"eth0\", \"tx_rate_limiter\": {\"ops\": {\"size\": 5, "
+                      "\"refill_time\": 10}}}"),
+                  204);
+    r = api(&l, sock, "GET", "/vm/config", NULL);
+    EXPECT_STATUS(r, 200);
+    cr_assert(strstr(r.body, "\"rate_limiter\":{\"bandwidth\":{\"size\":1000,\"one_time_burst\":5,"
+                             "\"refill_time\":100},\"ops\":null}"),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "\"rx_rate_limiter\":{\"bandwidth\":null,\"ops\":{\"size\":100,"
+                             "\"one_time_burst\":0,\"refill_time\":10}},\"tx_rate_limiter\":"
+                             "{\"bandwidth\":null,\"ops\":{\"size\":5,\"one_time_burst\":0,"
+                             "\"refill_time\":10}}"),
+              "%s", r.body);
+
+    /* Bad bodies: 400 naming the field, and nothing changes. */
+    r = api(&l, sock, "PATCH", "/drives/scratch",
+            "{\"drive_id\": \"scratch\", \"rate_limiter\": {\"bandwidth\": {\"size\": 1}}}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "rate_limiter.bandwidth.refill_time: missing required field"), "%s",
+              r.body);
+    r = api(&l, sock, "PATCH", "/network-interfaces/eth0",
+            "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {\"ops\": {\"size\": -5, "
+            "\"refill_time\": 1}}}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "rx_rate_limiter.ops.size: must be a non-negative integer"), "%s",
+              r.body);
+    r = api(&l, sock, "PATCH", "/network-interfaces/eth9", "{\"iface_id\": \"eth9\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "no network interface 'eth9'"), "%s", r.body);
+    r = api(&l, sock, "PATCH", "/drives/scratch",
+            "{\"drive_id\": \"scratch\", \"path_on_host\": \"/tmp/x\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "not supported yet"), "%s", r.body);
+    r = api(&l, sock, "GET", "/vm/config", NULL);
+    cr_assert(strstr(r.body, "\"size\":1000,\"one_time_burst\":5"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"ops\":{\"size\":100,"), "%s", r.body);
+
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "linger: done"), "%s", l.out);
+    unlink(disk);
 }

@@ -20,6 +20,9 @@ static struct api_response resp;
 static char kernel[64], disk[64], disk2[64];
 static int starts, cads, pauses, resumes, flushes;
 static int start_rc, cad_rc, flush_rc;
+static int rl_calls, rl_rc;
+static unsigned rl_index;
+static struct rate_limiter_config rl_got[2];
 
 static int stub_start(void *opaque, char *err, size_t errlen)
 {
@@ -57,11 +60,33 @@ static int stub_flush(void *opaque)
     return flush_rc;
 }
 
+static int stub_set_drive_rl(void *opaque, unsigned index, const struct rate_limiter_config *rl)
+{
+    (void)opaque;
+    rl_calls++;
+    rl_index = index;
+    rl_got[0] = *rl;
+    return rl_rc;
+}
+
+static int stub_set_net_rl(void *opaque, unsigned index, const struct rate_limiter_config *rx,
+                           const struct rate_limiter_config *tx)
+{
+    (void)opaque;
+    rl_calls++;
+    rl_index = index;
+    rl_got[0] = *rx;
+    rl_got[1] = *tx;
+    return rl_rc;
+}
+
 static const struct api_vm_ops stub_ops = {.start = stub_start,
                                            .ctrl_alt_del = stub_cad,
                                            .pause = stub_pause,
                                            .resume = stub_resume,
-                                           .flush_metrics = stub_flush};
+                                           .flush_metrics = stub_flush,
+                                           .set_drive_rate_limiter = stub_set_drive_rl,
+                                           .set_net_rate_limiters = stub_set_net_rl};
 
 static void make_file(char *path, const char *tmpl)
 {
@@ -89,6 +114,9 @@ static void setup(void)
     starts = cads = pauses = resumes = 0;
     start_rc = cad_rc = flush_rc = 0;
     flushes = 0;
+    rl_calls = rl_rc = 0;
+    rl_index = 99;
+    memset(rl_got, 0, sizeof(rl_got));
     make_file(kernel, "/tmp/flint-api-kernel-XXXXXX");
     make_file(disk, "/tmp/flint-api-disk-XXXXXX");
     make_file(disk2, "/tmp/flint-api-disk2-XXXXXX");
@@ -491,7 +519,7 @@ Test(api, drive_errors_change_nothing)
     EXPECT_400(put_drive("a", "/tmp", ",\"is_read_only\":true"),
                "path_on_host: '/tmp' is not a regular file or a block device");
     EXPECT_400(put_drive("a", disk, ",\"rate_limiter\":{\"bandwidth\":{\"size\":1}}"),
-               "'rate_limiter' is not supported by flint yet");
+               "rate_limiter.bandwidth.refill_time: missing required field");
     EXPECT_400(put_drive("a", disk, ",\"socket\":\"/x\""), "'socket' is not supported");
     EXPECT_400(put_drive("a", disk, ",\"cache_type\":\"Fast\""),
                "'Fast' is not a valid cache_type");
@@ -567,8 +595,9 @@ Test(api, network_interface_errors_change_nothing)
     EXPECT_400(PUT("/network-interfaces/eth1", "{\"iface_id\":\"eth2\",\"host_dev_name\":\"t\"}"),
                "iface_id 'eth2' in the body does not match 'eth1'");
     EXPECT_400(PUT("/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"host_dev_name\":\"t\","
-                                               "\"rx_rate_limiter\":{}}"),
-               "'rx_rate_limiter' is not supported");
+                                               "\"rx_rate_limiter\":{\"ops\":{\"size\":-1,"
+                                               "\"refill_time\":5}}}"),
+               "rx_rate_limiter.ops.size: must be a non-negative integer");
     EXPECT_400(PUT("/network-interfaces/eth1", "{\"iface_id\":\"eth1\"}"),
                "missing required field 'host_dev_name'");
     cr_assert_eq(cfg.nnets, 1);
@@ -634,8 +663,10 @@ Test(api, instance_start_then_phases)
     EXPECT_400(put_drive("a", disk, ""), "after starting");
     EXPECT_400(put_net("eth0", "tap0", NULL), "after starting");
     EXPECT_400(PUT("/vsock", "{\"guest_cid\":3,\"uds_path\":\"/tmp/v\"}"), "after starting");
-    EXPECT_400(PATCH("/drives/a", "{\"drive_id\":\"a\"}"), "not supported by flint yet");
-    EXPECT_400(PATCH("/network-interfaces/a", "{}"), "not supported by flint yet");
+    EXPECT_400(PATCH("/drives/a", "{\"drive_id\":\"a\"}"), "drive_id: no drive 'a'");
+    EXPECT_400(PATCH("/network-interfaces/a", "{\"iface_id\":\"a\"}"),
+               "iface_id: no network interface 'a'");
+    cr_assert_eq(rl_calls, 0);
     cr_assert_eq(cfg.vcpus, 1);
     cr_assert_eq(cfg.ndrives, 0);
     /* GETs still answer. */
@@ -779,8 +810,16 @@ static void configure_everything(void)
                                            "\"partuuid\":\"abcd-01\",\"io_engine\":\"Sync\"}",
                                            disk)),
                  204, "%s", resp.body);
-    cr_assert_eq(put_drive("scratch", disk2, ",\"cache_type\":\"Writeback\""), 204);
-    cr_assert_eq(put_net("eth0", "tap0", "06:00:ac:10:00:02"), 204);
+    cr_assert_eq(put_drive("scratch", disk2,
+                           ",\"cache_type\":\"Writeback\",\"rate_limiter\":{\"bandwidth\":"
+                           "{\"size\":1048576,\"one_time_burst\":4096,\"refill_time\":1000},"
+                           "\"ops\":{\"size\":100,\"refill_time\":10}}"),
+                 204, "%s", resp.body);
+    cr_assert_eq(PUT("/network-interfaces/eth0",
+                     "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":"
+                     "\"06:00:ac:10:00:02\",\"tx_rate_limiter\":{\"ops\":{\"size\":9,"
+                     "\"refill_time\":1}},\"rx_rate_limiter\":{\"bandwidth\":null}}"),
+                 204, "%s", resp.body);
     cr_assert_eq(put_net("eth1", "tap1", NULL), 204);
     cr_assert_eq(PUT("/vsock", "{\"guest_cid\":7,\"uds_path\":\"/tmp/v.sock\"}"), 204);
 }
@@ -936,4 +975,171 @@ Test(api, instance_ids)
     cr_assert_not(api_valid_instance_id(id));
     id[64] = '\0';
     cr_assert(api_valid_instance_id(id));
+}
+
+/* ---- rate limiters ---- */
+
+static const char *const bad_limiters[][2] = {
+    {"[]", "'rate_limiter' must be a JSON object or null"},
+    {"{\"bandwidth\":{\"size\":1,\"refill_time\":1},\"speed\":1}",
+     "rate_limiter: unknown field 'speed'"},
+    {"{\"bandwidth\":5}", "rate_limiter.bandwidth: must be a JSON object or null"},
+    {"{\"ops\":{\"size\":1,\"refill_time\":1,\"burst\":2}}",
+     "rate_limiter.ops: unknown field 'burst'"},
+    {"{\"ops\":{\"refill_time\":1}}", "rate_limiter.ops.size: missing required field"},
+    {"{\"bandwidth\":{\"size\":1}}", "rate_limiter.bandwidth.refill_time: missing required field"},
+    {"{\"bandwidth\":{\"size\":1,\"refill_time\":-1}}",
+     "rate_limiter.bandwidth.refill_time: must be a non-negative integer"},
+    {"{\"bandwidth\":{\"size\":1.5,\"refill_time\":1}}",
+     "rate_limiter.bandwidth.size: must be a non-negative integer"},
+    {"{\"bandwidth\":{\"size\":\"1\",\"refill_time\":1}}",
+     "rate_limiter.bandwidth.size: must be a non-negative integer"},
+    {"{\"ops\":{\"size\":1,\"refill_time\":1,\"one_time_burst\":true}}",
+     "rate_limiter.ops.one_time_burst: must be a non-negative integer"},
+};
+
+Test(api, drive_rate_limiter_put)
+{
+    const struct token_bucket_config *bw, *ops;
+
+    cr_assert_eq(put_drive("d", disk,
+                           ",\"rate_limiter\":{\"bandwidth\":{\"size\":9223372036854775807,"
+                           "\"one_time_burst\":7,\"refill_time\":1},\"ops\":null}"),
+                 204, "%s", resp.body);
+    bw = &cfg.drives[0].rate_limiter.bandwidth;
+    ops = &cfg.drives[0].rate_limiter.ops;
+    cr_assert_eq(bw->size, 9223372036854775807ull);
+    cr_assert_eq(bw->one_time_burst, 7);
+    cr_assert_eq(bw->refill_time_ms, 1);
+    cr_assert_eq(ops->size + ops->refill_time_ms + ops->one_time_burst, 0);
+    /* Every hostile body is refused by name and changes nothing. */
+    for (size_t i = 0; i < ARRAY_SIZE(bad_limiters); i++) {
+        char extra[256];
+        snprintf(extra, sizeof(extra), ",\"rate_limiter\":%s", bad_limiters[i][0]);
+        EXPECT_400(put_drive("d", disk2, extra), bad_limiters[i][1]);
+        cr_assert_str_eq(cfg.drives[0].path, disk);
+        cr_assert_eq(bw->one_time_burst, 7);
+    }
+    EXPECT_400(put_drive("d", disk,
+                         ",\"rate_limiter\":{\"bandwidth\":{\"size\":"
+                         "18446744073709551616,\"refill_time\":1}}"),
+               "malformed JSON");
+    /* A PUT without a rate limiter replaces the drive: no limit then. */
+    cr_assert_eq(put_drive("d", disk, ""), 204);
+    cr_assert_eq(bw->size, 0);
+    cr_assert_eq(GET("/vm/config"), 200);
+    cr_assert(strstr(resp.body, "\"rate_limiter\":null"), "%s", resp.body);
+}
+
+Test(api, patch_drive_rate_limiter)
+{
+    cr_assert_eq(put_drive("a", disk, ""), 204);
+    cr_assert_eq(
+        put_drive("b", disk2, ",\"rate_limiter\":{\"ops\":{\"size\":5,\"refill_time\":100}}"), 204);
+    EXPECT_400(PATCH("/drives/b", "{\"drive_id\":\"b\",\"rate_limiter\":null}"), "before starting");
+    start();
+    cr_assert_eq(PATCH("/drives/b", "{\"drive_id\":\"b\",\"rate_limiter\":{\"bandwidth\":"
+                                    "{\"size\":1000,\"refill_time\":10}}}"),
+                 204, "%s", resp.body);
+    cr_assert_eq(rl_calls, 1);
+    cr_assert_eq(rl_index, 1);
+    /* A bucket the PATCH leaves out keeps its value, as in Firecracker. */
+    cr_assert_eq(rl_got[0].bandwidth.size, 1000);
+    cr_assert_eq(rl_got[0].ops.size, 5);
+    cr_assert_eq(cfg.drives[1].rate_limiter.bandwidth.refill_time_ms, 10);
+    cr_assert_eq(cfg.drives[1].rate_limiter.ops.refill_time_ms, 100);
+    /* Size 0 turns a bucket off; GET then reports it as null. */
+    cr_assert_eq(PATCH("/drives/b", "{\"drive_id\":\"b\",\"rate_limiter\":{\"ops\":"
+                                    "{\"size\":0,\"refill_time\":0}}}"),
+                 204, "%s", resp.body);
+    cr_assert_eq(GET("/vm/config"), 200);
+    cr_assert(strstr(resp.body, "\"rate_limiter\":{\"bandwidth\":{\"size\":1000,"
+                                "\"one_time_burst\":0,\"refill_time\":10},\"ops\":null}"),
+              "%s", resp.body);
+    cr_assert_eq(PATCH("/drives/a", "{\"drive_id\":\"a\"}"), 204, "nothing to change is fine");
+    cr_assert_eq(rl_index, 0);
+    rl_calls = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(bad_limiters); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "{\"drive_id\":\"b\",\"rate_limiter\":%s}",
+                 bad_limiters[i][0]);
+        EXPECT_400(PATCH("/drives/b", body), bad_limiters[i][1]);
+    }
+    EXPECT_400(PATCH("/drives/b", "{\"rate_limiter\":null}"), "missing required field 'drive_id'");
+    EXPECT_400(PATCH("/drives/b", "{\"drive_id\":\"a\"}"), "does not match 'b'");
+    EXPECT_400(PATCH("/drives/zz", "{\"drive_id\":\"zz\"}"), "no drive 'zz'");
+    EXPECT_400(PATCH("/drives/b", fmt("{\"drive_id\":\"b\",\"path_on_host\":\"%s\"}", disk)),
+               "path_on_host: changing a drive's file is not supported yet");
+    EXPECT_400(PATCH("/drives/b", "{\"drive_id\":\"b\",\"is_read_only\":true}"),
+               "unknown field 'is_read_only'");
+    cr_assert_eq(rl_calls, 0);
+    /* The device refusing leaves the configuration as it was. */
+    rl_rc = -ENOMEM;
+    EXPECT_400(PATCH("/drives/b", "{\"drive_id\":\"b\",\"rate_limiter\":{\"bandwidth\":"
+                                  "{\"size\":1,\"refill_time\":1}}}"),
+               "rate_limiter:");
+    cr_assert_eq(cfg.drives[1].rate_limiter.bandwidth.size, 1000);
+}
+
+Test(api, patch_network_interface_rate_limiters)
+{
+    cr_assert_eq(put_net("eth0", "tap0", NULL), 204);
+    cr_assert_eq(put_net("eth1", "tap1", NULL), 204);
+    EXPECT_400(PATCH("/network-interfaces/eth1", "{\"iface_id\":\"eth1\"}"), "before starting");
+    start();
+    cr_assert_eq(PATCH("/network-interfaces/eth1",
+                       "{\"iface_id\":\"eth1\",\"rx_rate_limiter\":{\"bandwidth\":{\"size\":100,"
+                       "\"one_time_burst\":50,\"refill_time\":1000}},\"tx_rate_limiter\":"
+                       "{\"ops\":{\"size\":3,\"refill_time\":1}}}"),
+                 204, "%s", resp.body);
+    cr_assert_eq(rl_calls, 1);
+    cr_assert_eq(rl_index, 1);
+    cr_assert_eq(rl_got[0].bandwidth.one_time_burst, 50);
+    cr_assert_eq(rl_got[1].ops.size, 3);
+    cr_assert_eq(cfg.nets[1].rx_rate_limiter.bandwidth.size, 100);
+    cr_assert_eq(cfg.nets[1].tx_rate_limiter.ops.refill_time_ms, 1);
+    cr_assert_eq(cfg.nets[0].rx_rate_limiter.bandwidth.size, 0);
+    /* Only tx: rx stays. */
+    cr_assert_eq(PATCH("/network-interfaces/eth1",
+                       "{\"iface_id\":\"eth1\",\"tx_rate_limiter\":{\"ops\":{\"size\":0,"
+                       "\"refill_time\":0}}}"),
+                 204, "%s", resp.body);
+    cr_assert_eq(cfg.nets[1].rx_rate_limiter.bandwidth.size, 100);
+    cr_assert_eq(cfg.nets[1].tx_rate_limiter.ops.size, 0);
+    cr_assert_eq(GET("/vm/config"), 200);
+    cr_assert(strstr(resp.body, "\"rx_rate_limiter\":{\"bandwidth\":{\"size\":100,"
+                                "\"one_time_burst\":50,\"refill_time\":1000},\"ops\":null},"
+                                "\"tx_rate_limiter\":null"),
+              "%s", resp.body);
+    rl_calls = 0;
+    EXPECT_400(PATCH("/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"rx_rate_limiter\":"
+                                                 "{\"ops\":{\"size\":1}}}"),
+               "rx_rate_limiter.ops.refill_time: missing required field");
+    EXPECT_400(PATCH("/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"tx_rate_limiter\":"
+                                                 "{\"ops\":{\"size\":1,\"refill_time\":1}},"
+                                                 "\"rx_rate_limiter\":7}"),
+               "'rx_rate_limiter' must be a JSON object");
+    EXPECT_400(PATCH("/network-interfaces/eth1", "{\"iface_id\":\"eth1\",\"guest_mac\":"
+                                                 "\"06:00:00:00:00:01\"}"),
+               "unknown field 'guest_mac'");
+    EXPECT_400(PATCH("/network-interfaces/eth1", "{\"tx_rate_limiter\":null}"),
+               "missing required field 'iface_id'");
+    EXPECT_400(PATCH("/network-interfaces/eth9", "{\"iface_id\":\"eth9\"}"),
+               "no network interface 'eth9'");
+    EXPECT_400(PATCH("/network-interfaces/eth1", "{\"iface_id\":\"eth0\"}"), "does not match");
+    cr_assert_eq(rl_calls, 0);
+    cr_assert_eq(cfg.nets[1].rx_rate_limiter.bandwidth.size, 100);
+}
+
+Test(api, rate_limiters_in_a_config_file)
+{
+    char err[512];
+    const char *tmpl = "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"network-interfaces\":"
+                       "[{\"iface_id\":\"n\",\"host_dev_name\":\"tap5\",\"tx_rate_limiter\":"
+                       "{\"bandwidth\":{\"size\":10,\"refill_time\":-3}}}]}";
+
+    cr_assert_neq(load(fmt(tmpl, kernel), err, sizeof(err)), 0);
+    cr_assert(strstr(err, "network-interfaces[0]: tx_rate_limiter.bandwidth.refill_time: must be"),
+              "%s", err);
+    cr_assert_eq(cfg.nnets, 0);
 }

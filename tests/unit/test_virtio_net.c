@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QSIZE 64
@@ -29,6 +30,7 @@ static int peer = -1; /* the host side of the "tap" */
 static struct hq rxq, txq;
 static unsigned irqs;
 static struct htick tick;
+static struct rate_limiter_config rl_rx, rl_tx; /* for the next open_dev */
 
 static const uint64_t BASE_FEATURES =
     VIRTIO_FEATURE(VIRTIO_F_VERSION_1) | VIRTIO_FEATURE(VIRTIO_NET_F_MAC) |
@@ -77,7 +79,7 @@ static void pump_until_used(struct hq *q, uint16_t want)
 
 static void open_dev_mac(uint64_t features, const uint8_t *mac)
 {
-    struct net_config cfg = {.tap = "unit0"};
+    struct net_config cfg = {.tap = "unit0", .rx_rate_limiter = rl_rx, .tx_rate_limiter = rl_tx};
     char err[256];
     int sv[2];
 
@@ -110,6 +112,8 @@ static void setup(void)
     rxq = hq_make(&h, RXQ);
     txq = hq_make(&h, TXQ);
     irqs = 0;
+    memset(&rl_rx, 0, sizeof(rl_rx));
+    memset(&rl_tx, 0, sizeof(rl_tx));
     log_set_level(LOG_OFF);
 }
 
@@ -818,4 +822,98 @@ Test(virtio_net, frames_both_ways_at_once)
         expect_frame(buf + HDR, 100 + i, 40 + i);
         expect_frame(gp(RX_AREA + 0x1000ull * i + HDR, 200 + i), 200 + i, 60 + i);
     }
+}
+
+/* ---- rate limiting ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct virtio_net_stats stats(void)
+{
+    struct virtio_net_stats st;
+    virtio_net_get_stats(net, &st);
+    return st;
+}
+
+Test(virtio_net, tx_limiter_holds_frames_in_the_ring_until_the_timer)
+{
+    /* 2 frames at once, then one every 100 ms. */
+    uint8_t buf[2048];
+    uint64_t t0;
+
+    rl_tx.ops = (struct token_bucket_config){.size = 2, .refill_time_ms = 200};
+    open_dev(0);
+    for (unsigned i = 0; i < 4; i++)
+        post_tx((uint16_t)(i * 2), NULL, TX_AREA + i * 0x1000, 100, 1, i);
+    t0 = now_ms();
+    notify(TXQ);
+    pump(40);
+    cr_assert_eq(hq_used_idx(&txq), 2, "two frames pass, the others wait");
+    cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 100);
+    cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 100);
+    cr_assert_eq(host_recv(buf, sizeof(buf)), -1, "nothing more left yet");
+    cr_assert_geq(stats().tx_rate_limiter_throttled, 1);
+    notify(TXQ); /* kicking again changes nothing */
+    pump(4);
+    cr_assert_eq(hq_used_idx(&txq), 2);
+    pump_until_used(&txq, 4);
+    cr_assert_geq(now_ms() - t0, 195, "the 4th frame needs 2 refills of 100 ms");
+    for (unsigned i = 2; i < 4; i++) {
+        cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 100, "frame %u", i);
+        expect_frame(buf + HDR, 100, i);
+    }
+    cr_assert_eq(stats().tx_frames, 4);
+    cr_assert_eq(stats().tx_dropped, 0);
+}
+
+Test(virtio_net, rx_limiter_stops_reading_the_tap_and_drops_nothing)
+{
+    uint64_t t0;
+
+    /* 1000 bytes at once, then 1 byte per ms: 400-byte frames. */
+    rl_rx.bandwidth = (struct token_bucket_config){.size = 1000, .refill_time_ms = 1000};
+    open_dev(0);
+    for (unsigned i = 0; i < 5; i++)
+        post_rx((uint16_t)i, RX_AREA + i * 0x1000, 2048);
+    notify(RXQ);
+    t0 = now_ms();
+    for (unsigned i = 0; i < 5; i++)
+        host_send(NULL, 400, i);
+    pump(20);
+    /* 400 + 400 + 400 (the third into debt), then the tap waits. */
+    cr_assert_eq(hq_used_idx(&rxq), 3);
+    cr_assert_geq(stats().rx_rate_limiter_throttled, 1);
+    pump_until_used(&rxq, 5);
+    /* The tap is read again once the debt is paid and a byte is there: the
+     * 5th frame waits for the 4 before it, 600 bytes beyond the bucket. */
+    cr_assert_geq(now_ms() - t0, 595);
+    for (unsigned i = 0; i < 5; i++)
+        expect_frame(gp(RX_AREA + i * 0x1000 + HDR, 400), 400, i);
+    cr_assert_eq(stats().rx_dropped, 0);
+    cr_assert_eq(stats().rx_frames, 5);
+}
+
+Test(virtio_net, new_limits_resume_a_throttled_direction)
+{
+    struct rate_limiter_config none = {0};
+    uint8_t buf[2048];
+
+    rl_tx.ops = (struct token_bucket_config){.size = 1, .refill_time_ms = 60000};
+    open_dev(0);
+    for (unsigned i = 0; i < 3; i++)
+        post_tx((uint16_t)(i * 2), NULL, TX_AREA + i * 0x1000, 60, 1, i);
+    notify(TXQ);
+    pump(20);
+    cr_assert_eq(hq_used_idx(&txq), 1);
+    virtio_net_set_rate_limiters(net, &none, &none);
+    uint64_t t0 = now_ms();
+    pump_until_used(&txq, 3);
+    cr_assert_lt(now_ms() - t0, 5000, "not the minute the old limit asked for");
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 60);
 }

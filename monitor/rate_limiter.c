@@ -1,0 +1,210 @@
+/*
+ * rate_limiter.c - token buckets in integer arithmetic (rate_limiter.h).
+ *
+ * Refill: `elapsed * size / refill_ns` tokens, with the remainder kept in
+ * `partial` so no fraction of a token is ever lost or made up. Products of
+ * two 64-bit values are computed in 128 bits; the refill time is capped at
+ * UINT64_MAX ns (584 years) so every intermediate value fits.
+ */
+#include "rate_limiter.h"
+
+#include <time.h>
+
+typedef unsigned __int128 u128;
+
+#define NS_PER_MS 1000000ull
+
+static uint64_t refill_ns(const struct token_bucket *b)
+{
+    if (b->refill_time_ms > UINT64_MAX / NS_PER_MS)
+        return UINT64_MAX;
+    return b->refill_time_ms * NS_PER_MS;
+}
+
+bool token_bucket_enabled(const struct token_bucket *b)
+{
+    return b->size != 0 && b->refill_time_ms != 0;
+}
+
+void token_bucket_init(struct token_bucket *b, const struct token_bucket_config *c, uint64_t now_ns)
+{
+    *b = (struct token_bucket){
+        .size = c->size,
+        .refill_time_ms = c->refill_time_ms,
+        .one_time_burst = c->one_time_burst,
+        .budget = c->size,
+        .last_ns = now_ns,
+    };
+}
+
+static void refill(struct token_bucket *b, uint64_t now_ns)
+{
+    uint64_t elapsed, rns = refill_ns(b), room;
+    u128 acc, tokens;
+
+    if (now_ns <= b->last_ns)
+        return; /* a clock that does not move forward refills nothing */
+    elapsed = now_ns - b->last_ns;
+    b->last_ns = now_ns;
+    if (b->budget == b->size && b->debt == 0) {
+        b->partial = 0;
+        return;
+    }
+    /* < (2^64 - 1)^2 + 2^64: fits in 128 bits. */
+    acc = (u128)elapsed * b->size + b->partial;
+    tokens = acc / rns;
+    b->partial = (uint64_t)(acc % rns);
+    if (tokens >= b->debt) {
+        tokens -= b->debt;
+        b->debt = 0;
+    } else {
+        b->debt -= (uint64_t)tokens;
+        return;
+    }
+    room = b->size - b->budget;
+    if (tokens >= room) {
+        b->budget = b->size;
+        b->partial = 0; /* a full bucket holds no fraction either */
+    } else {
+        b->budget += (uint64_t)tokens;
+    }
+}
+
+/* After refill: whether n tokens can be taken now. */
+static bool can_take(const struct token_bucket *b, uint64_t n)
+{
+    if (!token_bucket_enabled(b) || n == 0)
+        return true;
+    if (b->debt)
+        return false;
+    return (u128)n <= (u128)b->one_time_burst + b->budget || n > b->size;
+}
+
+static void take(struct token_bucket *b, uint64_t n)
+{
+    uint64_t rest;
+
+    if (!token_bucket_enabled(b) || n == 0)
+        return;
+    if (n <= b->one_time_burst) {
+        b->one_time_burst -= n;
+        return;
+    }
+    rest = n - b->one_time_burst;
+    b->one_time_burst = 0;
+    if (rest <= b->budget) {
+        b->budget -= rest;
+    } else {
+        /* Over-consumption (n > size): the refill pays the rest back. */
+        b->debt = rest - b->budget;
+        b->budget = 0;
+    }
+}
+
+bool token_bucket_consume(struct token_bucket *b, uint64_t n, uint64_t now_ns)
+{
+    if (!token_bucket_enabled(b))
+        return true;
+    refill(b, now_ns);
+    if (!can_take(b, n))
+        return false;
+    take(b, n);
+    return true;
+}
+
+uint64_t token_bucket_wait_ns(struct token_bucket *b, uint64_t n, uint64_t now_ns)
+{
+    uint64_t rns = refill_ns(b);
+    u128 need, prod, t;
+
+    if (!token_bucket_enabled(b))
+        return 0;
+    refill(b, now_ns);
+    if (can_take(b, n))
+        return 0;
+    /* Blocked by a debt (budget and burst are 0 then) or by a shortfall. */
+    if (n > b->size)
+        need = b->debt;
+    else
+        need = (u128)b->debt + n - b->one_time_burst - b->budget;
+    if (need > ~(u128)0 / rns)
+        return UINT64_MAX;
+    prod = need * rns; /* >= rns > partial, as need >= 1 */
+    t = (prod - b->partial + b->size - 1) / b->size;
+    return t > UINT64_MAX ? UINT64_MAX : (uint64_t)t;
+}
+
+void rate_limiter_init(struct rate_limiter *rl, const struct rate_limiter_config *c,
+                       uint64_t now_ns)
+{
+    token_bucket_init(&rl->bandwidth, &c->bandwidth, now_ns);
+    token_bucket_init(&rl->ops, &c->ops, now_ns);
+}
+
+void rate_limiter_update(struct rate_limiter *rl, const struct rate_limiter_config *c,
+                         uint64_t now_ns)
+{
+    rate_limiter_init(rl, c, now_ns);
+}
+
+bool rate_limiter_enabled(const struct rate_limiter *rl)
+{
+    return token_bucket_enabled(&rl->bandwidth) || token_bucket_enabled(&rl->ops);
+}
+
+bool rate_limiter_consume(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns)
+{
+    if (token_bucket_enabled(&rl->bandwidth))
+        refill(&rl->bandwidth, now_ns);
+    if (token_bucket_enabled(&rl->ops))
+        refill(&rl->ops, now_ns);
+    if (!can_take(&rl->bandwidth, bytes) || !can_take(&rl->ops, ops))
+        return false;
+    take(&rl->bandwidth, bytes);
+    take(&rl->ops, ops);
+    return true;
+}
+
+static void charge(struct token_bucket *b, uint64_t n, uint64_t now_ns)
+{
+    uint64_t rest;
+
+    if (!token_bucket_enabled(b) || n == 0)
+        return;
+    refill(b, now_ns);
+    if (n <= b->one_time_burst) {
+        b->one_time_burst -= n;
+        return;
+    }
+    rest = n - b->one_time_burst;
+    b->one_time_burst = 0;
+    if (rest <= b->budget) {
+        b->budget -= rest;
+        return;
+    }
+    rest -= b->budget;
+    b->budget = 0;
+    b->debt = rest > UINT64_MAX - b->debt ? UINT64_MAX : b->debt + rest;
+}
+
+void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns)
+{
+    charge(&rl->bandwidth, bytes, now_ns);
+    charge(&rl->ops, ops, now_ns);
+}
+
+uint64_t rate_limiter_wait_ns(struct rate_limiter *rl, uint64_t ops, uint64_t bytes,
+                              uint64_t now_ns)
+{
+    uint64_t a = token_bucket_wait_ns(&rl->bandwidth, bytes, now_ns);
+    uint64_t b = token_bucket_wait_ns(&rl->ops, ops, now_ns);
+    return a > b ? a : b;
+}
+
+uint64_t rate_limiter_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
