@@ -48,6 +48,11 @@ struct api_vm_ops {
     /* FlushMetrics: write a metrics line now. 0, -ENODEV (no destination),
      * -EAGAIN (the destination could not take it: dropped), -ENOMEM. */
     int (*flush_metrics)(void *opaque);
+    /* PATCH /drives with path_on_host: back running drive `index` (of
+     * cfg->drives) with the image at `path`, opened with the drive's
+     * read-only mode, and tell the guest its capacity. 0, or -errno with
+     * one line in err and the drive as it was. */
+    int (*swap_drive)(void *opaque, unsigned index, const char *path, char *err, size_t errlen);
 };
 
 /* What the API served, for the metrics (all since process start). */

@@ -762,6 +762,56 @@ static int patch_vm(struct request *r)
     return 0;
 }
 
+/* PATCH /drives/{id} after boot (Firecracker's PartialDrive): with
+ * path_on_host, the running drive gets a new backing file, opened with its
+ * read-only mode, and the guest is told the new capacity. rate_limiter is
+ * not supported yet. A refused PATCH changes nothing. */
+static int patch_drive(struct request *r)
+{
+    static const struct field fields[] = {
+        {"drive_id", FIELD_STRING, true},
+        {"path_on_host", FIELD_STRING, false},
+        {"rate_limiter", FIELD_NULL_ONLY, false},
+    };
+    struct api_ctl *c = r->ctl;
+    struct drive_config *d;
+    const char *id, *path;
+    char why[ERR_LEN], *copy;
+    json_t *rl = json_is_object(r->body) ? json_object_get(r->body, "rate_limiter") : NULL;
+    int idx, rc;
+
+    if (rl && !json_is_null(rl))
+        return failf(r->err, r->errlen, "rate_limiter: not supported yet");
+    if (check_body(r->body, fields, ARRAY_SIZE(fields), false, r->err, r->errlen))
+        return -EINVAL;
+    id = get_str(r->body, "drive_id");
+    path = get_str(r->body, "path_on_host");
+    if (check_body_id(id, r->id, "drive_id", r->err, r->errlen))
+        return -EINVAL;
+    idx = config_find_drive(c->cfg, id);
+    if (idx < 0)
+        return failf(r->err, r->errlen, "drive_id: no drive '%s'", id);
+    if (!path)
+        return 0; /* nothing to change */
+    if (!path[0])
+        return failf(r->err, r->errlen, "path_on_host: empty path");
+    if (!c->ops->swap_drive)
+        return failf(r->err, r->errlen, "path_on_host: drives cannot be changed in this process");
+    copy = strdup(path);
+    if (!copy)
+        return failf(r->err, r->errlen, "out of memory");
+    why[0] = '\0';
+    rc = c->ops->swap_drive(c->opaque, (unsigned)idx, path, why, sizeof(why));
+    if (rc) {
+        free(copy);
+        return failf(r->err, r->errlen, "path_on_host: %s", why[0] ? why : strerror(-rc));
+    }
+    d = &c->cfg->drives[idx];
+    free(d->path);
+    d->path = copy;
+    return 0;
+}
+
 static const struct route routes[] = {
     {"/", API_METHOD_GET, PHASE_ANY, get_instance},
     {"/version", API_METHOD_GET, PHASE_ANY, get_version},
@@ -771,7 +821,7 @@ static const struct route routes[] = {
     {"/vm/config", API_METHOD_GET, PHASE_ANY, get_vm_config},
     {"/boot-source", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_boot_source},
     {"/drives/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_drive},
-    {"/drives/", API_METHOD_PATCH, PHASE_POST_BOOT, route_not_yet},
+    {"/drives/", API_METHOD_PATCH, PHASE_POST_BOOT, patch_drive},
     {"/network-interfaces/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_net},
     {"/network-interfaces/", API_METHOD_PATCH, PHASE_POST_BOOT, route_not_yet},
     {"/vsock", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_vsock},

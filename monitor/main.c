@@ -182,11 +182,23 @@ static void vm_resume(void *opaque)
     vmm_resume(&((struct process *)opaque)->vmm);
 }
 
+static int vm_swap_drive(void *opaque, unsigned index, const char *path, char *err, size_t errlen)
+{
+    struct process *p = opaque;
+
+    if (!p->vm_started || index >= p->vmm.nblks) {
+        snprintf(err, errlen, "the drive is not running");
+        return -ENODEV;
+    }
+    return virtio_blk_swap(p->vmm.blks[index], path, err, errlen);
+}
+
 static const struct api_vm_ops vm_ops = {.start = vm_start,
                                          .ctrl_alt_del = vm_ctrl_alt_del,
                                          .pause = vm_pause,
                                          .resume = vm_resume,
-                                         .flush_metrics = flush_metrics};
+                                         .flush_metrics = flush_metrics,
+                                         .swap_drive = vm_swap_drive};
 
 static void stop_loop(void *opaque)
 {
