@@ -5,7 +5,8 @@
  * misbehaves (truncated headers, a huge Content-Length, binary garbage,
  * 1000 requests on one connection, a slow-loris) while the guest runs on
  * undisturbed. Also: a --config-file boot with --no-api, the socket path
- * rules, a failed InstanceStart, signals, and seccomp after an API boot.
+ * rules, a failed InstanceStart, signals, seccomp after an API boot, and
+ * PATCH /drives swapping a running guest's image.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
