@@ -56,6 +56,11 @@ struct api_vm_ops {
                                   const struct rate_limiter_config *rl);
     int (*set_net_rate_limiters)(void *opaque, unsigned index, const struct rate_limiter_config *rx,
                                  const struct rate_limiter_config *tx);
+    /* PATCH /drives with path_on_host: back running drive `index` (of
+     * cfg->drives) with the image at `path`, opened with the drive's
+     * read-only mode, and tell the guest its capacity. 0, or -errno with
+     * one line in err and the drive as it was. */
+    int (*swap_drive)(void *opaque, unsigned index, const char *path, char *err, size_t errlen);
 };
 
 /* What the API served, for the metrics (all since process start). */

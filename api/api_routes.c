@@ -491,7 +491,11 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
 
 /* ---- post-boot bodies ---- */
 
-/* PATCH /drives/{id}: the rate limiter changes live. */
+/* PATCH /drives/{id} after boot (Firecracker's PartialDrive): with
+ * path_on_host, the running drive gets a new backing file, opened with its
+ * read-only mode, and the guest is told the new capacity; rate_limiter
+ * changes live. Everything is checked, and the file opened, before
+ * anything changes: a refused PATCH changes nothing. */
 static int patch_drive(struct api_ctl *ctl, const char *path_id, json_t *body, char *err,
                        size_t errlen)
 {
@@ -502,7 +506,8 @@ static int patch_drive(struct api_ctl *ctl, const char *path_id, json_t *body, c
     };
     struct vm_config *cfg = ctl->cfg;
     struct rate_limiter_config rl;
-    const char *id;
+    const char *id, *path;
+    char why[ERR_LEN], *copy = NULL;
     int idx, rc;
 
     if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
@@ -513,11 +518,30 @@ static int patch_drive(struct api_ctl *ctl, const char *path_id, json_t *body, c
     idx = config_find_drive(cfg, id);
     if (idx < 0)
         return failf(err, errlen, "drive_id: no drive '%s'", id);
-    if (get_str(body, "path_on_host"))
-        return failf(err, errlen, "path_on_host: changing a drive's file is not supported yet");
     rl = cfg->drives[idx].rate_limiter;
     if (parse_rate_limiter(json_object_get(body, "rate_limiter"), "rate_limiter", &rl, err, errlen))
         return -EINVAL;
+    path = get_str(body, "path_on_host");
+    if (path) {
+        if (!path[0])
+            return failf(err, errlen, "path_on_host: empty path");
+        if (!ctl->ops->swap_drive)
+            return failf(err, errlen, "path_on_host: drives cannot be changed in this process");
+        copy = strdup(path);
+        if (!copy)
+            return failf(err, errlen, "out of memory");
+        why[0] = '\0';
+        rc = ctl->ops->swap_drive(ctl->opaque, (unsigned)idx, path, why, sizeof(why));
+        if (rc) {
+            free(copy);
+            return failf(err, errlen, "path_on_host: %s", why[0] ? why : strerror(-rc));
+        }
+        free(cfg->drives[idx].path);
+        cfg->drives[idx].path = copy;
+    }
+    if (!json_object_get(body, "rate_limiter"))
+        return 0; /* the buckets keep their state */
+    /* After a swap this cannot fail: the device exists (the swap found it). */
     rc = ctl->ops->set_drive_rate_limiter
              ? ctl->ops->set_drive_rate_limiter(ctl->opaque, (unsigned)idx, &rl)
              : 0;

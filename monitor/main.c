@@ -195,13 +195,25 @@ static int vm_set_net_rate_limiters(void *opaque, unsigned index,
     return vmm_set_net_rate_limiters(&((struct process *)opaque)->vmm, index, rx, tx);
 }
 
+static int vm_swap_drive(void *opaque, unsigned index, const char *path, char *err, size_t errlen)
+{
+    struct process *p = opaque;
+
+    if (!p->vm_started || index >= p->vmm.nblks) {
+        snprintf(err, errlen, "the drive is not running");
+        return -ENODEV;
+    }
+    return virtio_blk_swap(p->vmm.blks[index], path, err, errlen);
+}
+
 static const struct api_vm_ops vm_ops = {.start = vm_start,
                                          .ctrl_alt_del = vm_ctrl_alt_del,
                                          .pause = vm_pause,
                                          .resume = vm_resume,
                                          .flush_metrics = flush_metrics,
                                          .set_drive_rate_limiter = vm_set_drive_rate_limiter,
-                                         .set_net_rate_limiters = vm_set_net_rate_limiters};
+                                         .set_net_rate_limiters = vm_set_net_rate_limiters,
+                                         .swap_drive = vm_swap_drive};
 
 static void stop_loop(void *opaque)
 {

@@ -93,6 +93,9 @@ static const struct seccomp_allow allow_list[] = {
     /* vsock's listening socket, and the API socket (whose connections
      * are all io_uring operations), are removed at exit. */
     ALLOW_WITH(unlink, VMM, SECCOMP_ARGS_ANY, VSOCK | API),
+    /* PATCH /drives opens the new image (virtio_blk_swap): an existing
+     * file, read-only or read-write, nothing created or truncated. */
+    ALLOW_WITH(openat, VMM, SECCOMP_ARGS_OPEN_EXISTING, API),
 };
 
 /* The VMM thread makes no ioctl after boot: interrupts go through irqfds
@@ -187,6 +190,12 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_allow *a, enum sec
         /* The path is not visible to the filter: a non-empty one would be
          * looked up, but only for its metadata; no file is opened. */
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 1, SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH));
+    case SECCOMP_ARGS_OPEN_EXISTING:
+        /* Every flag bit but O_RDWR and O_CLOEXEC must be clear: that also
+         * refuses O_WRONLY, O_CREAT, O_TMPFILE, O_PATH, O_TRUNC. */
+        return seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, a->nr, 1,
+            SCMP_A2(SCMP_CMP_MASKED_EQ, ~(scmp_datum_t)(O_RDWR | O_CLOEXEC) & 0xffffffffu, 0));
     case SECCOMP_ARGS_SETFL_ZERO:
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
                                 SCMP_A2(SCMP_CMP_EQ, 0));

@@ -42,12 +42,17 @@ enum seccomp_arg_check {
     SECCOMP_ARGS_OWN_PID,    /* tgkill(flint's own pid, ...): only its own threads */
     SECCOMP_ARGS_EMPTY_PATH, /* newfstatat(fd, "", buf, AT_EMPTY_PATH): fstat */
     SECCOMP_ARGS_SETFL_ZERO, /* fcntl(fd, F_SETFL, 0): back to blocking */
+    /* openat(_, _, O_RDONLY or O_RDWR, optionally | O_CLOEXEC): no O_CREAT,
+     * O_TMPFILE, O_PATH, O_TRUNC, ... */
+    SECCOMP_ARGS_OPEN_EXISTING,
 };
 
 /* Devices whose system calls are on a list only when the VM has them. */
 enum seccomp_feature {
     SECCOMP_FEAT_VSOCK = 1u << 0, /* Unix sockets connected, accepted, removed */
-    SECCOMP_FEAT_API = 1u << 1,   /* the API socket: served by io_uring, removed at exit */
+    /* The API socket: served by io_uring, removed at exit; PATCH /drives
+     * opens an existing image. */
+    SECCOMP_FEAT_API = 1u << 1,
 };
 
 /* One allow-list entry: the system call `nr` is allowed to the thread

@@ -20,9 +20,19 @@
 #define BLK_HDR_BYTES       16
 #define BLK_MAX_DISCARD_SEG 1
 
+/* An open image. The device holds one reference to its current file and
+ * every request in flight one to the file it was submitted on, so a swap
+ * (PATCH /drives) lets those finish on the old file, closed after the last. */
+struct blk_file {
+    int fd;
+    unsigned refs;
+    struct blk_file *next; /* on the device's list of retired files */
+};
+
 struct blk_req {
     struct ev_handler ev;
     struct virtio_blk *blk;
+    struct blk_file *file; /* the file the I/O in flight uses; NULL if none */
     struct blk_req *next_free;
     uint32_t generation;
     uint16_t head;
@@ -36,7 +46,8 @@ struct blk_req {
 };
 
 struct virtio_blk {
-    int fd;
+    struct blk_file *file;
+    struct blk_file *retired; /* swapped out, requests still in flight */
     bool read_only, can_discard, can_zero_range;
     char id[VIRTIO_BLK_ID_BYTES];
     uint64_t capacity; /* sectors */
@@ -114,8 +125,24 @@ static void blk_read_config(void *dev, uint32_t off, uint8_t *data, unsigned len
     memcpy(data, (uint8_t *)&c + off, len);
 }
 
+static void file_put(struct virtio_blk *b, struct blk_file *f)
+{
+    if (--f->refs)
+        return;
+    for (struct blk_file **p = &b->retired; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    close(f->fd);
+    free(f);
+}
+
 static void req_free(struct virtio_blk *b, struct blk_req *r)
 {
+    if (r->file)
+        file_put(b, r->file);
+    r->file = NULL;
     r->next_free = b->free_reqs;
     b->free_reqs = r;
 }
@@ -178,10 +205,10 @@ static uint8_t submit_rw(struct virtio_blk *b, struct blk_req *r, uint64_t secto
     if (!sqe)
         return VIRTIO_BLK_S_IOERR;
     if (write) {
-        io_uring_prep_writev(sqe, b->fd, iov, n, sector * VIRTIO_BLK_SECTOR);
+        io_uring_prep_writev(sqe, r->file->fd, iov, n, sector * VIRTIO_BLK_SECTOR);
         b->stats.writes++;
     } else {
-        io_uring_prep_readv(sqe, b->fd, iov, n, sector * VIRTIO_BLK_SECTOR);
+        io_uring_prep_readv(sqe, r->file->fd, iov, n, sector * VIRTIO_BLK_SECTOR);
         b->stats.reads++;
     }
     r->expect = bytes;
@@ -194,7 +221,7 @@ static uint8_t submit_flush(struct virtio_blk *b, struct blk_req *r)
 
     if (!sqe)
         return VIRTIO_BLK_S_IOERR;
-    io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+    io_uring_prep_fsync(sqe, r->file->fd, IORING_FSYNC_DATASYNC);
     r->expect = 0;
     b->stats.flushes++;
     return 0xff;
@@ -206,7 +233,7 @@ static uint8_t submit_fallocate(struct virtio_blk *b, struct blk_req *r, int mod
 
     if (!sqe)
         return VIRTIO_BLK_S_IOERR;
-    io_uring_prep_fallocate(sqe, b->fd, mode, r->zero_off, r->zero_len);
+    io_uring_prep_fallocate(sqe, r->file->fd, mode, r->zero_off, r->zero_len);
     r->falloc_mode = mode;
     r->expect = 0;
     return 0xff;
@@ -386,6 +413,8 @@ static void blk_process(struct virtio_blk *b, struct virtio_mmio *t)
             r->head = chain.head;
             r->generation = t->generation;
             r->falloc_mode = 0;
+            r->file = b->file;
+            r->file->refs++;
             rc = blk_start(b, r, &chain);
             if (rc < 0) {
                 req_free(b, r);
@@ -505,6 +534,8 @@ static void blk_reset(void *dev)
     b->rl_stale = b->rl_armed;
 }
 
+static void blk_attach(void *dev, struct virtio_mmio *t);
+
 const struct virtio_dev_ops virtio_blk_ops = {
     .name = "blk",
     .device_id = VIRTIO_ID_BLOCK,
@@ -512,22 +543,56 @@ const struct virtio_dev_ops virtio_blk_ops = {
     .features = blk_features,
     .config_size = sizeof(struct blk_config),
     .read_config = blk_read_config,
+    .attach = blk_attach,
     .activate = blk_activate,
     .queue_notify = blk_queue_notify,
     .reset = blk_reset,
 };
 
+/* Size through fstat and lseek only: swaps run under the VMM thread's
+ * seccomp filter, which allows no ioctl (BLKGETSIZE64). */
 static int image_size(int fd, uint64_t *bytes)
 {
     struct stat st;
+    off_t end;
 
     if (fstat(fd, &st) < 0)
         return -errno;
-    if (S_ISBLK(st.st_mode))
-        return ioctl(fd, BLKGETSIZE64, bytes) < 0 ? -errno : 0;
+    if (S_ISBLK(st.st_mode)) {
+        end = lseek(fd, 0, SEEK_END);
+        if (end < 0)
+            return -errno;
+        *bytes = (uint64_t)end;
+        return 0;
+    }
     if (!S_ISREG(st.st_mode))
         return -EINVAL;
     *bytes = (uint64_t)st.st_size;
+    return 0;
+}
+
+int virtio_blk_open_image(const char *path, bool read_only, int *fd_out, uint64_t *bytes, char *err,
+                          size_t errlen)
+{
+    int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "drive %s: %s", path, strerror(-rc));
+        return rc;
+    }
+    rc = image_size(fd, bytes);
+    if (rc) {
+        snprintf(err, errlen, "drive %s: %s", path,
+                 rc == -EINVAL ? "not a regular file or block device" : strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    if (*bytes % VIRTIO_BLK_SECTOR)
+        log_warn("drive %s: size is not a multiple of 512; the last %llu bytes are unused", path,
+                 (unsigned long long)(*bytes % VIRTIO_BLK_SECTOR));
+    *fd_out = fd;
     return 0;
 }
 
@@ -538,35 +603,37 @@ static bool probe_fallocate(int fd, uint64_t size, int mode)
     return fallocate(fd, mode | FALLOC_FL_KEEP_SIZE, (off_t)size, 4096) == 0;
 }
 
+static void blk_attach(void *dev, struct virtio_mmio *t)
+{
+    ((struct virtio_blk *)dev)->t = t;
+}
+
 int virtio_blk_create(struct virtio_blk **out, const struct drive_config *drive,
                       struct evloop *loop, char *err, size_t errlen)
 {
     struct virtio_blk *b = calloc(1, sizeof(*b));
+    struct blk_file *f = calloc(1, sizeof(*f));
     uint64_t bytes = 0;
-    int rc;
+    int rc, fd;
 
-    if (!b)
-        return -ENOMEM;
-    b->fd = open(drive->path, (drive->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (b->fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "drive %s: %s", drive->path, strerror(-rc));
+    if (!b || !f) {
         free(b);
-        return rc;
+        free(f);
+        snprintf(err, errlen, "drive %s: out of memory", drive->path);
+        return -ENOMEM;
     }
-    rc = image_size(b->fd, &bytes);
+    rc = virtio_blk_open_image(drive->path, drive->read_only, &fd, &bytes, err, errlen);
     if (rc) {
-        snprintf(err, errlen, "drive %s: %s", drive->path,
-                 rc == -EINVAL ? "not a regular file or block device" : strerror(-rc));
-        virtio_blk_destroy(b);
+        free(b);
+        free(f);
         return rc;
     }
-    if (bytes % VIRTIO_BLK_SECTOR)
-        log_warn("drive %s: size is not a multiple of 512; the last %llu bytes are unused",
-                 drive->path, (unsigned long long)(bytes % VIRTIO_BLK_SECTOR));
+    f->fd = fd;
+    f->refs = 1;
+    b->file = f;
     b->read_only = drive->read_only;
     b->capacity = bytes / VIRTIO_BLK_SECTOR;
-    b->can_discard = !b->read_only && probe_fallocate(b->fd, bytes, FALLOC_FL_PUNCH_HOLE);
+    b->can_discard = !b->read_only && probe_fallocate(fd, bytes, FALLOC_FL_PUNCH_HOLE);
     /* ZERO_RANGE is tried on first use (probing it would allocate blocks). */
     b->can_zero_range = b->can_discard;
     b->loop = loop;
@@ -592,12 +659,66 @@ int virtio_blk_create(struct virtio_blk **out, const struct drive_config *drive,
     return 0;
 }
 
+int virtio_blk_swap(struct virtio_blk *b, const char *path, char *err, size_t errlen)
+{
+    struct blk_file *f = calloc(1, sizeof(*f));
+    char *p = strdup(path);
+    uint64_t bytes = 0;
+    int rc, fd;
+
+    if (!f || !p) {
+        free(f);
+        free(p);
+        snprintf(err, errlen, "drive %s: out of memory", path);
+        return -ENOMEM;
+    }
+    /* Everything that can fail happens before the device changes. */
+    rc = virtio_blk_open_image(path, b->read_only, &fd, &bytes, err, errlen);
+    if (rc) {
+        free(f);
+        free(p);
+        return rc;
+    }
+    f->fd = fd;
+    f->refs = 1;
+    if (b->t)
+        pthread_mutex_lock(&b->t->lock);
+    /* Requests in flight hold the old file; the last one closes it. */
+    if (b->file->refs > 1) {
+        b->file->next = b->retired;
+        b->retired = b->file;
+    }
+    file_put(b, b->file);
+    b->file = f;
+    b->capacity = bytes / VIRTIO_BLK_SECTOR;
+    /* The new file may sit on another file system: try ZERO_RANGE anew. */
+    b->can_zero_range = b->can_discard;
+    free(b->path);
+    b->path = p;
+    /* §4.2.2.1 / §2.5.1: ConfigGeneration changes and a configuration
+     * change interrupt tells a running driver to read capacity again. */
+    if (b->t) {
+        virtio_mmio_config_changed(b->t);
+        pthread_mutex_unlock(&b->t->lock);
+    }
+    log_info("drive %s: now %llu sectors", path, (unsigned long long)b->capacity);
+    return 0;
+}
+
 void virtio_blk_destroy(struct virtio_blk *b)
 {
     if (!b)
         return;
-    if (b->fd >= 0)
-        close(b->fd);
+    if (b->file) {
+        close(b->file->fd);
+        free(b->file);
+    }
+    while (b->retired) {
+        struct blk_file *f = b->retired;
+        b->retired = f->next;
+        close(f->fd);
+        free(f);
+    }
     free(b->reqs);
     free(b->path);
     free(b);

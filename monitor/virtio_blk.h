@@ -13,6 +13,7 @@
 #include "rate_limiter.h"
 #include "virtio.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,21 @@ extern const struct virtio_dev_ops virtio_blk_ops;
 int virtio_blk_create(struct virtio_blk **out, const struct drive_config *drive,
                       struct evloop *loop, char *err, size_t errlen);
 void virtio_blk_destroy(struct virtio_blk *blk);
+
+/* Open an image the way a drive uses it (read-only or read-write) and
+ * measure it: a regular file or a block device (any size; a partial last
+ * sector is unused). Returns 0 with *fd and *bytes, or -errno with one
+ * line in err naming the file. Needs only openat, fstat and lseek. */
+int virtio_blk_open_image(const char *path, bool read_only, int *fd, uint64_t *bytes, char *err,
+                          size_t errlen);
+
+/* PATCH /drives: back the device with the image at `path`, opened with the
+ * drive's read-only mode. Requests already submitted finish on the old
+ * file (closed after the last); later ones use the new file. The capacity
+ * changes and a running driver gets a configuration change interrupt
+ * (ConfigGeneration bumped). On the VMM thread. Returns 0, or -errno with
+ * one line in err and the device as it was. */
+int virtio_blk_swap(struct virtio_blk *blk, const char *path, char *err, size_t errlen);
 
 /* Capacity in 512-byte sectors. */
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk);

@@ -222,6 +222,7 @@ struct shim_blk_info {
     uint64_t offered;                  /* device feature bits (last negotiation) */
     uint64_t features;                 /* negotiated feature bits */
     uint64_t irqs;                     /* interrupts taken */
+    uint64_t config_changes;           /* configuration change interrupts taken */
 };
 
 /* Number of block devices (probes them on the first call). */
@@ -234,6 +235,21 @@ struct shim_blk *shim_blk_get(unsigned i);
 
 /* Fill *info. */
 void shim_blk_info(const struct shim_blk *blk, struct shim_blk_info *info);
+
+/* The capacity in 512-byte sectors, read again from the device if it
+ * announced a configuration change (the host swapped the image: PATCH
+ * /drives) since the last read. Requests are checked against it. */
+uint64_t shim_blk_capacity(struct shim_blk *blk);
+
+/* Configuration change interrupts taken so far. */
+uint64_t shim_blk_config_changes(const struct shim_blk *blk);
+
+/* Sleep (`sti; hlt`, no spinning) until the device announces a
+ * configuration change after shim_blk_config_changes() returned `seen`,
+ * then read the capacity again. Returns 0, -SHIM_ETIMEDOUT after
+ * timeout_us microseconds, or -SHIM_ENODEV (device not ready or needing
+ * reset). */
+int shim_blk_wait_config_change(struct shim_blk *blk, uint64_t seen, uint64_t timeout_us);
 
 /* Timeout for every wait on this device, in microseconds (default
  * SHIM_BLK_TIMEOUT_DEFAULT; 0 restores it). */

@@ -23,6 +23,7 @@ struct shim_blk {
     struct virtq vq;
     bool ready;
     uint64_t capacity;
+    uint64_t config_seen; /* dev.config_changes when the config was last read */
     uint32_t blk_size, size_max, seg_max;
     uint32_t max_discard_sectors, max_wz_sectors;
     uint32_t seg_len;      /* bytes per data descriptor */
@@ -46,8 +47,11 @@ static bool has(const struct shim_blk *blk, unsigned bit)
 static void blk_read_config(struct shim_blk *blk)
 {
     struct virtio_dev *dev = &blk->dev;
-    uint32_t gen = virtio_config_begin(dev);
     unsigned tries = 0;
+    /* Taken before the reads: a change announced while they run makes
+     * the next refresh read again. */
+    blk->config_seen = dev->config_changes;
+    uint32_t gen = virtio_config_begin(dev);
 
     do {
         blk->capacity = virtio_config_read64(dev, VIRTIO_BLK_CFG_CAPACITY);
@@ -184,12 +188,59 @@ void shim_blk_info(const struct shim_blk *blk, struct shim_blk_info *info)
         .offered = blk->dev.offered,
         .features = blk->dev.features,
         .irqs = blk->dev.irqs,
+        .config_changes = blk->dev.config_changes,
     };
 }
 
 void shim_blk_set_timeout(struct shim_blk *blk, uint64_t us)
 {
     blk->timeout_ns = (us ? us : SHIM_BLK_TIMEOUT_DEFAULT) * 1000;
+}
+
+/* After a configuration change interrupt: the capacity again (§5.2.4;
+ * the limits the driver sized its requests with are kept). */
+static void blk_refresh(struct shim_blk *blk)
+{
+    if (!blk->ready || blk->config_seen == blk->dev.config_changes)
+        return;
+    uint32_t size_max = blk->size_max, seg_max = blk->seg_max;
+    blk_read_config(blk);
+    blk->size_max = size_max;
+    blk->seg_max = seg_max;
+}
+
+uint64_t shim_blk_capacity(struct shim_blk *blk)
+{
+    blk_refresh(blk);
+    return blk->capacity;
+}
+
+uint64_t shim_blk_config_changes(const struct shim_blk *blk)
+{
+    return blk->dev.config_changes;
+}
+
+struct change_ctx {
+    struct shim_blk *blk;
+    uint64_t seen;
+};
+
+static bool config_changed(void *arg)
+{
+    struct change_ctx *c = arg;
+    return c->blk->dev.config_changes != c->seen;
+}
+
+int shim_blk_wait_config_change(struct shim_blk *blk, uint64_t seen, uint64_t timeout_us)
+{
+    struct change_ctx c = {blk, seen};
+
+    if (!blk->ready)
+        return -SHIM_ENODEV;
+    int ret = virtio_wait(&blk->dev, config_changed, &c, timeout_us * 1000);
+    if (ret == 0)
+        blk_refresh(blk);
+    return ret;
 }
 
 unsigned shim_blk_pending(const struct shim_blk *blk)
@@ -393,6 +444,7 @@ int shim_blk_submit(struct shim_blk *blk, struct shim_blk_req *req)
         blk_stop(blk, -SHIM_ENODEV);
         return -SHIM_ENODEV;
     }
+    blk_refresh(blk); /* requests are checked against the current capacity */
     int ret = blk_prepare(blk, req, bufs, &n_out, &n_in);
     if (ret)
         return ret;

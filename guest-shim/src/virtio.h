@@ -35,7 +35,7 @@ struct virtq_used {
 };
 
 /* One virtio-mmio device. The interrupt handler only touches `isr`,
- * `irqs` and `needs_reset`. */
+ * `irqs`, `config_changes` and `needs_reset`. */
 struct virtio_dev {
     uintptr_t base;            /* MMIO window, from virtio_mmio.device= */
     unsigned gsi;              /* its interrupt line */
@@ -48,6 +48,9 @@ struct virtio_dev {
     volatile uint32_t isr;     /* InterruptStatus bits acknowledged so far */
     volatile uint64_t irqs;    /* interrupts taken */
     volatile bool needs_reset; /* DEVICE_NEEDS_RESET (or FAILED) seen */
+    /* Configuration change interrupts (InterruptStatus bit 1, §4.2.2)
+     * from a live device: its config space may hold new values. */
+    volatile uint64_t config_changes;
 };
 
 /* One split virtqueue. Driver-private shadows (`next`, `ndesc`, `avail_idx`)

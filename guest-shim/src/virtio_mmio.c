@@ -154,6 +154,8 @@ static void virtio_irq(unsigned vector, void *arg)
         uint32_t s = mmio_read(dev, VIRTIO_MMIO_STATUS);
         if (s & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED))
             dev->needs_reset = true;
+        else if (known & VIRTIO_MMIO_INT_CONFIG)
+            dev->config_changes++; /* §2.5.1: the driver reads the config again */
     }
 }
 

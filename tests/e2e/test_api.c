@@ -5,7 +5,8 @@
  * misbehaves (truncated headers, a huge Content-Length, binary garbage,
  * 1000 requests on one connection, a slow-loris) while the guest runs on
  * undisturbed. Also: a --config-file boot with --no-api, the socket path
- * rules, a failed InstanceStart, signals, and seccomp after an API boot.
+ * rules, a failed InstanceStart, signals, seccomp after an API boot, and
+ * PATCH /drives swapping a running guest's image.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -36,6 +37,7 @@
 #define TIMEOUT_S  240.0 /* the nested sandbox is slow */
 #define LINGER     GUEST_DIR "/linger.elf"
 #define CTRLALTDEL GUEST_DIR "/ctrlaltdel.elf"
+#define BLKSWAP    GUEST_DIR "/blkswap.elf"
 
 extern char **environ;
 
@@ -1131,9 +1133,10 @@ Test(api, patch_rate_limiters_on_a_running_vm, .timeout = 600)
     EXPECT_STATUS(r, 400);
     cr_assert(strstr(r.body, "no network interface 'eth9'"), "%s", r.body);
     r = api(&l, sock, "PATCH", "/drives/scratch",
-            "{\"drive_id\": \"scratch\", \"path_on_host\": \"/tmp/x\"}");
+            "{\"drive_id\": \"scratch\", \"path_on_host\": \"/tmp/flint-no-such-image\", "
+            "\"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}");
     EXPECT_STATUS(r, 400);
-    cr_assert(strstr(r.body, "not supported yet"), "%s", r.body);
+    cr_assert(strstr(r.body, "path_on_host: "), "%s", r.body);
     r = api(&l, sock, "GET", "/vm/config", NULL);
     cr_assert(strstr(r.body, "\"size\":1000,\"one_time_burst\":5"), "%s", r.body);
     cr_assert(strstr(r.body, "\"ops\":{\"size\":100,"), "%s", r.body);
@@ -1141,4 +1144,84 @@ Test(api, patch_rate_limiters_on_a_running_vm, .timeout = 600)
     cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
     cr_assert(strstr(l.out, "linger: done"), "%s", l.out);
     unlink(disk);
+}
+
+/* ---- PATCH /drives: a new image under a running guest ---- */
+
+/* A `mib` MiB image whose first sector is `c` repeated. */
+static void make_image(char *path, size_t mib, char c)
+{
+    char sector[512];
+    int fd = mkstemp(path);
+
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)(mib << 20)), 0);
+    memset(sector, c, sizeof(sector));
+    cr_assert_eq(pwrite(fd, sector, sizeof(sector), 0), (ssize_t)sizeof(sector));
+    close(fd);
+}
+
+static void patch_drive(struct live *l, const char *sock, const char *url, const char *id,
+                        const char *path, int want, const char *needle)
+{
+    char body[512];
+    struct resp r;
+
+    snprintf(body, sizeof(body), "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\"}", id, path);
+    r = api(l, sock, "PATCH", url, body);
+    EXPECT_STATUS(r, want);
+    if (needle)
+        cr_assert(strstr(r.body, needle), "PATCH %s %s: %s lacks '%s'", url, body, r.body, needle);
+}
+
+Test(api, patch_drive_swaps_the_image_under_a_running_guest, .timeout = 900)
+{
+    char sock[108], a[] = "/tmp/flint-e2e-swap-a-XXXXXX", b[] = "/tmp/flint-e2e-swap-b-XXXXXX";
+    char body[512];
+    struct live l;
+    struct resp r;
+
+    make_image(a, 1, 'A');
+    make_image(b, 3, 'B');
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, BLKSWAP, "console=ttyS0 hold_ms=3000", 1);
+    snprintf(body, sizeof(body),
+             "{\"drive_id\": \"disk\", \"path_on_host\": \"%s\", \"is_root_device\": false}", a);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/drives/disk", body), 204);
+    /* Not before boot. */
+    patch_drive(&l, sock, "/drives/disk", "disk", b, 400,
+                "not supported before starting the microVM");
+    instance_start(&l, sock);
+    live_wait_for(&l, "blkswap: waiting for a configuration change");
+    cr_assert(strstr(l.out, "blkswap: capacity 2048 sector0 'AAAAAAAAAAAAAAAA'"), "%s", l.out);
+    /* Refused after boot, under the VMM thread's seccomp filter; nothing
+     * changes. */
+    patch_drive(&l, sock, "/drives/nope", "nope", b, 400, "drive_id: no drive 'nope'");
+    patch_drive(&l, sock, "/drives/disk", "disk", "/tmp/flint-e2e-no-such-image", 400,
+                "No such file or directory");
+    patch_drive(&l, sock, "/drives/disk", "disk", "/tmp", 400, "Is a directory");
+    patch_drive(&l, sock, "/drives/disk", "other", b, 400,
+                "drive_id 'other' in the body does not match 'disk' in the path");
+    r = api(&l, sock, "PATCH", "/drives/disk", "{\"path_on_host\": \"/tmp\"}");
+    EXPECT_STATUS(r, 400);
+    cr_assert(strstr(r.body, "missing required field 'drive_id'"), "%s", r.body);
+    r = api(&l, sock, "GET", "/vm/config", NULL);
+    EXPECT_STATUS(r, 200);
+    cr_assert(strstr(r.body, a) && !strstr(r.body, b), "%s", r.body);
+    cr_assert_not(strstr(l.out, "changed"), "a refused PATCH told the guest nothing:\n%s", l.out);
+    /* The swap: the guest is told, and reads the new image. */
+    patch_drive(&l, sock, "/drives/disk", "disk", b, 204, NULL);
+    live_wait_for(&l, "blkswap: changed:");
+    r = api(&l, sock, "GET", "/vm/config", NULL);
+    EXPECT_STATUS(r, 200);
+    cr_assert(strstr(r.body, b) && !strstr(r.body, a), "GET /vm/config shows the new image: %s",
+              r.body);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "blkswap: changed: capacity 6144 sector0 'BBBBBBBBBBBBBBBB' last "
+                            "sector ok\nblkswap: done"),
+              "%s", l.out);
+    cr_assert_not(path_exists(sock));
+    unlink(a);
+    unlink(b);
 }

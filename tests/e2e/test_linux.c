@@ -11,9 +11,10 @@
  * bzImage boot to init; nproc equals --vcpus; an ext4 root on virtio-blk
  * written by the guest and read back on the host; ping and HTTP both ways
  * over a tap; vsock both ways with checked bytes; reboot and panic end
- * flint with 0; the boot timer; images or sizes flint must refuse; and
- * the control API driven with curl as Firecracker's getting-started guide
- * does.
+ * flint with 0; the boot timer; a drive's image swapped under the guest
+ * (PATCH /drives) with the kernel noticing the new size; images or sizes
+ * flint must refuse; and the control API driven with curl as
+ * Firecracker's getting-started guide does.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -834,5 +836,166 @@ Test(linux_config, initrd_overlapping_the_kernel_is_refused)
     flint_result_free(&r);
     unlink(rd);
     free(rd);
+    free(k);
+}
+
+/* ---- PATCH /drives: Linux notices the new image ---- */
+
+/* One HTTP request on the API socket; the status code, or -1. */
+static int api_call(const char *sock, const char *method, const char *path, const char *body,
+                    char *answer, size_t cap)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    char req[2048];
+    size_t have = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), status = -1;
+
+    cr_assert_geq(fd, 0);
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+        close(fd);
+        return -1;
+    }
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n%s", method,
+                     path, strlen(body), body);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    answer[0] = '\0';
+    for (double end = now_s() + 60; now_s() < end && have + 1 < cap;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, answer + have, cap - 1 - have, 0);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        answer[have] = '\0';
+        char *hdr_end = strstr(answer, "\r\n\r\n"), *cl = strcasestr(answer, "Content-Length:");
+        if (hdr_end && (!cl || strlen(hdr_end + 4) >= (size_t)atol(cl + 15)))
+            break;
+    }
+    close(fd);
+    if (sscanf(answer, "HTTP/1.1 %d", &status) != 1)
+        status = -1;
+    return status;
+}
+
+static void image_of(const char *path, size_t mib, char c)
+{
+    char sector[512];
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(ftruncate(fd, (off_t)(mib << 20)), 0);
+    memset(sector, c, sizeof(sector));
+    cr_assert_eq(pwrite(fd, sector, sizeof(sector), 0), (ssize_t)sizeof(sector));
+    close(fd);
+}
+
+Test(linux_blk, patch_drive_gives_the_guest_the_new_size_and_data, .timeout = 1800)
+{
+    char *k = kernel("bzImage");
+    char *a = temp_path("swap-a.img"), *b = temp_path("swap-b.img"), *cfgp = temp_path("swap.json");
+    char *sock = temp_path("swap.sock");
+    char answer[4096], body[512], out[65536] = "", errs[16384] = "";
+    size_t len[2] = {0, 0};
+    int po[2], pe[2], st;
+    bool patched = false;
+
+    image_of(a, 1, 'A');
+    image_of(b, 3, 'B');
+    unlink(sock);
+    /* Size and first bytes before; then wait for the size to change, drop
+     * the block device's cache and read again. */
+    char *cl =
+        cmdline("flint.cmd=\"echo size-before $(cat /sys/block/vda/size) $(head -c 4 /dev/vda); "
+                "echo swap-ready-$((6*7)); i=0; while [ $(cat /sys/block/vda/size) = 2048 ] && [ "
+                "$i -lt 600 ]; "
+                "do sleep 1; i=$((i+1)); done; blockdev --flushbufs /dev/vda; "
+                "echo size-after $(cat /sys/block/vda/size) $(head -c 4 /dev/vda)\"");
+    /* The command line holds double quotes: JSON wants them escaped. */
+    char json_cl[2048];
+    size_t o = 0;
+    for (const char *c = cl; *c && o + 3 < sizeof(json_cl); c++) {
+        if (*c == '"' || *c == '\\')
+            json_cl[o++] = '\\';
+        json_cl[o++] = *c;
+    }
+    json_cl[o] = '\0';
+    FILE *f = fopen(cfgp, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"initrd_path\": \"%s\", "
+            "\"boot_args\": \"%s\"},\n"
+            " \"drives\": [{\"drive_id\": \"disk\", \"path_on_host\": \"%s\", "
+            "\"is_root_device\": false}],\n"
+            " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128}}\n",
+            k, initramfs(), json_cl, a);
+    fclose(f);
+    cr_assert_eq(pipe2(po, O_CLOEXEC), 0);
+    cr_assert_eq(pipe2(pe, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char *argv[] = {FLINT_BIN, "--api-sock", sock, "--config-file", cfgp, NULL};
+        int null = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+            _exit(127);
+        execve(argv[0], argv, environ);
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    int fds[2] = {po[0], pe[0]};
+    char *bufs[2] = {out, errs};
+    size_t caps[2] = {sizeof(out), sizeof(errs)};
+    for (double end = now_s() + LINUX_TIMEOUT_S; (fds[0] >= 0 || fds[1] >= 0) && now_s() < end;) {
+        struct pollfd p[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN}};
+        if (poll(p, 2, 100) > 0)
+            for (int i = 0; i < 2; i++) {
+                if (fds[i] < 0 || !p[i].revents)
+                    continue;
+                char sink[512];
+                size_t room = caps[i] - 1 - len[i];
+                ssize_t n = room ? read(fds[i], bufs[i] + len[i], room) : read(fds[i], sink, 512);
+                if (n <= 0) {
+                    close(fds[i]);
+                    fds[i] = -1;
+                } else if (room) {
+                    len[i] += (size_t)n;
+                    bufs[i][len[i]] = '\0';
+                }
+            }
+        if (!patched && strstr(out, "swap-ready-42")) {
+            snprintf(body, sizeof(body), "{\"drive_id\": \"disk\", \"path_on_host\": \"%s\"}", b);
+            /* A refused one first: the guest must not see it. */
+            cr_assert_eq(api_call(sock, "PATCH", "/drives/disk",
+                                  "{\"drive_id\": \"disk\", \"path_on_host\": \"/nonexistent\"}",
+                                  answer, sizeof(answer)),
+                         400, "%s", answer);
+            cr_assert_eq(api_call(sock, "PATCH", "/drives/disk", body, answer, sizeof(answer)), 204,
+                         "%s\nstderr:\n%s", answer, errs);
+            patched = true;
+        }
+    }
+    if (fds[0] >= 0 || fds[1] >= 0)
+        kill(pid, SIGKILL);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(patched, "the guest never got ready\nstdout:\n%s\nstderr:\n%s", out, errs);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x\nstdout:\n%s\nstderr:\n%s", st,
+              out, errs);
+    expect_in(out, INIT_OK, "guest console");
+    expect_in(out, "size-before 2048 AAAA", "guest console");
+    expect_in(out, "[vda] new size: 6144 512-byte logical blocks", "guest console");
+    expect_in(out, "size-after 6144 BBBB", "guest console");
+    unlink(a);
+    unlink(b);
+    unlink(cfgp);
+    free(a);
+    free(b);
+    free(cfgp);
+    free(sock);
+    free(cl);
     free(k);
 }

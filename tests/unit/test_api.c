@@ -80,13 +80,30 @@ static int stub_set_net_rl(void *opaque, unsigned index, const struct rate_limit
     return rl_rc;
 }
 
+/* The VM side of PATCH /drives: records the call, refuses with swap_rc. */
+static int swaps, swap_rc;
+static unsigned swap_index;
+static char swap_path[256];
+
+static int stub_swap(void *opaque, unsigned index, const char *path, char *err, size_t errlen)
+{
+    (void)opaque;
+    swaps++;
+    swap_index = index;
+    snprintf(swap_path, sizeof(swap_path), "%s", path);
+    if (swap_rc)
+        snprintf(err, errlen, "drive %s: stub refused", path);
+    return swap_rc;
+}
+
 static const struct api_vm_ops stub_ops = {.start = stub_start,
                                            .ctrl_alt_del = stub_cad,
                                            .pause = stub_pause,
                                            .resume = stub_resume,
                                            .flush_metrics = stub_flush,
                                            .set_drive_rate_limiter = stub_set_drive_rl,
-                                           .set_net_rate_limiters = stub_set_net_rl};
+                                           .set_net_rate_limiters = stub_set_net_rl,
+                                           .swap_drive = stub_swap};
 
 static void make_file(char *path, const char *tmpl)
 {
@@ -117,6 +134,9 @@ static void setup(void)
     rl_calls = rl_rc = 0;
     rl_index = 99;
     memset(rl_got, 0, sizeof(rl_got));
+    swaps = swap_rc = 0;
+    swap_index = 99;
+    swap_path[0] = '\0';
     make_file(kernel, "/tmp/flint-api-kernel-XXXXXX");
     make_file(disk, "/tmp/flint-api-disk-XXXXXX");
     make_file(disk2, "/tmp/flint-api-disk2-XXXXXX");
@@ -674,6 +694,78 @@ Test(api, instance_start_then_phases)
     cr_assert_eq(GET("/vm/config"), 200);
 }
 
+/* ---- PATCH /drives after boot ---- */
+
+static const char *drive_path(const char *id)
+{
+    int i = config_find_drive(&cfg, id);
+    cr_assert_geq(i, 0, "drive %s", id);
+    return cfg.drives[i].path;
+}
+
+Test(api, patch_drive_swaps_the_backing_file)
+{
+    cr_assert_eq(put_drive("rootfs", kernel, ",\"is_read_only\":true"), 204, "%s", resp.body);
+    cr_assert_eq(put_drive("data", disk, ""), 204, "%s", resp.body);
+    start();
+    cr_assert_eq(
+        PATCH("/drives/data", fmt("{\"drive_id\":\"data\",\"path_on_host\":\"%s\"}", disk2)), 204,
+        "%s", resp.body);
+    cr_assert_eq(swaps, 1);
+    cr_assert_eq(swap_index, (unsigned)config_find_drive(&cfg, "data"));
+    cr_assert_str_eq(swap_path, disk2);
+    cr_assert_str_eq(drive_path("data"), disk2);
+    cr_assert_eq(GET("/vm/config"), 200);
+    cr_assert(strstr(resp.body, disk2), "GET /vm/config shows the new path: %s", resp.body);
+    /* Only drive_id, or a null rate_limiter: nothing to do. */
+    cr_assert_eq(PATCH("/drives/data", "{\"drive_id\":\"data\"}"), 204, "%s", resp.body);
+    cr_assert_eq(PATCH("/drives/data", "{\"drive_id\":\"data\",\"rate_limiter\":null}"), 204);
+    cr_assert_eq(swaps, 1);
+    /* Works while paused too. */
+    cr_assert_eq(PATCH("/vm", "{\"state\":\"Paused\"}"), 204);
+    cr_assert_eq(
+        PATCH("/drives/rootfs", fmt("{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\"}", disk)),
+        204, "%s", resp.body);
+    cr_assert_eq(swap_index, (unsigned)config_find_drive(&cfg, "rootfs"));
+    cr_assert_str_eq(drive_path("rootfs"), disk);
+    cr_assert(cfg.drives[config_find_drive(&cfg, "rootfs")].read_only, "read-only kept");
+}
+
+Test(api, patch_drive_refusals_change_nothing)
+{
+    cr_assert_eq(put_drive("data", disk, ""), 204, "%s", resp.body);
+    EXPECT_400(PATCH("/drives/data", fmt("{\"drive_id\":\"data\",\"path_on_host\":\"%s\"}", disk2)),
+               "not supported before starting the microVM");
+    start();
+    EXPECT_400(PATCH("/drives/nope", "{\"drive_id\":\"nope\",\"path_on_host\":\"/tmp\"}"),
+               "drive_id: no drive 'nope'");
+    EXPECT_400(
+        PATCH("/drives/data", fmt("{\"drive_id\":\"other\",\"path_on_host\":\"%s\"}", disk2)),
+        "drive_id 'other' in the body does not match 'data' in the path");
+    EXPECT_400(PATCH("/drives/data", fmt("{\"path_on_host\":\"%s\"}", disk2)),
+               "missing required field 'drive_id'");
+    EXPECT_400(PATCH("/drives/data", "{\"drive_id\":\"data\",\"path_on_host\":7}"),
+               "'path_on_host' must be a string");
+    EXPECT_400(PATCH("/drives/data", "{\"drive_id\":\"data\",\"path_on_host\":\"\"}"),
+               "path_on_host: empty path");
+    EXPECT_400(PATCH("/drives/data", "{\"drive_id\":\"data\",\"is_read_only\":true}"),
+               "unknown field 'is_read_only'");
+    EXPECT_400(PATCH("/drives/data", fmt("{\"drive_id\":\"data\",\"path_on_host\":\"%s\","
+                                         "\"rate_limiter\":{\"ops\":{\"size\":1}}}",
+                                         disk2)),
+               "rate_limiter.ops.refill_time: missing required field");
+    EXPECT_400(PATCH("/drives/data", "[]"), "must be a JSON object");
+    EXPECT_400(PATCH("/drives/data", "{\"drive_id\":"), "malformed JSON");
+    cr_assert_eq(swaps, 0, "nothing reached the VM");
+    swap_rc = -ENOENT;
+    EXPECT_400(PATCH("/drives/data", "{\"drive_id\":\"data\",\"path_on_host\":\"/no/such\"}"),
+               "path_on_host: drive /no/such: stub refused");
+    cr_assert_eq(swaps, 1);
+    cr_assert_str_eq(drive_path("data"), disk, "the configuration keeps the old path");
+    cr_assert_eq(GET("/vm/config"), 200);
+    cr_assert(strstr(resp.body, disk) && !strstr(resp.body, "/no/such"), "%s", resp.body);
+}
+
 Test(api, post_boot_calls_before_boot)
 {
     EXPECT_400(PUT("/actions", "{\"action_type\":\"SendCtrlAltDel\"}"),
@@ -1057,7 +1149,7 @@ Test(api, patch_drive_rate_limiter)
                                 "\"one_time_burst\":0,\"refill_time\":10},\"ops\":null}"),
               "%s", resp.body);
     cr_assert_eq(PATCH("/drives/a", "{\"drive_id\":\"a\"}"), 204, "nothing to change is fine");
-    cr_assert_eq(rl_index, 0);
+    cr_assert_eq(rl_index, 1, "without rate_limiter the device's buckets are left alone");
     rl_calls = 0;
     for (size_t i = 0; i < ARRAY_SIZE(bad_limiters); i++) {
         char body[256];
@@ -1068,8 +1160,9 @@ Test(api, patch_drive_rate_limiter)
     EXPECT_400(PATCH("/drives/b", "{\"rate_limiter\":null}"), "missing required field 'drive_id'");
     EXPECT_400(PATCH("/drives/b", "{\"drive_id\":\"a\"}"), "does not match 'b'");
     EXPECT_400(PATCH("/drives/zz", "{\"drive_id\":\"zz\"}"), "no drive 'zz'");
-    EXPECT_400(PATCH("/drives/b", fmt("{\"drive_id\":\"b\",\"path_on_host\":\"%s\"}", disk)),
-               "path_on_host: changing a drive's file is not supported yet");
+    /* A swap alone leaves the buckets alone. */
+    cr_assert_eq(PATCH("/drives/b", fmt("{\"drive_id\":\"b\",\"path_on_host\":\"%s\"}", disk)), 204,
+                 "%s", resp.body);
     EXPECT_400(PATCH("/drives/b", "{\"drive_id\":\"b\",\"is_read_only\":true}"),
                "unknown field 'is_read_only'");
     cr_assert_eq(rl_calls, 0);

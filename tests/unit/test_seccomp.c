@@ -30,7 +30,8 @@
 /* The counts docs/SECURITY.md states; change both together. */
 #define VMM_ALLOWED       19
 #define VMM_VSOCK_ALLOWED 23
-#define VMM_API_ALLOWED   20
+#define VMM_API_ALLOWED   21
+#define VMM_ALL_ALLOWED   24 /* vsock and the API */
 #define VCPU_ALLOWED      15
 #define ANY_FEATURE       (SECCOMP_FEAT_VSOCK | SECCOMP_FEAT_API)
 
@@ -44,7 +45,6 @@ static const int forbidden_everywhere[] = {
     SYS_clone,
     SYS_clone3,
     SYS_open,
-    SYS_openat,
     SYS_openat2,
     SYS_creat,
     SYS_ptrace,
@@ -99,7 +99,7 @@ Test(seccomp, allowed_counts_per_thread_kind)
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, 0), VMM_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK), VMM_VSOCK_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API), VMM_API_ALLOWED);
-    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, ANY_FEATURE), VMM_VSOCK_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, ANY_FEATURE), VMM_ALL_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_API), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, 0), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_VSOCK), VCPU_ALLOWED);
@@ -138,8 +138,12 @@ Test(seccomp, each_thread_gets_only_what_it_uses)
         cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, vsock_only[i]), "%d",
                   vsock_only[i]);
     }
-    /* The API needs only unlink (its socket, at exit): accept, recv and
-     * send are io_uring operations. */
+    /* The API needs only unlink (its socket, at exit) and openat (PATCH
+     * /drives): accept, recv and send are io_uring operations. */
+    cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, SYS_openat));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, SYS_openat));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, 0, SYS_openat));
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_openat));
     for (size_t i = 0; i < ARRAY_SIZE(vsock_only); i++)
         cr_assert_eq(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, vsock_only[i]),
                      vsock_only[i] == SYS_unlink, "%d", vsock_only[i]);
@@ -309,6 +313,53 @@ static void vcpu_no_files(void)
 Test(seccomp, vcpu_opens_nothing)
 {
     expect_trapped(run_child(vcpu_no_files), "vcpu0", SYS_openat);
+}
+
+/* With the API, the VMM thread opens existing files read-only or
+ * read-write (PATCH /drives), and the flag in `bad_flag` traps. */
+static int bad_flag;
+
+static void vmm_open_existing(void)
+{
+    load_with(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, 0);
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    EXPECT(fd >= 0);
+    EXPECT(close(fd) == 0);
+    fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    EXPECT(fd >= 0);
+    EXPECT(close(fd) == 0);
+    EXPECT(open("/nonexistent/flint", O_RDONLY) < 0 && errno == ENOENT);
+    syscall(SYS_openat, AT_FDCWD, "/tmp", bad_flag, 0600);
+    _exit(93);
+}
+
+Test(seccomp, vmm_with_api_opens_existing_files_only)
+{
+    static const int bad[] = {
+        O_RDONLY | O_CREAT,
+        O_RDWR | O_CREAT | O_EXCL,
+        O_TMPFILE | O_RDWR,
+        O_PATH,
+        O_WRONLY,
+        O_RDWR | O_TRUNC,
+        O_RDONLY | O_NOFOLLOW | O_DIRECTORY,
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        bad_flag = bad[i];
+        expect_trapped(run_child(vmm_open_existing), "vmm", SYS_openat);
+    }
+}
+
+static void vmm_no_files_without_api(void)
+{
+    load_with(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, 0);
+    syscall(SYS_openat, AT_FDCWD, "/etc/passwd", O_RDONLY);
+    _exit(93);
+}
+
+Test(seccomp, vmm_without_api_opens_nothing)
+{
+    expect_trapped(run_child(vmm_no_files_without_api), "vmm", SYS_openat);
 }
 
 static void vmm_sockets(void)
