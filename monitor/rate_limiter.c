@@ -80,6 +80,9 @@ static bool can_take(const struct token_bucket *b, uint64_t n)
     return (u128)n <= (u128)b->one_time_burst + b->budget || n > b->size;
 }
 
+/* Take n tokens: the one-time burst first, then the budget, and whatever
+ * is left as debt (over-consumption, or a charge after the fact), which
+ * the refill pays back before anything else goes through. */
 static void take(struct token_bucket *b, uint64_t n)
 {
     uint64_t rest;
@@ -94,11 +97,11 @@ static void take(struct token_bucket *b, uint64_t n)
     b->one_time_burst = 0;
     if (rest <= b->budget) {
         b->budget -= rest;
-    } else {
-        /* Over-consumption (n > size): the refill pays the rest back. */
-        b->debt = rest - b->budget;
-        b->budget = 0;
+        return;
     }
+    rest -= b->budget;
+    b->budget = 0;
+    b->debt = rest > UINT64_MAX - b->debt ? UINT64_MAX : b->debt + rest;
 }
 
 bool token_bucket_consume(struct token_bucket *b, uint64_t n, uint64_t now_ns)
@@ -167,24 +170,10 @@ bool rate_limiter_consume(struct rate_limiter *rl, uint64_t ops, uint64_t bytes,
 
 static void charge(struct token_bucket *b, uint64_t n, uint64_t now_ns)
 {
-    uint64_t rest;
-
     if (!token_bucket_enabled(b) || n == 0)
         return;
     refill(b, now_ns);
-    if (n <= b->one_time_burst) {
-        b->one_time_burst -= n;
-        return;
-    }
-    rest = n - b->one_time_burst;
-    b->one_time_burst = 0;
-    if (rest <= b->budget) {
-        b->budget -= rest;
-        return;
-    }
-    rest -= b->budget;
-    b->budget = 0;
-    b->debt = rest > UINT64_MAX - b->debt ? UINT64_MAX : b->debt + rest;
+    take(b, n);
 }
 
 void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, uint64_t now_ns)

@@ -72,6 +72,11 @@ int virtq_activate(struct virtq *vq, const struct guest_mem *mem);
 int virtq_pop(struct virtq *vq, const struct guest_mem *mem, struct iovec *iov, unsigned iov_max,
               struct virtq_chain *chain);
 
+/* Give back the chain the last successful virtq_pop took, untouched (no
+ * used entry written): the next virtq_pop returns it again. For a device
+ * that can only tell after popping that it must wait (a rate limiter). */
+void virtq_unpop(struct virtq *vq);
+
 /* Return a chain: used ring entry {head, len}, then publish used->idx. */
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
 

@@ -404,7 +404,7 @@ static void blk_process(struct virtio_blk *b, struct virtio_mmio *t)
                 if (!rate_limiter_consume(&b->rl, 1, bytes, now)) {
                     /* Leave it in the avail ring (nothing was written to
                      * the guest for it): it is taken again on resume. */
-                    vq->last_avail--;
+                    virtq_unpop(vq);
                     rl_throttle(b, bytes, now);
                     goto out;
                 }

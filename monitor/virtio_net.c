@@ -732,7 +732,7 @@ static void tx_process(struct virtio_net *net)
                 uint64_t now = rate_limiter_now_ns();
                 if (!rate_limiter_consume(&net->tx_rl.rl, 1, bytes, now)) {
                     /* Back into the avail ring: taken again on resume. */
-                    vq->last_avail--;
+                    virtq_unpop(vq);
                     limiter_throttle(&net->tx_rl, 1, bytes, now);
                     goto out;
                 }

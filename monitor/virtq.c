@@ -131,6 +131,11 @@ int virtq_pop(struct virtq *vq, const struct guest_mem *mem, struct iovec *iov, 
     return 1;
 }
 
+void virtq_unpop(struct virtq *vq)
+{
+    vq->last_avail--;
+}
+
 void virtq_push(struct virtq *vq, uint16_t head, uint32_t len)
 {
     volatile uint32_t *elem = (volatile uint32_t *)(vq->used + 4 + 8 * (vq->used_idx % vq->num));
