@@ -4,6 +4,7 @@
 
 #include "run_flint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -44,6 +45,50 @@ double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void append_file(struct buf *b, const char *path, size_t max)
+{
+    char chunk[1024];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t k;
+
+    if (fd < 0)
+        return;
+    k = read(fd, chunk, max < sizeof(chunk) ? max : sizeof(chunk));
+    if (k > 0)
+        buf_append(b, chunk, (size_t)k);
+    close(fd);
+}
+
+/* What each thread of pid is doing (state, wait channel, kernel stack):
+ * appended to a timed-out run's stderr, since a hang is otherwise a
+ * silent deadline. */
+static void describe_threads(pid_t pid, struct buf *b)
+{
+    char path[320], line[320];
+    struct dirent *e;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    d = opendir(path);
+    if (!d)
+        return;
+    snprintf(line, sizeof(line), "\n[run_cmd] timed out; threads of %d:\n", (int)pid);
+    buf_append(b, line, strlen(line));
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        static const char *const files[] = {"comm", "stat", "wchan", "syscall", "stack"};
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            snprintf(line, sizeof(line), "[%s %s] ", e->d_name, files[i]);
+            buf_append(b, line, strlen(line));
+            snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", (int)pid, e->d_name, files[i]);
+            append_file(b, path, 1024);
+            buf_append(b, "\n", 1);
+        }
+    }
+    closedir(d);
+}
+
 struct flint_result run_cmd(char *const argv[], double timeout_s)
 {
     struct flint_result r = {0};
@@ -76,6 +121,7 @@ struct flint_result run_cmd(char *const argv[], double timeout_s)
     while (open_fds) {
         double left = timeout_s - (now_s() - start);
         if (left <= 0) {
+            describe_threads(pid, &err);
             kill(pid, SIGKILL);
             r.timed_out = true;
             break;
