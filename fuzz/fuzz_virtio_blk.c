@@ -58,7 +58,11 @@ static void init_once(void)
         abort();
     snprintf(image_path, sizeof(image_path), "/proc/self/fd/%d", fd);
     /* One device for every input: a reset returns it to its initial state. */
-    struct drive_config drive = {.path = image_path, .id = "fuzz"};
+    /* A tight ops limit (8 per ms), so inputs also reach the throttled
+     * path: requests left in the ring, the timer, resume after reset. */
+    struct drive_config drive = {.path = image_path,
+                                 .id = "fuzz",
+                                 .rate_limiter = {.ops = {.size = 8, .refill_time_ms = 1}}};
     char err[256];
     if (virtio_blk_create(&blk, &drive, &loop, err, sizeof(err)))
         abort();

@@ -66,7 +66,11 @@ static void init_once(void)
     host_fd = sv[1];
     fuzz_tick_init(&tick, &loop, 1000000);
     /* One device for every input: a reset returns it to its initial state. */
-    struct net_config cfg = {.tap = "fuzz0"};
+    /* Tight limits both ways (8 frames per ms), so inputs also reach the
+     * throttled TX and RX paths. */
+    struct net_config cfg = {.tap = "fuzz0",
+                             .rx_rate_limiter = {.ops = {.size = 8, .refill_time_ms = 1}},
+                             .tx_rate_limiter = {.ops = {.size = 8, .refill_time_ms = 1}}};
     if (virtio_net_create_fd(&net, dev_fd, false, &cfg, &loop, err, sizeof(err)))
         abort();
 }

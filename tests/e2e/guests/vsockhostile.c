@@ -62,7 +62,7 @@
 #define RX_BYTES  (HDR + 4096)
 #define BUF_ALLOC 65536u
 #define OOB_ADDR  0xd0000000ull /* in the MMIO gap, not RAM */
-#define WAIT_MS   30000         /* for what must come: generous, a loaded sandbox is slow */
+#define WAIT_MS   150000 /* for what must come: the nested sandbox has been seen to stall ~100 s */
 #define QUIET_MS  500
 #define FLOOD     1100
 #define MAX_CONNS 1023 /* the device's limit (Firecracker's) */
