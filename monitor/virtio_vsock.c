@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HDR          VIRTIO_VSOCK_HDR_BYTES
@@ -90,6 +91,7 @@ struct vsock_conn {
     bool sent_shutdown;  /* SHUTDOWN(SEND) went to the guest */
     bool fd_shut_wr;     /* shutdown(fd, SHUT_WR) done */
     uint8_t pending;     /* P_* */
+    uint64_t request_ns; /* CLOCK_MONOTONIC when REQUEST went to the guest; 0: not yet */
     int fd;
     uint32_t local_port; /* the host side's port */
     uint32_t peer_port;  /* the guest's port */
@@ -457,6 +459,9 @@ static void handshake_line(struct vsock_conn *c)
     c->state = C_REQUESTED;
     c->pending = P_REQUEST;
     table_insert(vs, c);
+    /* The handshake's timer ends now; its completion (on_timer) arms the
+     * REQUEST's own. */
+    cancel_timer(c);
     conn_update(c);
 }
 
@@ -611,6 +616,25 @@ static void on_connect(struct ev_handler *h, int res, uint32_t flags)
     pthread_mutex_unlock(&vs->t->lock);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Of a connection in C_REQUESTED: how long the guest still has to answer.
+ * A REQUEST not sent yet (no room in the RX queue) waits a whole period. */
+static uint64_t request_time_left_ns(const struct vsock_conn *c)
+{
+    uint64_t full = VSOCK_REQUEST_TIMEOUT_MS * 1000000ull, now = mono_ns();
+
+    if (!c->request_ns)
+        return full;
+    return now - c->request_ns >= full ? 0 : full - (now - c->request_ns);
+}
+
 static void on_timer(struct ev_handler *h, int res, uint32_t flags)
 {
     struct vsock_conn *c = container_of(h, struct vsock_conn, timer_ev);
@@ -623,6 +647,17 @@ static void on_timer(struct ev_handler *h, int res, uint32_t flags)
     c->timer_busy = false;
     if (c->dead) {
         conn_free_if_idle(c);
+    } else if (c->state == C_HANDSHAKE) {
+        if (wants_log(vs))
+            log_warn("virtio-vsock %s: a host client sent no \"CONNECT <port>\" line within %u "
+                     "ms; closing it",
+                     vs->uds_path, VSOCK_HANDSHAKE_TIMEOUT_MS);
+        vs->stats.conns_refused++;
+        conn_close_rst(c);
+    } else if (c->state == C_REQUESTED && request_time_left_ns(c)) {
+        /* The handshake's timer: the REQUEST gets its own full time. */
+        if (evloop_timeout(vs->loop, &c->timer_ev, request_time_left_ns(c)) == 0)
+            c->timer_busy = true;
     } else if (c->state == C_REQUESTED) {
         if (wants_log(vs))
             log_warn("virtio-vsock %s: the guest did not answer a connection to port %u within "
@@ -697,6 +732,7 @@ static uint32_t conn_packet(struct virtio_vsock *vs, struct vsock_conn *c, struc
     } else if (c->pending & P_REQUEST) {
         fill_hdr(vs, &h, c->local_port, c->peer_port, VIRTIO_VSOCK_OP_REQUEST);
         c->pending &= (uint8_t)~P_REQUEST;
+        c->request_ns = mono_ns();
         /* A guest that never answers must not hold the host client. */
         if (!c->timer_busy &&
             evloop_timeout(vs->loop, &c->timer_ev, VSOCK_REQUEST_TIMEOUT_MS * 1000000ull) == 0)
@@ -1115,6 +1151,11 @@ static void on_accept(struct ev_handler *h, int res, uint32_t flags)
             c->connect_ev.fn = on_connect;
             c->timer_ev.fn = on_timer;
             arm_recv(c);
+            /* A client that never sends its CONNECT line must not hold one
+             * of the VSOCK_MAX_CONNS places. */
+            if (evloop_timeout(vs->loop, &c->timer_ev, VSOCK_HANDSHAKE_TIMEOUT_MS * 1000000ull) ==
+                0)
+                c->timer_busy = true;
         }
     } else if (res != -EINTR && res != -EAGAIN && res != -ECONNABORTED && res != -EMFILE &&
                res != -ENFILE && res != -ENOBUFS && res != -ENOMEM) {

@@ -24,12 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VSOCK_HOST_CID           2
-#define VSOCK_MAX_CONNS          1023         /* as Firecracker */
-#define VSOCK_CONN_BUF_BYTES     (64u << 10)  /* per connection: host -> guest bytes held */
-#define VSOCK_G2H_BUF_BYTES      (256u << 10) /* per connection: guest -> host, = buf_alloc */
-#define VSOCK_HOST_PORT_FIRST    (1u << 30)   /* host ports for host-initiated connections */
-#define VSOCK_REQUEST_TIMEOUT_MS 2000         /* a guest's time to answer a host connection */
+#define VSOCK_HOST_CID             2
+#define VSOCK_MAX_CONNS            1023         /* as Firecracker */
+#define VSOCK_CONN_BUF_BYTES       (64u << 10)  /* per connection: host -> guest bytes held */
+#define VSOCK_G2H_BUF_BYTES        (256u << 10) /* per connection: guest -> host, = buf_alloc */
+#define VSOCK_HOST_PORT_FIRST      (1u << 30)   /* host ports for host-initiated connections */
+#define VSOCK_REQUEST_TIMEOUT_MS   2000         /* a guest's time to answer a host connection */
+#define VSOCK_HANDSHAKE_TIMEOUT_MS 5000 /* a host client's time to send "CONNECT <port>\n" */
 
 struct virtio_vsock;
 

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define QSIZE   64
@@ -452,6 +453,64 @@ Test(virtio_vsock, a_request_the_guest_never_answers_times_out)
     cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_RST);
     cr_assert_eq(hd.dst_port, 20);
     cr_assert_eq(virtio_vsock_conns(vs), 0);
+    close(fd);
+}
+
+/* Turn the loop for ms milliseconds of wall time. */
+static void pump_wall(unsigned ms)
+{
+    struct timespec t0, t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        step();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+}
+
+Test(virtio_vsock, a_host_client_that_never_sends_connect_is_closed)
+{
+    uint8_t buf[64];
+    int fd, fd2;
+
+    open_dev();
+    fd = host_connect();
+    fd2 = host_connect();
+    host_write(fd2, "CONN", 4); /* half a line counts as silence too */
+    pump(100);
+    cr_assert_eq(virtio_vsock_conns(vs), 2);
+    /* After VSOCK_HANDSHAKE_TIMEOUT_MS both are closed, the guest never
+     * heard of them, and their places are free. */
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), VSOCK_HANDSHAKE_TIMEOUT_MS + 2000), 0);
+    cr_assert_eq(host_read(fd2, buf, sizeof(buf), 1000), 0);
+    cr_assert_eq(virtio_vsock_conns(vs), 0);
+    cr_assert_eq(stats().conns_refused, 2);
+    close(fd);
+    close(fd2);
+}
+
+Test(virtio_vsock, a_request_after_a_slow_handshake_still_gets_its_own_time)
+{
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[64];
+    uint32_t hport;
+    int fd;
+
+    open_dev();
+    fd = host_connect();
+    /* Most of the handshake time goes by before the line arrives. */
+    pump_wall(VSOCK_HANDSHAKE_TIMEOUT_MS - 1500);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 2), -1, "nothing yet, still open");
+    host_write(fd, "CONNECT 22\n", 11);
+    guest_recv(&hd, buf, sizeof(buf));
+    cr_assert_eq(hd.op, VIRTIO_VSOCK_OP_REQUEST);
+    hport = hd.src_port;
+    /* Past the handshake's deadline, within the REQUEST's: answer. */
+    pump_wall(1700);
+    cr_assert_eq(host_read(fd, buf, sizeof(buf), 2), -1, "the client is not closed");
+    guest_send(ghdr(22, hport, VIRTIO_VSOCK_OP_RESPONSE), NULL, 0);
+    cr_assert_gt(host_read(fd, buf, sizeof(buf), 5000), 3);
+    cr_assert_eq(memcmp(buf, "OK ", 3), 0, "the connection is open");
     close(fd);
 }
 
