@@ -10,45 +10,18 @@
  *    post-boot paths are reached too.
  *  - bit 7 set: a --config-file (api_load_config), then GET /vm/config,
  *    whose answer must load again.
- * The VM side is a stub. ASan and UBSan watch every access; the
+ * The VM side is tests/fake_vm.h. ASan and UBSan watch every access; the
  * configuration must stay within its limits whatever arrives.
  */
 #include "api.h"
 #include "api_http.h"
+#include "fake_vm.h"
 #include "config.h"
 #include "log.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int stub_start(void *opaque, char *err, size_t errlen)
-{
-    (void)opaque;
-    (void)err;
-    (void)errlen;
-    return 0;
-}
-
-static int stub_cad(void *opaque)
-{
-    (void)opaque;
-    return 0;
-}
-
-static int stub_pause(void *opaque)
-{
-    (void)opaque;
-    return 0;
-}
-
-static void stub_resume(void *opaque)
-{
-    (void)opaque;
-}
-
-static const struct api_vm_ops stub_ops = {
-    .start = stub_start, .ctrl_alt_del = stub_cad, .pause = stub_pause, .resume = stub_resume};
 
 static void check_limits(const struct vm_config *cfg)
 {
@@ -123,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .cfg = &cfg,
         .instance_id = "fuzz",
         .vmm_version = "0.0.0",
-        .ops = &stub_ops,
+        .ops = &fake_vm_ops,
     };
 
     if (size < 1)

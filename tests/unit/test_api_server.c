@@ -1,9 +1,10 @@
 /* Unit tests: the control API's server on a real Unix socket and a real
  * io_uring loop, driven step by step from the test thread, which also
- * plays the clients (non-blocking sockets). No VM: the VM side is stubbed. */
+ * plays the clients (non-blocking sockets). No VM: the VM side is tests/fake_vm.h. */
 #include <criterion/criterion.h>
 
 #include "api.h"
+#include "fake_vm.h"
 #include "util.h"
 
 #include <errno.h>
@@ -22,40 +23,13 @@ static struct api_server srv;
 static struct vm_config cfg;
 static struct api_ctl ctl;
 static char sock_path[108];
-static int start_rc, fatal_calls;
-
-static int stub_start(void *opaque, char *err, size_t errlen)
-{
-    (void)opaque;
-    snprintf(err, errlen, "stub failure");
-    return start_rc;
-}
-
-static int stub_cad(void *opaque)
-{
-    (void)opaque;
-    return 0;
-}
-
-static int stub_pause(void *opaque)
-{
-    (void)opaque;
-    return 0;
-}
-
-static void stub_resume(void *opaque)
-{
-    (void)opaque;
-}
+static int fatal_calls;
 
 static void on_fatal(void *opaque)
 {
     (void)opaque;
     fatal_calls++;
 }
-
-static const struct api_vm_ops stub_ops = {
-    .start = stub_start, .ctrl_alt_del = stub_cad, .pause = stub_pause, .resume = stub_resume};
 
 static void setup(void)
 {
@@ -67,8 +41,8 @@ static void setup(void)
     ctl.cfg = &cfg;
     ctl.instance_id = "srv-test";
     ctl.vmm_version = "1.2.3";
-    ctl.ops = &stub_ops;
-    start_rc = fatal_calls = 0;
+    ctl.ops = &fake_vm_ops;
+    fake_vm_start_rc = fatal_calls = 0;
     cr_assert_eq(evloop_init(&loop, 128), 0);
     snprintf(sock_path, sizeof(sock_path), "/tmp/flint-api-test-%d-%u.sock", (int)getpid(), n++);
     unlink(sock_path);
@@ -486,12 +460,12 @@ Test(api_server, failed_start_answers_then_reports_fatal)
     char put[768];
     snprintf(put, sizeof(put), "PUT /boot-source HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s", n, req);
     send_str(fd, put);
-    start_rc = 152;
+    fake_vm_start_rc = 152;
     send_str(fd, "PUT /actions HTTP/1.1\r\nContent-Length: 31\r\n\r\n"
                  "{\"action_type\":\"InstanceStart\"}");
     wait_eof(fd, &in, 10);
     cr_assert(strstr(in.data, "HTTP/1.1 204"), "%s", in.data);
-    cr_assert(strstr(in.data, "stub failure; flint exits"), "%s", in.data);
+    cr_assert(strstr(in.data, "fake VM refused; flint exits"), "%s", in.data);
     cr_assert(in.eof);
     cr_assert_eq(fatal_calls, 1);
     cr_assert_eq(ctl.fatal_status, 152);
