@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define CPUID_HYPERVISOR_BIT   (1u << 31)
+#define CPUID_TSC_DEADLINE_BIT (1u << 24) /* leaf 1 ECX */
 #define CPUID_HTT_BIT          (1u << 28)
 #define CPUID_CMP_LEGACY_BIT   (1u << 1)
 #define TOPOLOGY_LEVEL_SMT     1u
@@ -50,6 +51,12 @@ static void fix_entry(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpus)
         /* EBX: initial APIC ID, addressable logical processors. */
         e->ebx = (e->ebx & 0x0000ffffu) | (id << 24) | ((1u << bits) << 16);
         e->ecx |= CPUID_HYPERVISOR_BIT;
+        /* KVM emulates the TSC-deadline timer (KVM_CAP_TSC_DEADLINE_TIMER,
+         * which flint requires) but leaves the bit to userspace. Without
+         * it Linux runs its LAPIC timer in one-shot mode, which it first
+         * calibrates for ~100 ms, and which hung about one nested boot in
+         * fifteen in the sandbox. */
+        e->ecx |= CPUID_TSC_DEADLINE_BIT;
         if (ncpus > 1)
             e->edx |= CPUID_HTT_BIT;
         else

@@ -44,7 +44,7 @@
 
 /* The nested sandbox is 50-200x slower than hardware: a boot there takes
  * tens of seconds. */
-#define LINUX_TIMEOUT_S 180.0
+#define LINUX_TIMEOUT_S 120.0
 #define WAIT_S          180.0 /* host side: for the guest to answer */
 /* flint's default command line (config.h CONFIG_DEFAULT_CMDLINE) */
 #define CMDLINE_BASE     "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
@@ -81,7 +81,18 @@ static const char *initramfs(void)
     return LINUX_INITRAMFS;
 }
 
-/* Run flint with the arguments after "run", NULL-terminated. */
+/*
+ * Run flint with the arguments after "run", NULL-terminated.
+ *
+ * One known problem is retried once, loudly: in the nested sandbox, about
+ * one Linux boot in thirty stops for good with every vCPU halted inside
+ * KVM_RUN (kvm_vcpu_block) and flint's VMM thread idle in io_uring_enter,
+ * always during the serial and i8042 probes, as if an interrupt the
+ * guest waits for never arrives. QEMU microvm booting the same kernel in
+ * the same sandbox did not show it in the few boots tried, so it is not
+ * proven to be the sandbox's; it is not understood either (README, "Known
+ * problems"). A second hang fails the test.
+ */
 static struct flint_result flint_run(const char *first, ...)
 {
     char *argv[40];
@@ -96,7 +107,17 @@ static struct flint_result flint_run(const char *first, ...)
         n++;
     va_end(ap);
     argv[n] = NULL;
-    return run_cmd(argv, LINUX_TIMEOUT_S);
+    struct flint_result r = run_cmd(argv, LINUX_TIMEOUT_S);
+    if (r.timed_out) {
+        size_t len = strlen(r.out);
+        cr_log_warn("KNOWN HANG: the guest stopped; running it once more. Its console "
+                    "ended with:\n%s\nflint's threads:\n%s",
+                    r.out + (len > 600 ? len - 600 : 0), r.err);
+        fprintf(stderr, "test_linux: KNOWN HANG in a Linux boot; retried once\n");
+        flint_result_free(&r);
+        r = run_cmd(argv, LINUX_TIMEOUT_S);
+    }
+    return r;
 }
 
 /* The default command line plus `extra`. */

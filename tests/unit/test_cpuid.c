@@ -65,6 +65,7 @@ static void check(unsigned id, unsigned ncpus)
     cr_assert_lt(addressable, 2 * ncpus, "a power of two, not more");
     cr_assert_eq(!!(l1->edx & (1u << 28)), ncpus > 1, "HTT only with more than one CPU");
     cr_assert(l1->ecx & (1u << 31), "hypervisor bit");
+    cr_assert(l1->ecx & (1u << 24), "TSC-deadline timer (KVM emulates it; the host set lacks it)");
 
     for (unsigned lvl = 0; lvl < 3; lvl++) {
         const struct kvm_cpuid_entry2 *t = find(&out, 0xb, lvl);
