@@ -197,3 +197,71 @@ uint64_t rate_limiter_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* ---- a queue behind a rate limiter ---- */
+
+static void on_gate_cancelled(struct ev_handler *h, int res, uint32_t flags)
+{
+    (void)h;
+    (void)res;
+    (void)flags; /* the timer's own completion does the work */
+}
+
+void rl_gate_init(struct rl_gate *g, struct evloop *loop, const struct rate_limiter_config *c,
+                  void (*fired)(struct ev_handler *h, int res, uint32_t flags), void *owner)
+{
+    *g = (struct rl_gate){.loop = loop, .owner = owner};
+    g->ev.fn = fired;
+    g->cancel_ev.fn = on_gate_cancelled;
+    rate_limiter_init(&g->rl, c, rate_limiter_now_ns());
+}
+
+bool rl_gate_close(struct rl_gate *g, uint64_t ops, uint64_t bytes, uint64_t now_ns)
+{
+    uint64_t wait = rate_limiter_wait_ns(&g->rl, ops, bytes, now_ns);
+
+    g->closed = true;
+    if (g->armed)
+        return true; /* its completion checks again */
+    if (evloop_timeout(g->loop, &g->ev, wait ? wait : 1) == 0) {
+        g->armed = true;
+        return true;
+    }
+    g->closed = false;
+    return false;
+}
+
+bool rl_gate_fired(struct rl_gate *g)
+{
+    bool was_closed = g->closed;
+
+    g->armed = g->cancelling = false;
+    g->closed = false;
+    return was_closed;
+}
+
+static void gate_cancel(struct rl_gate *g)
+{
+    if (g->armed && !g->cancelling && evloop_cancel(g->loop, &g->cancel_ev, &g->ev) == 0)
+        g->cancelling = true;
+}
+
+void rl_gate_update(struct rl_gate *g, const struct rate_limiter_config *c)
+{
+    rate_limiter_update(&g->rl, c, rate_limiter_now_ns());
+    gate_cancel(g);
+}
+
+void rl_gate_reset(struct rl_gate *g)
+{
+    g->closed = false;
+    g->stale = g->armed;
+}
+
+void rl_gate_flush(struct rl_gate *g)
+{
+    if (g->stale) {
+        g->stale = false;
+        gate_cancel(g);
+    }
+}

@@ -20,6 +20,7 @@
 #define FLINT_RATE_LIMITER_H
 
 #include "config.h"
+#include "evloop.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,5 +68,42 @@ uint64_t rate_limiter_wait_ns(struct rate_limiter *rl, uint64_t ops, uint64_t by
 
 /* CLOCK_MONOTONIC in nanoseconds, for the devices. */
 uint64_t rate_limiter_now_ns(void);
+
+/*
+ * A device queue behind a rate limiter: the buckets, and the one timer
+ * that reopens the queue once they have refilled (no busy-waiting). The
+ * device calls every function below with its own lock held; its timer
+ * handler (`fired`, given to rl_gate_init) takes that lock, calls
+ * rl_gate_fired and, if that says so, resumes the queue. Only the VMM
+ * thread may arm or cancel the timer: a reset on a vCPU thread marks the
+ * gate stale, and the VMM thread's next rl_gate_flush cancels it.
+ */
+struct rl_gate {
+    struct rate_limiter rl;
+    bool closed;     /* the queue waits for the timer */
+    bool armed;      /* the timer is in the ring */
+    bool cancelling; /* its cancellation is in the ring */
+    bool stale;      /* a reset asked for the cancellation */
+    struct evloop *loop;
+    struct ev_handler ev, cancel_ev;
+    void *owner; /* for the device's timer handler */
+};
+
+void rl_gate_init(struct rl_gate *g, struct evloop *loop, const struct rate_limiter_config *c,
+                  void (*fired)(struct ev_handler *h, int res, uint32_t flags), void *owner);
+/* The buckets lack ops and bytes: close the queue until they are there.
+ * False if the timer could not be armed (the queue stays open; the next
+ * notification or completion tries again). */
+bool rl_gate_close(struct rl_gate *g, uint64_t ops, uint64_t bytes, uint64_t now_ns);
+/* In the timer's handler: true when the queue was closed and is open
+ * again, to be resumed now. */
+bool rl_gate_fired(struct rl_gate *g);
+/* New limits (PATCH): the buckets start over, and a closed queue reopens
+ * at once through the timer's cancellation. VMM thread. */
+void rl_gate_update(struct rl_gate *g, const struct rate_limiter_config *c);
+/* Device reset, any thread: open the queue; the timer is cancelled later. */
+void rl_gate_reset(struct rl_gate *g);
+/* VMM thread: cancel the timer a reset left behind. */
+void rl_gate_flush(struct rl_gate *g);
 
 #endif /* FLINT_RATE_LIMITER_H */

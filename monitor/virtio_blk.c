@@ -59,13 +59,9 @@ struct virtio_blk {
     struct virtio_blk_stats stats;
     struct log_ratelimit log_rl;
     char *path;
-    /* Rate limiting: while `throttled`, requests stay in the avail ring and
-     * rl_ev (a one-shot timeout) resumes the queue when the buckets have
-     * refilled. rl_stale: a reset asked (from a vCPU thread) for the timer
-     * to be cancelled, which only the VMM thread can submit. */
-    struct rate_limiter rl;
-    bool throttled, rl_armed, rl_cancelling, rl_stale;
-    struct ev_handler rl_ev, rl_cancel_ev;
+    /* Rate limiting: while the gate is closed, requests stay in the avail
+     * ring until its timer reopens it (rate_limiter.h). */
+    struct rl_gate gate;
 };
 
 /* §5.2.4 struct virtio_blk_config, little-endian on x86. */
@@ -339,43 +335,13 @@ static uint64_t blk_cost_bytes(const struct blk_req *r, const struct virtq_chain
     return 0;
 }
 
-static void rl_cancel_timer(struct virtio_blk *b)
-{
-    if (b->rl_armed && !b->rl_cancelling &&
-        evloop_cancel(b->loop, &b->rl_cancel_ev, &b->rl_ev) == 0)
-        b->rl_cancelling = true;
-}
-
-/* The buckets are short: stop until they have refilled. No busy-waiting:
- * one timeout on the event loop. */
-static void rl_throttle(struct virtio_blk *b, uint64_t bytes, uint64_t now)
-{
-    uint64_t wait = rate_limiter_wait_ns(&b->rl, 1, bytes, now);
-
-    b->throttled = true;
-    b->stats.rate_limiter_throttled_events++;
-    if (b->rl_armed)
-        return; /* its completion re-checks (and re-arms if need be) */
-    if (evloop_timeout(b->loop, &b->rl_ev, wait ? wait : 1) == 0) {
-        b->rl_armed = true;
-        return;
-    }
-    /* No room in the ring: the next notification or completion retries. */
-    b->throttled = false;
-    if (log_ratelimit(&b->log_rl, 5))
-        log_warn("virtio-blk %s: cannot arm the rate limiter's timer", b->path);
-}
-
 static void blk_process(struct virtio_blk *b, struct virtio_mmio *t)
 {
     struct virtq *vq = virtio_mmio_live_queue(t, 0);
     bool pushed = false;
 
-    if (b->rl_stale) {
-        b->rl_stale = false;
-        rl_cancel_timer(b);
-    }
-    if (!vq || b->throttled)
+    rl_gate_flush(&b->gate);
+    if (!vq || b->gate.closed)
         return;
     b->stalled = false;
     do {
@@ -399,13 +365,15 @@ static void blk_process(struct virtio_blk *b, struct virtio_mmio *t)
                                                            : "malformed ring or descriptor");
                 goto out;
             }
-            if (rate_limiter_enabled(&b->rl)) {
+            if (rate_limiter_enabled(&b->gate.rl)) {
                 uint64_t bytes = blk_cost_bytes(r, &chain), now = rate_limiter_now_ns();
-                if (!rate_limiter_consume(&b->rl, 1, bytes, now)) {
+                if (!rate_limiter_consume(&b->gate.rl, 1, bytes, now)) {
                     /* Leave it in the avail ring (nothing was written to
                      * the guest for it): it is taken again on resume. */
                     virtq_unpop(vq);
-                    rl_throttle(b, bytes, now);
+                    b->stats.rate_limiter_throttled_events++;
+                    if (!rl_gate_close(&b->gate, 1, bytes, now) && log_ratelimit(&b->log_rl, 5))
+                        log_warn("virtio-blk %s: cannot arm the rate limiter's timer", b->path);
                     goto out;
                 }
             }
@@ -477,36 +445,23 @@ static void on_signal(struct ev_handler *h, int res, uint32_t flags)
     pthread_mutex_unlock(&b->t->lock);
 }
 
-static void on_rl_timer(struct ev_handler *h, int res, uint32_t flags)
+static void on_gate_timer(struct ev_handler *h, int res, uint32_t flags)
 {
-    struct virtio_blk *b = container_of(h, struct virtio_blk, rl_ev);
+    struct virtio_blk *b = container_of(h, struct rl_gate, ev)->owner;
 
     (void)res; /* -ETIME when it expired, -ECANCELED when cancelled */
     (void)flags;
     pthread_mutex_lock(&b->t->lock);
-    b->rl_armed = b->rl_cancelling = false;
-    if (b->throttled) {
-        b->throttled = false;
+    if (rl_gate_fired(&b->gate))
         blk_process(b, b->t);
-    }
     pthread_mutex_unlock(&b->t->lock);
-}
-
-static void on_rl_cancelled(struct ev_handler *h, int res, uint32_t flags)
-{
-    (void)h;
-    (void)res;
-    (void)flags;
 }
 
 void virtio_blk_set_rate_limiter(struct virtio_blk *b, const struct rate_limiter_config *c)
 {
     if (b->t)
         pthread_mutex_lock(&b->t->lock);
-    rate_limiter_update(&b->rl, c, rate_limiter_now_ns());
-    /* The timer was armed for the old limits: cancelling it resumes the
-     * queue at once, and the queue then waits for the new ones. */
-    rl_cancel_timer(b);
+    rl_gate_update(&b->gate, c);
     if (b->t)
         pthread_mutex_unlock(&b->t->lock);
 }
@@ -530,8 +485,7 @@ static void blk_reset(void *dev)
 
     /* In-flight requests finish on their own and are dropped by generation. */
     b->stalled = false;
-    b->throttled = false;
-    b->rl_stale = b->rl_armed;
+    rl_gate_reset(&b->gate);
 }
 
 static void blk_attach(void *dev, struct virtio_mmio *t);
@@ -638,9 +592,7 @@ int virtio_blk_create(struct virtio_blk **out, const struct drive_config *drive,
     b->can_zero_range = b->can_discard;
     b->loop = loop;
     b->signal_ev.fn = on_signal;
-    b->rl_ev.fn = on_rl_timer;
-    b->rl_cancel_ev.fn = on_rl_cancelled;
-    rate_limiter_init(&b->rl, &drive->rate_limiter, rate_limiter_now_ns());
+    rl_gate_init(&b->gate, loop, &drive->rate_limiter, on_gate_timer, b);
     b->path = strdup(drive->path);
     /* GET_ID: the drive id, NUL-padded, not necessarily NUL-terminated. */
     strncpy(b->id, drive->id ? drive->id : "", sizeof(b->id));

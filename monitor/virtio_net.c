@@ -100,16 +100,6 @@ struct __attribute__((packed)) net_config_space {
     uint16_t mtu;
 };
 
-/* One direction's rate limiter: while `throttled` the direction stops (TX
- * leaves chains in the avail ring, RX does not read the tap) and `ev`, a
- * one-shot timeout, resumes it when the buckets have refilled. */
-struct net_limiter {
-    struct rate_limiter rl;
-    struct virtio_net *net;
-    bool throttled, armed, cancelling;
-    struct ev_handler ev, cancel_ev;
-};
-
 struct virtio_net {
     int fd;
     bool is_tap;
@@ -128,8 +118,10 @@ struct virtio_net {
     struct ev_handler wake_ev, cancel_ev, signal_ev;
     struct virtio_net_stats stats;
     struct log_ratelimit log_rl;
-    struct net_limiter rx_rl, tx_rl;
-    bool rl_stale; /* a reset asked for the timers to be cancelled (VMM thread) */
+    /* One rate limiter per direction (rate_limiter.h): while a gate is
+     * closed, TX leaves chains in the avail ring and RX does not read the
+     * tap, until its timer reopens it. */
+    struct rl_gate rx_gate, tx_gate;
 };
 
 static bool has(const struct virtio_mmio *t, unsigned bit)
@@ -235,51 +227,31 @@ static void signal_later(struct virtio_net *net)
 
 /* ---- rate limiting ---- */
 
-static void on_cancelled(struct ev_handler *h, int res, uint32_t flags);
-
-static void limiter_cancel(struct net_limiter *l)
+/* A direction's buckets are short: close its gate (its timer reopens it). */
+static void throttle(struct virtio_net *net, struct rl_gate *g, uint64_t ops, uint64_t bytes,
+                     uint64_t now)
 {
-    if (l->armed && !l->cancelling && evloop_cancel(l->net->loop, &l->cancel_ev, &l->ev) == 0)
-        l->cancelling = true;
-}
-
-/* Stop this direction until `ops` and `bytes` are there: one timeout, no
- * busy-waiting. */
-static void limiter_throttle(struct net_limiter *l, uint64_t ops, uint64_t bytes, uint64_t now)
-{
-    uint64_t wait = rate_limiter_wait_ns(&l->rl, ops, bytes, now);
-
-    l->throttled = true;
-    if (l == &l->net->rx_rl)
-        l->net->stats.rx_rate_limiter_throttled++;
+    if (g == &net->rx_gate)
+        net->stats.rx_rate_limiter_throttled++;
     else
-        l->net->stats.tx_rate_limiter_throttled++;
-    if (l->armed)
-        return; /* its completion re-checks */
-    if (evloop_timeout(l->net->loop, &l->ev, wait ? wait : 1) == 0) {
-        l->armed = true;
-        return;
-    }
-    l->throttled = false; /* the next notification or completion retries */
-    if (log_ratelimit(&l->net->log_rl, 5))
-        log_warn("virtio-net %s: cannot arm the rate limiter's timer", l->net->name);
+        net->stats.tx_rate_limiter_throttled++;
+    if (!rl_gate_close(g, ops, bytes, now) && log_ratelimit(&net->log_rl, 5))
+        log_warn("virtio-net %s: cannot arm the rate limiter's timer", net->name);
 }
 
 static void rx_process(struct virtio_net *net);
 static void tx_process(struct virtio_net *net);
 
-static void on_limiter_timer(struct ev_handler *h, int res, uint32_t flags)
+static void on_gate_timer(struct ev_handler *h, int res, uint32_t flags)
 {
-    struct net_limiter *l = container_of(h, struct net_limiter, ev);
-    struct virtio_net *net = l->net;
+    struct rl_gate *g = container_of(h, struct rl_gate, ev);
+    struct virtio_net *net = g->owner;
 
     (void)res; /* -ETIME when it expired, -ECANCELED when cancelled */
     (void)flags;
     pthread_mutex_lock(&net->t->lock);
-    l->armed = l->cancelling = false;
-    if (l->throttled) {
-        l->throttled = false;
-        if (l == &net->rx_rl)
+    if (rl_gate_fired(g)) {
+        if (g == &net->rx_gate)
             rx_process(net);
         else
             tx_process(net);
@@ -448,7 +420,7 @@ static void rx_process(struct virtio_net *net)
         return;
     }
     vq = virtio_mmio_live_queue(t, VIRTIO_NET_RXQ);
-    if (!vq || !net->link_up || net->rx_rl.throttled)
+    if (!vq || !net->link_up || net->rx_gate.closed)
         return;
     if (rx->generation != t->generation)
         rx_forget(rx, t->generation);
@@ -469,10 +441,10 @@ static void rx_process(struct virtio_net *net)
     }
     /* The frame's length is known only once read: read when an op and a
      * byte are there, and charge the frame when it has arrived. */
-    if (rate_limiter_enabled(&net->rx_rl.rl)) {
+    if (rate_limiter_enabled(&net->rx_gate.rl)) {
         uint64_t now = rate_limiter_now_ns();
-        if (rate_limiter_wait_ns(&net->rx_rl.rl, 1, 1, now)) {
-            limiter_throttle(&net->rx_rl, 1, 1, now);
+        if (rate_limiter_wait_ns(&net->rx_gate.rl, 1, 1, now)) {
+            throttle(net, &net->rx_gate, 1, 1, now);
             return;
         }
     }
@@ -599,7 +571,7 @@ static void on_rx_done(struct ev_handler *h, int res, uint32_t flags)
     } else if (res < NET_HDR + NET_ETH_HLEN) {
         rx_drop(net, "shorter than an Ethernet header", res - NET_HDR);
     } else {
-        rate_limiter_charge(&net->rx_rl.rl, 1, (uint64_t)res - NET_HDR, rate_limiter_now_ns());
+        rate_limiter_charge(&net->rx_gate.rl, 1, (uint64_t)res - NET_HDR, rate_limiter_now_ns());
         rx_deliver(net, vq, (uint32_t)res);
     }
     rx_process(net);
@@ -707,7 +679,7 @@ static void tx_process(struct virtio_net *net)
     struct io_uring_sqe *prev = NULL;
     unsigned n = 0;
 
-    if (!vq || net->tx_inflight || net->tx_rl.throttled)
+    if (!vq || net->tx_inflight || net->tx_gate.closed)
         return;
     /* Room for the whole batch, so no link spans a submission. */
     if (io_uring_sq_space_left(&net->loop->ring) < NET_TX_BATCH)
@@ -727,13 +699,13 @@ static void tx_process(struct virtio_net *net)
                                                            : "malformed TX ring or descriptor");
                 goto out;
             }
-            if (rate_limiter_enabled(&net->tx_rl.rl)) {
+            if (rate_limiter_enabled(&net->tx_gate.rl)) {
                 uint64_t bytes = c.read_bytes > NET_HDR ? c.read_bytes - NET_HDR : 0;
                 uint64_t now = rate_limiter_now_ns();
-                if (!rate_limiter_consume(&net->tx_rl.rl, 1, bytes, now)) {
+                if (!rate_limiter_consume(&net->tx_gate.rl, 1, bytes, now)) {
                     /* Back into the avail ring: taken again on resume. */
                     virtq_unpop(vq);
-                    limiter_throttle(&net->tx_rl, 1, bytes, now);
+                    throttle(net, &net->tx_gate, 1, bytes, now);
                     goto out;
                 }
             }
@@ -817,11 +789,8 @@ static void on_wake(struct ev_handler *h, int res, uint32_t flags)
         return; /* ring torn down */
     if (net->t) {
         pthread_mutex_lock(&net->t->lock);
-        if (net->rl_stale) {
-            net->rl_stale = false;
-            limiter_cancel(&net->rx_rl);
-            limiter_cancel(&net->tx_rl);
-        }
+        rl_gate_flush(&net->rx_gate);
+        rl_gate_flush(&net->tx_gate);
         rx_process(net);
         tx_process(net);
         pthread_mutex_unlock(&net->t->lock);
@@ -859,9 +828,9 @@ static void net_reset(void *dev)
      * cancelled from the VMM thread. */
     if (net->offload)
         set_offload(net, 0);
-    net->rx_rl.throttled = net->tx_rl.throttled = false;
-    net->rl_stale = net->rx_rl.armed || net->tx_rl.armed;
-    if (net->rx.inflight || net->rl_stale)
+    rl_gate_reset(&net->rx_gate);
+    rl_gate_reset(&net->tx_gate);
+    if (net->rx.inflight || net->rx_gate.stale || net->tx_gate.stale)
         wake_vmm_thread(net);
 }
 
@@ -981,11 +950,8 @@ int virtio_net_create_fd(struct virtio_net **out, int fd, bool is_tap, const str
     net->wake_ev.fn = on_wake;
     net->cancel_ev.fn = on_cancelled;
     net->signal_ev.fn = on_signal;
-    net->rx_rl.net = net->tx_rl.net = net;
-    net->rx_rl.ev.fn = net->tx_rl.ev.fn = on_limiter_timer;
-    net->rx_rl.cancel_ev.fn = net->tx_rl.cancel_ev.fn = on_cancelled;
-    rate_limiter_init(&net->rx_rl.rl, &cfg->rx_rate_limiter, rate_limiter_now_ns());
-    rate_limiter_init(&net->tx_rl.rl, &cfg->tx_rate_limiter, rate_limiter_now_ns());
+    rl_gate_init(&net->rx_gate, loop, &cfg->rx_rate_limiter, on_gate_timer, net);
+    rl_gate_init(&net->tx_gate, loop, &cfg->tx_rate_limiter, on_gate_timer, net);
     for (unsigned i = 0; i < NET_TX_BATCH && net->tx; i++) {
         net->tx[i].net = net;
         net->tx[i].ev.fn = on_tx_done;
@@ -1034,16 +1000,10 @@ unsigned virtio_net_inflight(const struct virtio_net *net)
 void virtio_net_set_rate_limiters(struct virtio_net *net, const struct rate_limiter_config *rx,
                                   const struct rate_limiter_config *tx)
 {
-    uint64_t now = rate_limiter_now_ns();
-
     if (net->t)
         pthread_mutex_lock(&net->t->lock);
-    rate_limiter_update(&net->rx_rl.rl, rx, now);
-    rate_limiter_update(&net->tx_rl.rl, tx, now);
-    /* Timers armed for the old limits: cancelling one resumes its
-     * direction at once, which then waits for the new limits. */
-    limiter_cancel(&net->rx_rl);
-    limiter_cancel(&net->tx_rl);
+    rl_gate_update(&net->rx_gate, rx);
+    rl_gate_update(&net->tx_gate, tx);
     if (net->t)
         pthread_mutex_unlock(&net->t->lock);
 }
