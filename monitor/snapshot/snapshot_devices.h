@@ -7,7 +7,14 @@
 
 #include "snap_io.h"
 
+#include <stdbool.h>
+
 struct vmm;
+
+/* True while a device has I/O in flight whose completion would still
+ * write guest memory or a ring (block requests, net RX/TX): the snapshot
+ * code runs the event loop until it is false before saving anything. */
+bool vmm_devices_busy(struct vmm *vmm);
 
 /* Write the state of every device of a paused VM with no I/O in flight
  * (legacy devices, then each virtio slot in order: transport, queues and
