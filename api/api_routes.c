@@ -292,7 +292,7 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
     static const char *const page_sizes[] = {"None", "2M", NULL};
     struct vm_config *cfg = ctl->cfg;
     uint64_t vcpus, mem;
-    bool dirty;
+    bool dirty, smt;
     int huge;
 
     if (check_body(body, fields, ARRAY_SIZE(fields), patch, err, errlen))
@@ -300,13 +300,11 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
     vcpus = get_uint(body, "vcpu_count", cfg->vcpus);
     mem = get_uint(body, "mem_size_mib", cfg->mem_mib);
     dirty = get_bool(body, "track_dirty_pages", patch ? cfg->track_dirty_pages : false);
+    smt = get_bool(body, "smt", patch ? cfg->smt : false);
     if (config_check_vcpus(vcpus, "vcpu_count", err, errlen) ||
-        config_check_mem_mib(mem, "mem_size_mib", err, errlen))
+        config_check_mem_mib(mem, "mem_size_mib", err, errlen) ||
+        config_check_smt(vcpus, smt, "vcpu_count", err, errlen))
         return -EINVAL;
-    if (get_bool(body, "smt", false))
-        return failf(err, errlen,
-                     "smt: true is not supported (flint gives the guest no SMT "
-                     "siblings)");
     huge = get_choice(body, "huge_pages", page_sizes, patch ? cfg->huge_pages : 0, err, errlen);
     if (huge < 0 || get_choice(body, "cpu_template", none, 0, err, errlen) < 0 ||
         config_check_huge_pages(mem, huge == 1, "mem_size_mib", err, errlen))
@@ -314,6 +312,7 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
     cfg->vcpus = (unsigned)vcpus;
     cfg->mem_mib = mem;
     cfg->track_dirty_pages = dirty;
+    cfg->smt = smt;
     cfg->huge_pages = huge == 1;
     return 0;
 }
@@ -620,7 +619,7 @@ static int put_vsock(struct api_ctl *ctl, json_t *body, char *err, size_t errlen
 static json_t *machine_config_json(const struct vm_config *cfg)
 {
     return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
-                     "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", 0, "track_dirty_pages",
+                     "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt, "track_dirty_pages",
                      cfg->track_dirty_pages, "huge_pages", cfg->huge_pages ? "2M" : "None");
 }
 

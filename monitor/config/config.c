@@ -53,6 +53,18 @@ int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen)
     return 0;
 }
 
+int config_check_smt(uint64_t vcpus, bool smt, const char *field, char *err, size_t errlen)
+{
+    if (smt && vcpus != 1 && vcpus % 2) {
+        snprintf(err, errlen,
+                 "%s: with smt true the vCPU count must be 1 or even (two threads per core), "
+                 "not %llu",
+                 field, (unsigned long long)vcpus);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int config_check_cmdline(const char *cmdline, const char *field, char *err, size_t errlen)
 {
     if (cmdline && strlen(cmdline) >= FLINT_CMDLINE_MAX) {
@@ -105,6 +117,7 @@ int config_validate(const struct vm_config *cfg, char *err, size_t errlen)
     if (config_check_mem_mib(cfg->mem_mib, "mem", err, errlen) ||
         config_check_huge_pages(cfg->mem_mib, cfg->huge_pages, "mem", err, errlen) ||
         config_check_vcpus(cfg->vcpus, "vcpus", err, errlen) ||
+        config_check_smt(cfg->vcpus, cfg->smt, "vcpus", err, errlen) ||
         config_check_cmdline(cfg->cmdline, "cmdline", err, errlen))
         return -EINVAL;
     return 0;

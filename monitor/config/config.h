@@ -77,6 +77,7 @@ struct vm_config {
     char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
     uint64_t mem_mib;
     unsigned vcpus;
+    bool smt;               /* two threads per core (x86_64): vcpus is then 1 or even */
     bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
     bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
     bool stats;
@@ -122,6 +123,9 @@ int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errl
 int config_check_huge_pages(uint64_t mib, bool huge_pages, const char *field, char *err,
                             size_t errlen);
 int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen);
+/* smt (two threads per core) needs 1 or an even number of vCPUs, as
+ * Firecracker's machine-config rule on x86_64. */
+int config_check_smt(uint64_t vcpus, bool smt, const char *field, char *err, size_t errlen);
 int config_check_cmdline(const char *cmdline, const char *field, char *err, size_t errlen);
 /* A host network interface name: 1 to 15 bytes, no '/'. */
 int config_check_tap_name(const char *name, const char *field, char *err, size_t errlen);

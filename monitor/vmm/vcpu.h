@@ -94,13 +94,27 @@ int vcpu_signals_init(void);
 /* Entries cpuid_for_vcpu may add to KVM's supported set. */
 #define CPUID_EXTRA_ENTRIES 6
 
-/* The CPUID of vCPU `id` of `ncpus` (cpuid_x86_64.c): KVM's supported set
- * `base` with the APIC ID and a topology of one package of ncpus cores, one
- * thread each, in leaves 1, 4, 0xB, 0x1F and AMD's 0x8000_0001/8/1D/1E.
- * `out` has room for max_entries entries (base->nent + CPUID_EXTRA_ENTRIES
- * is always enough). Returns 0, or -1 when they would not fit. */
+/* The VM's CPU topology: one package of ncpus logical CPUs, threads_per_core
+ * (1, or 2 with smt) to a core; vCPU i has APIC ID i. */
+struct cpu_topology {
+    unsigned ncpus;
+    unsigned threads_per_core;
+};
+
+/* Threads per core for machine-config's smt: 2 when asked for and there is
+ * more than one vCPU (Firecracker's rule), else 1. */
+static inline unsigned cpu_threads_per_core(bool smt, unsigned ncpus)
+{
+    return smt && ncpus > 1 ? 2 : 1;
+}
+
+/* The CPUID of vCPU `id` (cpuid_x86_64.c): KVM's supported set `base` with
+ * the APIC ID and `topo` in leaves 1, 4, 0xB, 0x1F and AMD's
+ * 0x8000_0001/8/1D/1E. `out` has room for max_entries entries (base->nent +
+ * CPUID_EXTRA_ENTRIES is always enough). Returns 0, or -1 when they would
+ * not fit. */
 int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsigned max_entries,
-                   unsigned id, unsigned ncpus);
+                   unsigned id, const struct cpu_topology *topo);
 
 /* Architecture hooks (vcpu_x86_64.c). */
 int vcpu_arch_init(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen);

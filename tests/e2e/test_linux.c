@@ -8,7 +8,8 @@
  * reboots, so flint exits 0.
  *
  * Covered: vmlinux (PVH and, with the note hidden, the 64-bit entry) and
- * bzImage boot to init; nproc equals --vcpus; an ext4 root on virtio-blk
+ * bzImage boot to init; nproc equals --vcpus; smt gives two threads per
+ * core; an ext4 root on virtio-blk
  * written by the guest and read back on the host; ping and HTTP both ways
  * over a tap; vsock both ways with checked bytes; reboot and panic end
  * flint with 0; the boot timer; a drive's image swapped under the guest
@@ -899,6 +900,51 @@ static int api_call(const char *sock, const char *method, const char *path, cons
     if (sscanf(answer, "HTTP/1.1 %d", &status) != 1)
         status = -1;
     return status;
+}
+
+/* `s` with '"' and '\\' escaped for a JSON string (static buffer). */
+static const char *json_escaped(const char *s)
+{
+    static char buf[2048];
+    size_t o = 0;
+
+    for (; *s && o + 3 < sizeof(buf); s++) {
+        if (*s == '"' || *s == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* machine-config smt true with 4 vCPUs, from a config file as a client's
+ * PUT /machine-config would give it: Linux counts 4 CPUs in 2 cores of 2
+ * threads, vCPUs 0-1 and 2-3 (cpuid_x86_64.c, mptable_x86_64.c). */
+Test(linux_smp, smt_gives_two_threads_per_core, .timeout = 600)
+{
+    char *k = kernel("vmlinux"), *cfgp = temp_path("smt.json");
+    char *cl = cmdline("flint.cmd=\"cd /sys/devices/system/cpu; echo nproc=$(nproc) "
+                       "sib0=$(cat cpu0/topology/thread_siblings_list) "
+                       "sib3=$(cat cpu3/topology/thread_siblings_list) "
+                       "cores=$(cat cpu*/topology/core_id | sort -u | wc -l)\"");
+    FILE *f = fopen(cfgp, "w");
+
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"initrd_path\": \"%s\", "
+            "\"boot_args\": \"%s\"},\n"
+            " \"machine-config\": {\"vcpu_count\": 4, \"mem_size_mib\": 128, \"smt\": true}}\n",
+            k, initramfs(), json_escaped(cl));
+    fclose(f);
+    char *argv[] = {FLINT_BIN, "--no-api", "--config-file", cfgp, NULL};
+    struct flint_result r = run_cmd(argv, LINUX_TIMEOUT_S);
+    expect_clean_run(&r);
+    expect_in(r.out, "nproc=4 sib0=0-1 sib3=2-3 cores=2", "guest console");
+    flint_result_free(&r);
+    unlink(cfgp);
+    free(cfgp);
+    free(cl);
+    free(k);
 }
 
 static void image_of(const char *path, size_t mib, char c)

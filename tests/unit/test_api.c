@@ -365,6 +365,36 @@ Test(api, put_machine_config)
     cr_assert_not(cfg.track_dirty_pages);
 }
 
+/* Firecracker's rule on x86_64: smt with 1 or an even number of vCPUs. */
+Test(api, smt_true_with_one_or_an_even_number_of_vcpus)
+{
+    for (unsigned n = 1; n <= CONFIG_MAX_VCPUS; n++) {
+        char body[96];
+        snprintf(body, sizeof(body), "{\"vcpu_count\":%u,\"mem_size_mib\":128,\"smt\":true}", n);
+        if (n == 1 || n % 2 == 0) {
+            cr_assert_eq(PUT("/machine-config", body), 204, "%u: %s", n, resp.body);
+            cr_assert(cfg.smt);
+            cr_assert_eq(cfg.vcpus, n);
+        } else {
+            EXPECT_400(PUT("/machine-config", body), "1 or even");
+        }
+    }
+    cr_assert_eq(GET("/machine-config"), 200);
+    cr_assert(strstr(resp.body, "\"smt\":true"), "%s", resp.body);
+    /* PATCH keeps smt; a PATCH to an odd count with smt on is refused. */
+    cr_assert_eq(PATCH("/machine-config", "{\"vcpu_count\":4}"), 204, "%s", resp.body);
+    cr_assert(cfg.smt);
+    EXPECT_400(PATCH("/machine-config", "{\"vcpu_count\":5}"), "1 or even");
+    cr_assert_eq(cfg.vcpus, 4);
+    cr_assert_eq(PATCH("/machine-config", "{\"vcpu_count\":5,\"smt\":false}"), 204);
+    cr_assert_not(cfg.smt);
+    /* PUT without smt goes back to false. */
+    cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":true}"),
+                 204);
+    cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":128}"), 204);
+    cr_assert_not(cfg.smt);
+}
+
 Test(api, machine_config_errors_name_the_field_and_change_nothing)
 {
     static const struct {
@@ -380,7 +410,9 @@ Test(api, machine_config_errors_name_the_field_and_change_nothing)
         {"{\"mem_size_mib\":128}", "missing required field 'vcpu_count'"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":1}", "mem_size_mib: 1 MiB is out of range"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":2000000}", "mem_size_mib: 2000000 MiB is out"},
-        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":true}", "smt: true is not supported"},
+        {"{\"vcpu_count\":3,\"mem_size_mib\":128,\"smt\":true}",
+         "vcpu_count: with smt true the vCPU count must be 1 or even"},
+        {"{\"vcpu_count\":31,\"mem_size_mib\":128,\"smt\":true}", "not 31"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":1}", "'smt' must be true or false"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"4M\"}",
          "'4M' is not a valid huge_pages (None or 2M)"},

@@ -1,4 +1,5 @@
-/* Unit tests: per-vCPU CPUID topology (one package, ncpus cores). */
+/* Unit tests: per-vCPU CPUID topology (one package of ncpus logical CPUs,
+ * one or two threads per core). */
 #include <criterion/criterion.h>
 
 #include "vcpu.h"
@@ -51,12 +52,20 @@ static const struct kvm_cpuid_entry2 *find(const struct cpuid_buf *b, uint32_t f
     return hit;
 }
 
-static void check(unsigned id, unsigned ncpus)
+static int run(const struct cpuid_buf *base, struct cpuid_buf *out, unsigned max, unsigned id,
+               unsigned ncpus, bool smt)
 {
+    const struct cpu_topology t = {ncpus, cpu_threads_per_core(smt, ncpus)};
+    return cpuid_for_vcpu(&base->hdr, &out->hdr, max, id, &t);
+}
+
+static void check(unsigned id, unsigned ncpus, bool smt)
+{
+    unsigned threads = smt && ncpus > 1 ? 2 : 1;
     struct cpuid_buf base, out;
     host_base(&base, 0x1f);
     memset(&out, 0, sizeof(out));
-    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, BASE_MAX + CPUID_EXTRA_ENTRIES, id, ncpus), 0);
+    cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, id, ncpus, smt), 0);
 
     const struct kvm_cpuid_entry2 *l1 = find(&out, 1, 0);
     cr_assert_eq(l1->ebx >> 24, id, "leaf 1 APIC ID");
@@ -74,7 +83,8 @@ static void check(unsigned id, unsigned ncpus)
         cr_assert_eq(t->ecx & 0xff, lvl);
         cr_assert(t->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX);
     }
-    cr_assert_eq(find(&out, 0xb, 0)->ebx, 1, "one thread per core");
+    cr_assert_eq(find(&out, 0xb, 0)->ebx, threads, "threads per core");
+    cr_assert_eq(find(&out, 0xb, 0)->eax, threads == 2, "the thread is the APIC ID's low bit");
     cr_assert_eq((find(&out, 0xb, 0)->ecx >> 8) & 0xff, 1, "SMT level");
     cr_assert_eq(find(&out, 0xb, 1)->ebx, ncpus, "ncpus in the package");
     cr_assert_eq((find(&out, 0xb, 1)->ecx >> 8) & 0xff, 2, "core level");
@@ -83,14 +93,20 @@ static void check(unsigned id, unsigned ncpus)
     cr_assert_not_null(find(&out, 0x1f, 1), "leaf 0x1f mirrors 0xb");
     cr_assert_eq(find(&out, 0x1f, 1)->ebx, ncpus);
 
-    cr_assert_eq((find(&out, 4, 0)->eax >> 14) & 0xfff, 0, "L1 private to a core");
+    cr_assert_eq((find(&out, 4, 0)->eax >> 14) & 0xfff, threads - 1,
+                 "L1 shared by a core's threads");
+    cr_assert_eq((find(&out, 4, 1)->eax >> 14) & 0xfff, threads - 1, "L2 too");
     cr_assert_eq((find(&out, 4, 2)->eax >> 14) & 0xfff, ncpus - 1, "L3 shared by all");
-    cr_assert_geq(((find(&out, 4, 0)->eax >> 26) & 0x3f) + 1, ncpus);
+    unsigned cores = ((find(&out, 4, 0)->eax >> 26) & 0x3f) + 1;
+    cr_assert_geq(cores * threads, ncpus, "addressable cores times threads cover every CPU");
+    cr_assert_lt(cores * threads, 2 * ncpus, "a power of two, not more");
     cr_assert_eq(find(&out, 4, 3)->eax, 0, "the null cache entry stays null");
 
     cr_assert_eq(find(&out, 0x80000008, 0)->ecx & 0xff, ncpus - 1, "AMD NC");
     cr_assert_eq(find(&out, 0x8000001e, 0)->eax, id, "AMD extended APIC ID");
-    cr_assert_eq(find(&out, 0x8000001e, 0)->ebx & 0xff00, 0, "one thread per core");
+    cr_assert_eq((find(&out, 0x8000001e, 0)->ebx >> 8) & 0xff, threads - 1, "threads per core");
+    cr_assert_eq(find(&out, 0x8000001e, 0)->ebx & 0xff, id / threads, "core id");
+    cr_assert_eq((find(&out, 0x8000001d, 0)->eax >> 14) & 0xfff, threads - 1);
     cr_assert_eq((find(&out, 0x8000001d, 1)->eax >> 14) & 0xfff, ncpus - 1);
     cr_assert_eq(!!(find(&out, 0x80000001, 0)->ecx & 2), ncpus > 1, "CmpLegacy");
 }
@@ -99,14 +115,40 @@ Test(cpuid, topology_for_1_to_32_cpus)
 {
     for (unsigned n = 1; n <= 32; n++)
         for (unsigned id = 0; id < n; id++)
-            check(id, n);
+            check(id, n, false);
+}
+
+Test(cpuid, smt_topology_for_1_and_2_to_32_cpus)
+{
+    check(0, 1, true);
+    for (unsigned n = 2; n <= 32; n += 2)
+        for (unsigned id = 0; id < n; id++)
+            check(id, n, true);
+}
+
+/* What Linux derives (arch/x86/kernel/cpu/topology.c): a vCPU's core is its
+ * x2APIC ID shifted right by leaf 0xB level 0's EAX; with smt vCPUs 2k and
+ * 2k+1 share core k, as thread_siblings_list "0-1" shows in the guest. */
+Test(cpuid, smt_pairs_neighbouring_vcpus_into_cores)
+{
+    struct cpuid_buf base, out;
+    host_base(&base, 0x1f);
+    for (unsigned id = 0; id < 8; id++) {
+        cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, id, 8, true), 0);
+        const struct kvm_cpuid_entry2 *smt = find(&out, 0xb, 0);
+        cr_assert_eq(smt->edx >> smt->eax, id / 2, "vCPU %u is a thread of core %u", id, id / 2);
+        cr_assert_eq(find(&out, 0x8000001e, 0)->ebx & 0xff, id / 2);
+        cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, id, 8, false), 0);
+        smt = find(&out, 0xb, 0);
+        cr_assert_eq(smt->edx >> smt->eax, id, "without smt every vCPU is a core");
+    }
 }
 
 Test(cpuid, no_leaf_b_when_the_max_basic_leaf_is_below_it)
 {
     struct cpuid_buf base, out;
     host_base(&base, 0xa);
-    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, BASE_MAX + CPUID_EXTRA_ENTRIES, 1, 4), 0);
+    cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, 1, 4, false), 0);
     cr_assert_null(find(&out, 0xb, 0));
     cr_assert_null(find(&out, 0x1f, 0));
     cr_assert_eq(find(&out, 1, 0)->ebx >> 24, 1);
@@ -116,7 +158,7 @@ Test(cpuid, refuses_when_the_output_is_too_small)
 {
     struct cpuid_buf base, out;
     host_base(&base, 0x1f);
-    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, 4, 0, 2), -1);
-    cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, base.hdr.nent - 3, 0, 2), -1,
+    cr_assert_eq(run(&base, &out, 4, 0, 2, false), -1);
+    cr_assert_eq(run(&base, &out, base.hdr.nent - 3, 0, 2, true), -1,
                  "no room for the topology leaves");
 }

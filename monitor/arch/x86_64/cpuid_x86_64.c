@@ -1,10 +1,12 @@
 /*
  * cpuid_x86_64.c - the CPUID a vCPU sees: KVM's supported set, with a CPU
- * topology that matches the VM: one package of `ncpus` cores, one thread
- * each, APIC ID = vCPU index (Intel SDM vol. 2A CPUID leaves 1, 4, 0xB,
- * 0x1F; AMD APM vol. 3 E.4 leaves 8000_0001, 8000_0008, 8000_001D,
- * 8000_001E). A guest that counts its CPUs from CPUID then agrees with the
- * MP table.
+ * topology that matches the VM: one package of `ncpus` logical CPUs, one
+ * or (with smt) two threads per core, APIC ID = vCPU index (Intel SDM vol.
+ * 2A CPUID leaves 1, 4, 0xB, 0x1F; AMD APM vol. 3 E.4 leaves 8000_0001,
+ * 8000_0008, 8000_001D, 8000_001E). As hardware numbers them, the thread
+ * is the APIC ID's low bit(s) and the core the bits above, so vCPUs 2k and
+ * 2k+1 are the two threads of core k. A guest that counts its CPUs from
+ * CPUID then agrees with the MP table, which lists every APIC ID.
  */
 #include "vcpu.h"
 
@@ -34,17 +36,19 @@ static unsigned core_bits(unsigned ncpus)
     return bits;
 }
 
-/* Threads sharing a cache: one core's for L1 and L2, the package's for L3. */
-static uint32_t with_cache_sharing(uint32_t eax, unsigned ncpus)
+/* Threads sharing a cache, minus one: one core's for L1 and L2, the
+ * package's for L3. */
+static uint32_t with_cache_sharing(uint32_t eax, const struct cpu_topology *t)
 {
-    uint32_t sharing = CACHE_LEVEL(eax) >= 3 ? ncpus - 1 : 0;
+    uint32_t sharing = CACHE_LEVEL(eax) >= 3 ? t->ncpus - 1 : t->threads_per_core - 1;
 
     return (eax & ~CACHE_SHARING_MASK) | (sharing << CACHE_SHARING_SHIFT);
 }
 
-static void fix_entry(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpus)
+static void fix_entry(struct kvm_cpuid_entry2 *e, unsigned id, const struct cpu_topology *t)
 {
-    unsigned bits = core_bits(ncpus);
+    unsigned ncpus = t->ncpus, bits = core_bits(ncpus);
+    unsigned thread_bits = core_bits(t->threads_per_core);
 
     switch (e->function) {
     case 0x1:
@@ -63,9 +67,11 @@ static void fix_entry(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpus)
             e->edx &= ~CPUID_HTT_BIT;
         break;
     case 0x4:
+        /* EAX[31:26]: addressable cores in the package, minus one. */
         if (CACHE_TYPE(e->eax)) {
-            e->eax = with_cache_sharing(e->eax, ncpus);
-            e->eax = (e->eax & ~INTEL_CORES_MASK) | (((1u << bits) - 1) << INTEL_CORES_SHIFT);
+            e->eax = with_cache_sharing(e->eax, t);
+            e->eax = (e->eax & ~INTEL_CORES_MASK) |
+                     (((1u << (bits - thread_bits)) - 1) << INTEL_CORES_SHIFT);
         }
         break;
     case 0x80000001:
@@ -80,28 +86,30 @@ static void fix_entry(struct kvm_cpuid_entry2 *e, unsigned id, unsigned ncpus)
         break;
     case 0x8000001d:
         if (CACHE_TYPE(e->eax))
-            e->eax = with_cache_sharing(e->eax, ncpus);
+            e->eax = with_cache_sharing(e->eax, t);
         break;
     case 0x8000001e:
         e->eax = id; /* extended APIC ID */
-        e->ebx = id; /* core id; threads per core - 1 = 0 */
-        e->ecx = 0;  /* node 0, one node per package */
+        /* EBX: core id, and threads per core - 1 in bits 15:8. */
+        e->ebx = (id >> thread_bits) | ((t->threads_per_core - 1) << 8);
+        e->ecx = 0; /* node 0, one node per package */
         break;
     default:
         break;
     }
 }
 
-/* Leaf 0xB / 0x1F: SMT level (1 thread), core level (ncpus), then the
- * invalid level that ends the list. */
+/* Leaf 0xB / 0x1F: SMT level (threads per core, shifted out by their
+ * bits), core level (every logical CPU of the package), then the invalid
+ * level that ends the list. */
 static unsigned add_topology_leaf(struct kvm_cpuid_entry2 *out, uint32_t function, unsigned id,
-                                  unsigned ncpus)
+                                  const struct cpu_topology *t)
 {
     const struct {
         uint32_t shift, count, type;
     } levels[] = {
-        {0, 1, TOPOLOGY_LEVEL_SMT},
-        {core_bits(ncpus), ncpus, TOPOLOGY_LEVEL_CORE},
+        {core_bits(t->threads_per_core), t->threads_per_core, TOPOLOGY_LEVEL_SMT},
+        {core_bits(t->ncpus), t->ncpus, TOPOLOGY_LEVEL_CORE},
         {0, 0, 0},
     };
 
@@ -119,7 +127,7 @@ static unsigned add_topology_leaf(struct kvm_cpuid_entry2 *out, uint32_t functio
 }
 
 int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsigned max_entries,
-                   unsigned id, unsigned ncpus)
+                   unsigned id, const struct cpu_topology *topo)
 {
     uint32_t max_basic = 0;
     bool had_1f = false;
@@ -137,18 +145,18 @@ int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsign
         if (n == max_entries)
             return -1;
         out->entries[n] = *e;
-        fix_entry(&out->entries[n], id, ncpus);
+        fix_entry(&out->entries[n], id, topo);
         n++;
     }
     if (max_basic >= 0xb) {
         if (n + 3 > max_entries)
             return -1;
-        n += add_topology_leaf(&out->entries[n], 0xb, id, ncpus);
+        n += add_topology_leaf(&out->entries[n], 0xb, id, topo);
     }
     if (max_basic >= 0x1f && had_1f) {
         if (n + 3 > max_entries)
             return -1;
-        n += add_topology_leaf(&out->entries[n], 0x1f, id, ncpus);
+        n += add_topology_leaf(&out->entries[n], 0x1f, id, topo);
     }
     out->nent = n;
     return 0;

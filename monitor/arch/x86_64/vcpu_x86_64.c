@@ -64,7 +64,10 @@ static int setup_cpuid(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen
         snprintf(err, errlen, "vcpu%u: out of memory for CPUID", v->id);
         return -ENOMEM;
     }
-    if (cpuid_for_vcpu(base, cpuid, max, v->id, nvcpus)) {
+    const struct cpu_topology topo = {
+        .ncpus = nvcpus, .threads_per_core = cpu_threads_per_core(v->vmm->cfg->smt, nvcpus)};
+
+    if (cpuid_for_vcpu(base, cpuid, max, v->id, &topo)) {
         snprintf(err, errlen, "vcpu%u: too many CPUID entries", v->id);
         free(cpuid);
         return -E2BIG;
