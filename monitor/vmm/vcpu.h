@@ -91,8 +91,9 @@ void vcpu_destroy(struct vcpu *v);
 /* Install the kick signal handler; once per process before vcpu_start. */
 int vcpu_signals_init(void);
 
-/* Entries cpuid_for_vcpu may add to KVM's supported set. */
-#define CPUID_EXTRA_ENTRIES 6
+/* Entries cpuid_for_vcpu may add to KVM's supported set: leaves 0xB and
+ * 0x1F (three subleaves each) and, with smt on AMD, 8000_001E. */
+#define CPUID_EXTRA_ENTRIES 7
 
 /* The VM's CPU topology: one package of ncpus logical CPUs, threads_per_core
  * (1, or 2 with smt) to a core; vCPU i has APIC ID i. */

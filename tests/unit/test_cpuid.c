@@ -33,7 +33,8 @@ static void host_base(struct cpuid_buf *b, uint32_t max_basic)
     add(b, 0xb, 0, 1, 2, 0x100, 7);
     add(b, 0xb, 1, 7, 128, 0x201, 7);
     add(b, 0x1f, 0, 1, 2, 0x100, 7);
-    add(b, 0x80000001, 0, 0, 0, 0x75c237ff, 0);
+    add(b, 0x80000000, 0, 0x8000001f, 0x68747541, 0x444d4163, 0x69746e65);
+    add(b, 0x80000001, 0, 0, 0, 0x75c237ff & ~(1u << 22), 0);
     add(b, 0x80000008, 0, 0x3030, 0, 0x707f, 0);
     add(b, 0x8000001d, 0, 0x00004121, 0, 0, 0);
     add(b, 0x8000001d, 1, 0x0001c163, 0, 0, 0);
@@ -142,6 +143,29 @@ Test(cpuid, smt_pairs_neighbouring_vcpus_into_cores)
         smt = find(&out, 0xb, 0);
         cr_assert_eq(smt->edx >> smt->eax, id, "without smt every vCPU is a core");
     }
+}
+
+/* Linux before 6.9 reads AMD topology from leaves 0xB and 8000_001E only
+ * with TOPOEXT; a host set without them gets them with smt. */
+Test(cpuid, smt_on_amd_sets_topoext_and_adds_leaf_8000001e)
+{
+    struct cpuid_buf base, out;
+    host_base(&base, 0x1f);
+    base.hdr.nent--; /* drop 8000_001E */
+    base.e[9].eax = 0x8000001d;
+    cr_assert_eq(base.e[9].function, 0x80000000);
+    cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, 3, 4, true), 0);
+    cr_assert(find(&out, 0x80000001, 0)->ecx & (1u << 22), "TOPOEXT");
+    cr_assert_eq(find(&out, 0x80000000, 0)->eax, 0x8000001e, "max extended leaf raised");
+    cr_assert_not_null(find(&out, 0x8000001e, 0));
+    cr_assert_eq(find(&out, 0x8000001e, 0)->ebx, 0x101, "core 1, two threads");
+    cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, 3, 4, false), 0);
+    cr_assert_not(find(&out, 0x80000001, 0)->ecx & (1u << 22), "without smt: as KVM gave it");
+    cr_assert_null(find(&out, 0x8000001e, 0));
+    /* Not on Intel. */
+    base.e[0].ebx = 0x756e6547; /* "Genu" */
+    cr_assert_eq(run(&base, &out, BASE_MAX + CPUID_EXTRA_ENTRIES, 3, 4, true), 0);
+    cr_assert_null(find(&out, 0x8000001e, 0));
 }
 
 Test(cpuid, no_leaf_b_when_the_max_basic_leaf_is_below_it)

@@ -16,6 +16,8 @@
 #define CPUID_TSC_DEADLINE_BIT (1u << 24) /* leaf 1 ECX */
 #define CPUID_HTT_BIT          (1u << 28)
 #define CPUID_CMP_LEGACY_BIT   (1u << 1)
+#define CPUID_TOPOEXT_BIT      (1u << 22)  /* leaf 8000_0001 ECX */
+#define CPUID_VENDOR_AMD_EBX   0x68747541u /* "Auth" of "AuthenticAMD" */
 #define TOPOLOGY_LEVEL_SMT     1u
 #define TOPOLOGY_LEVEL_CORE    2u
 #define CACHE_TYPE(eax)        ((eax)&0x1fu)
@@ -126,6 +128,41 @@ static unsigned add_topology_leaf(struct kvm_cpuid_entry2 *out, uint32_t functio
     return 3;
 }
 
+static struct kvm_cpuid_entry2 *find_leaf(struct kvm_cpuid2 *c, unsigned n, uint32_t function)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (c->entries[i].function == function && c->entries[i].index == 0)
+            return &c->entries[i];
+    return NULL;
+}
+
+/* On AMD, Linux reads threads per core from leaf 8000_001E, and before
+ * 6.9 reads leaf 0xB only, when TOPOEXT (8000_0001 ECX bit 22) is set:
+ * without it every vCPU is a core of its own. As Firecracker does on AMD,
+ * set TOPOEXT, here only with smt (the single-thread topology needs no
+ * change), adding leaf 8000_001E and raising the maximum extended leaf to
+ * it when KVM's set lacks them. Returns the new entry count, or -1. */
+static int add_amd_smt_leaves(struct kvm_cpuid2 *out, unsigned n, unsigned max_entries, unsigned id,
+                              const struct cpu_topology *topo)
+{
+    struct kvm_cpuid_entry2 *vendor = find_leaf(out, n, 0), *ext = find_leaf(out, n, 0x80000000);
+    struct kvm_cpuid_entry2 *features = find_leaf(out, n, 0x80000001);
+
+    if (topo->threads_per_core < 2 || !vendor || vendor->ebx != CPUID_VENDOR_AMD_EBX || !ext ||
+        !features)
+        return (int)n;
+    features->ecx |= CPUID_TOPOEXT_BIT;
+    if (!find_leaf(out, n, 0x8000001e)) {
+        if (n == max_entries)
+            return -1;
+        out->entries[n] = (struct kvm_cpuid_entry2){.function = 0x8000001e};
+        fix_entry(&out->entries[n++], id, topo);
+    }
+    if (ext->eax < 0x8000001e)
+        ext->eax = 0x8000001e;
+    return (int)n;
+}
+
 int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsigned max_entries,
                    unsigned id, const struct cpu_topology *topo)
 {
@@ -158,6 +195,9 @@ int cpuid_for_vcpu(const struct kvm_cpuid2 *base, struct kvm_cpuid2 *out, unsign
             return -1;
         n += add_topology_leaf(&out->entries[n], 0x1f, id, topo);
     }
-    out->nent = n;
+    int with_amd = add_amd_smt_leaves(out, n, max_entries, id, topo);
+    if (with_amd < 0)
+        return -1;
+    out->nent = (unsigned)with_amd;
     return 0;
 }
