@@ -112,6 +112,22 @@ int api_load_config_file(struct api_ctl *ctl, const char *path, char *err, size_
  * Returns 0 or -ENOMEM. */
 int api_add_metrics(struct api_ctl *ctl, struct json_t *counters, struct json_t *gauges);
 
+/* ---- devices flint does not offer, by design (api_absent.c) ---- */
+
+/* Balloon, entropy, pmem and memory hotplug. For a path under one of their
+ * endpoints: -EINVAL with the one message every method and phase gets
+ * (naming the device and why); otherwise 0. */
+int api_absent_device_path(const char *path, char *err, size_t errlen);
+
+/* A config-file section `key`: 1 when it is not one of those devices; 0
+ * when it is and `v` asks for nothing (absent, null, or for "pmem" an
+ * empty array); -EINVAL with the message when it asks for the device. */
+int api_absent_device_section(const char *key, const struct json_t *v, char *err, size_t errlen);
+
+/* Add their GET /vm/config keys, as Firecracker reports them unset
+ * ("pmem": [], the others null). 0 or -ENOMEM. */
+int api_absent_device_json(struct json_t *root);
+
 /* GET /vm/config: the configuration as JSON (malloc'ed, NULL if out of
  * memory). */
 char *api_vm_config_json(const struct vm_config *cfg);

@@ -645,37 +645,50 @@ static json_t *net_json(const struct net_config *n)
                      rate_limiter_json(&n->tx_rate_limiter));
 }
 
-/* PUT /logger: applies at once (Firecracker does too). Everything is
- * checked, then the destination opened, before anything changes. */
+/* A boolean field's value, or dflt when it is absent or null. */
+static bool bool_or(json_t *obj, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+/* PUT /logger: applies at once, with Firecracker's rules: a missing level
+ * goes back to Info (the spec's default; level names in any case), a
+ * missing show_level, show_log_origin or module keeps its value.
+ * Everything is checked, then the destination opened, before anything
+ * changes. */
 static int put_logger(struct api_ctl *ctl, json_t *body, char *err, size_t errlen)
 {
     static const struct field fields[] = {
-        {"level", FIELD_STRING, false},     {"log_path", FIELD_STRING, false},
-        {"show_level", FIELD_BOOL, false},  {"show_log_origin", FIELD_BOOL, false},
-        {"module", FIELD_NULL_ONLY, false},
+        {"level", FIELD_STRING, false},    {"log_path", FIELD_STRING, false},
+        {"show_level", FIELD_BOOL, false}, {"show_log_origin", FIELD_BOOL, false},
+        {"module", FIELD_STRING, false},
     };
-    static const char *const levels[] = {"Error", "Warning", "Info", "Debug", "Trace", "Off", NULL};
-    static const enum log_level level_of[] = {LOG_ERROR, LOG_WARN,  LOG_INFO,
-                                              LOG_DEBUG, LOG_TRACE, LOG_OFF};
-    const char *path;
+    const char *path, *level, *module;
+    enum log_level lv = LOG_INFO;
+    bool show_level, show_origin;
     char why[ERR_LEN];
-    int lv;
 
     if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
         return -EINVAL;
-    lv = get_choice(body, "level", levels, -1, err, errlen);
-    if (lv < 0 && get_str(body, "level"))
+    level = get_str(body, "level");
+    if (level && log_parse_level(level, &lv))
         return failf(err, errlen,
-                     "level: '%s' is not one of Error, Warning, Info, Debug, Trace, Off",
-                     get_str(body, "level"));
+                     "level: '%s' is not one of Error, Warning, Info, Debug, Trace, Off", level);
+    module = get_str(body, "module");
+    if (module && strlen(module) > LOG_MODULE_MAX)
+        return failf(err, errlen, "module: longer than %d bytes", LOG_MODULE_MAX);
     path = get_str(body, "log_path");
     if (path && !path[0])
         return failf(err, errlen, "log_path: empty path");
     if (path && log_set_path(path, ctl->instance_id, why, sizeof(why)))
         return failf(err, errlen, "log_path: %s", why);
-    log_set_format(get_bool(body, "show_level", false), get_bool(body, "show_log_origin", false));
-    if (lv >= 0)
-        log_set_level(level_of[lv]);
+    log_get_format(&show_level, &show_origin);
+    log_set_format(bool_or(body, "show_level", show_level),
+                   bool_or(body, "show_log_origin", show_origin));
+    if (module)
+        log_set_module(module);
+    log_set_level(lv);
     return 0;
 }
 
@@ -690,6 +703,9 @@ static int put_metrics(struct api_ctl *ctl, json_t *body, char *err, size_t errl
         return -EINVAL;
     if (!ctl->metrics)
         return failf(err, errlen, "metrics are not available in this process");
+    /* Firecracker sets its metrics up once (by --metrics-path or here). */
+    if (ctl->metrics->fd >= 0)
+        return failf(err, errlen, "metrics are already configured: they can be set up only once");
     path = get_str(body, "metrics_path");
     if (!path[0])
         return failf(err, errlen, "metrics_path: empty path");
@@ -719,9 +735,7 @@ int api_add_metrics(struct api_ctl *ctl, json_t *counters, json_t *gauges)
 /* Sections of a configuration flint has no support for: null in
  * GET /vm/config, and only null in a config file. */
 static const char *const unsupported_sections[] = {
-    "balloon",
     "mmds-config",
-    "entropy",
     "cpu-config",
 };
 
@@ -751,6 +765,7 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "metrics", json_null());
     for (size_t i = 0; ok && i < ARRAY_SIZE(unsupported_sections); i++)
         ok = !json_object_set_new(root, unsupported_sections[i], json_null());
+    ok = ok && !api_absent_device_json(root);
     if (!ok) {
         /* json_object_set_new took each value whether it failed or not. */
         json_decref(root);
@@ -927,8 +942,14 @@ static int put_actions(struct request *r)
     if (check_body(r->body, fields, ARRAY_SIZE(fields), false, r->err, r->errlen))
         return -EINVAL;
     action = get_str(r->body, "action_type");
-    if (!strcmp(action, actions[0]))
-        return instance_start(r);
+    if (!strcmp(action, actions[0])) {
+        /* The API's other 400s log at Info; a refused start at the
+         * default level, so a jailed start can be diagnosed from the log. */
+        int rc = instance_start(r);
+        if (rc)
+            log_error("API: PUT /actions: 400: %s", r->err);
+        return rc;
+    }
     if (strcmp(action, actions[1]) && strcmp(action, actions[2]))
         return failf(r->err, r->errlen,
                      "action_type: '%s' is not one of InstanceStart, SendCtrlAltDel, "
@@ -938,9 +959,10 @@ static int put_actions(struct request *r)
         return phase_error(r, false);
     if (!strcmp(action, actions[2])) {
         int rc = c->ops->flush_metrics ? c->ops->flush_metrics(c->opaque) : -ENODEV;
+        /* Firecracker: with no metrics destination there is nothing to
+         * flush, and that is no error. */
         if (rc == -ENODEV)
-            return failf(r->err, r->errlen,
-                         "FlushMetrics: no metrics destination: PUT /metrics before starting");
+            return 0;
         if (rc == -EAGAIN)
             return failf(r->err, r->errlen,
                          "FlushMetrics: the metrics destination could not take the line now "
@@ -998,7 +1020,7 @@ static const struct route routes[] = {
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
-    "/metrics", "/snapshot", "/balloon", "/mmds", "/entropy", "/cpu-config", "/hotplug", "/serial",
+    "/metrics", "/snapshot", "/mmds", "/cpu-config", "/serial",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -1047,6 +1069,11 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
 
     if (strchr(path, '?'))
         return failf(r->err, r->errlen, "query strings are not supported: %s", path);
+    if (api_absent_device_path(path, r->err, r->errlen))
+        return -EINVAL;
+    /* As Firecracker's parser: a GET carries no body. */
+    if (method == API_METHOD_GET && len > 0)
+        return failf(r->err, r->errlen, "GET request cannot have a body");
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         if (!path_matches(routes[i].path, path, &id))
             continue;
@@ -1163,7 +1190,7 @@ static bool known_key(const char *key)
     for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++)
         if (!strcmp(key, unsupported_sections[i]))
             return true;
-    return false;
+    return api_absent_device_section(key, NULL, NULL, 0) == 0;
 }
 
 static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errlen)
@@ -1178,6 +1205,8 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     {
         if (!known_key(key))
             return failf(err, errlen, "unknown key '%s'", key);
+        if (api_absent_device_section(key, v, why, sizeof(why)) < 0)
+            return failf(err, errlen, "%s: %s", key, why);
     }
     for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++) {
         v = json_object_get(root, unsupported_sections[i]);

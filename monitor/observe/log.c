@@ -27,6 +27,9 @@ static atomic_int log_fd = -1;
 static atomic_bool fc_show_level, fc_show_origin;
 static atomic_ullong dropped_lines;
 static char fc_id[65]; /* set before the destination, so before threads use it */
+/* PUT /logger's module: only lines from source paths starting with it.
+ * Written before the vCPU threads start (PUT /logger is pre-boot only). */
+static char module_filter[LOG_MODULE_MAX + 1];
 
 static const char *const fc_level_names[] = {
     [LOG_OFF] = "OFF",   [LOG_ERROR] = "ERROR", [LOG_WARN] = "WARN",
@@ -169,6 +172,42 @@ void log_set_format(bool show_level, bool show_origin)
     atomic_store(&fc_show_origin, show_origin);
 }
 
+void log_get_format(bool *show_level, bool *show_origin)
+{
+    *show_level = atomic_load(&fc_show_level);
+    *show_origin = atomic_load(&fc_show_origin);
+}
+
+int log_set_module(const char *prefix)
+{
+    if (prefix && strlen(prefix) > LOG_MODULE_MAX)
+        return -ENAMETOOLONG;
+    snprintf(module_filter, sizeof(module_filter), "%s", prefix ? prefix : "");
+    return 0;
+}
+
+const char *log_origin(const char *file)
+{
+    const char *top = file ? strstr(file, "monitor/") : NULL;
+
+    if (top)
+        return top;
+    while (file && !strncmp(file, "../", 3))
+        file += 3;
+    return file;
+}
+
+/* With a module filter, only lines whose origin starts with it. */
+static bool module_passes(const char *file)
+{
+    const char *origin;
+
+    if (!module_filter[0])
+        return true;
+    origin = log_origin(file);
+    return origin && !strncmp(origin, module_filter, strlen(module_filter));
+}
+
 bool log_has_path(void)
 {
     return atomic_load(&log_fd) >= 0;
@@ -188,6 +227,7 @@ static void log_vmsg(enum log_level level, const char *file, int lineno, const c
     struct timespec ts;
     int n;
 
+    print = print && module_passes(file);
     if (!print && level != LOG_ERROR)
         return;
     n = vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -198,12 +238,7 @@ static void log_vmsg(enum log_level level, const char *file, int lineno, const c
     if (!print)
         return;
     if (fd >= 0) {
-        /* From the source tree's top, wherever the build ran. */
-        const char *top = file ? strstr(file, "monitor/") : NULL;
-        if (top)
-            file = top;
-        while (file && !strncmp(file, "../", 3))
-            file += 3;
+        file = log_origin(file);
         clock_gettime(CLOCK_REALTIME, &ts);
         n = log_format_fc(line, sizeof(line) - 1, (long long)ts.tv_sec, ts.tv_nsec, fc_id,
                           thread_name, level, atomic_load(&fc_show_level),

@@ -54,6 +54,19 @@ int log_sink_open(const char *path, char *err, size_t errlen);
 int log_set_path(const char *path, const char *instance_id, char *err, size_t errlen);
 /* Firecracker's show_level and show_log_origin (both off by default). */
 void log_set_format(bool show_level, bool show_origin);
+void log_get_format(bool *show_level, bool *show_origin);
+
+/* PUT /logger's module: print only lines whose origin (log_origin of the
+ * calling source file, e.g. "monitor/devices/virtio/net/net.c" or
+ * "api/api_routes.c") starts with `prefix`; lines without an origin are
+ * dropped too. NULL or "" prints every line again. Call before the vCPU
+ * threads start. 0, or -ENAMETOOLONG beyond LOG_MODULE_MAX bytes. */
+#define LOG_MODULE_MAX 127
+int log_set_module(const char *prefix);
+
+/* A source file's path from the source tree's top, wherever the build ran
+ * (__FILE__ may start with "../"); NULL for NULL. */
+const char *log_origin(const char *file);
 bool log_has_path(void);
 
 /* Format one Firecracker log line (no newline) for a message at wall time
