@@ -440,10 +440,11 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
     static const struct field fields[] = {
         {"iface_id", FIELD_STRING, true},         {"host_dev_name", FIELD_STRING, true},
         {"guest_mac", FIELD_STRING, false},       {"rx_rate_limiter", FIELD_OBJECT, false},
-        {"tx_rate_limiter", FIELD_OBJECT, false},
+        {"tx_rate_limiter", FIELD_OBJECT, false}, {"mtu", FIELD_UINT, false},
     };
     struct vm_config *cfg = ctl->cfg;
     struct net_config n = {0};
+    uint64_t mtu;
     const char *id, *tap, *mac;
     int idx;
 
@@ -459,6 +460,13 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
         return failf(err, errlen,
                      "guest_mac: '%s' must be six hex bytes XX:XX:XX:XX:XX:XX, not multicast", mac);
     n.has_mac = mac != NULL;
+    /* The spec's range; the guest learns it through VIRTIO_NET_F_MTU. */
+    mtu = get_uint(body, "mtu", 0);
+    if (json_is_integer(json_object_get(body, "mtu")) &&
+        (mtu < CONFIG_NET_MTU_MIN || mtu > CONFIG_NET_MTU_MAX))
+        return failf(err, errlen, "mtu: %llu is out of range (%d to %d)", (unsigned long long)mtu,
+                     CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX);
+    n.mtu = (uint16_t)mtu;
     if (parse_rate_limiter(json_object_get(body, "rx_rate_limiter"), "rx_rate_limiter",
                            &n.rx_rate_limiter, err, errlen) ||
         parse_rate_limiter(json_object_get(body, "tx_rate_limiter"), "tx_rate_limiter",
@@ -636,13 +644,20 @@ static json_t *drive_json(const struct drive_config *d)
 static json_t *net_json(const struct net_config *n)
 {
     char mac[18];
+    json_t *j;
 
     snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2],
              n->mac[3], n->mac[4], n->mac[5]);
-    return json_pack("{s:s, s:s, s:s?, s:o, s:o}", "iface_id", n->id ? n->id : "", "host_dev_name",
-                     n->tap ? n->tap : "", "guest_mac", n->has_mac ? mac : NULL, "rx_rate_limiter",
-                     rate_limiter_json(&n->rx_rate_limiter), "tx_rate_limiter",
-                     rate_limiter_json(&n->tx_rate_limiter));
+    j = json_pack("{s:s, s:s, s:s?, s:o, s:o}", "iface_id", n->id ? n->id : "", "host_dev_name",
+                  n->tap ? n->tap : "", "guest_mac", n->has_mac ? mac : NULL, "rx_rate_limiter",
+                  rate_limiter_json(&n->rx_rate_limiter), "tx_rate_limiter",
+                  rate_limiter_json(&n->tx_rate_limiter));
+    /* Only when set: absent means "not advertised" in the spec. */
+    if (j && n->mtu && json_object_set_new(j, "mtu", json_integer(n->mtu))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* A boolean field's value, or dflt when it is absent or null. */

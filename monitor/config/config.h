@@ -24,10 +24,12 @@
 #define CONFIG_DEFAULT_CMDLINE                                                                     \
     "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
-#define CONFIG_MAX_DRIVES 16
-#define CONFIG_MAX_NETS   8
-#define CONFIG_ID_MAX     64 /* drive / interface ids: 1-64 of [A-Za-z0-9_] */
-#define CONFIG_VM_ID_MAX  64 /* --id: 1-64 of [A-Za-z0-9-], as the jailer's */
+#define CONFIG_MAX_DRIVES  16
+#define CONFIG_MAX_NETS    8
+#define CONFIG_NET_MTU_MIN 68    /* RFC 791: every IPv4 host takes 68-byte datagrams */
+#define CONFIG_NET_MTU_MAX 65535 /* virtio 1.2 §5.1.4: mtu is 16 bits */
+#define CONFIG_ID_MAX      64    /* drive / interface ids: 1-64 of [A-Za-z0-9_] */
+#define CONFIG_VM_ID_MAX   64    /* --id: 1-64 of [A-Za-z0-9-], as the jailer's */
 /* vsock: CIDs 0-2 are reserved (hypervisor, local, host); u32 -1 is ANY. */
 #define CONFIG_VSOCK_MIN_CID 3u
 #define CONFIG_VSOCK_MAX_CID 0xfffffffeu
@@ -61,6 +63,9 @@ struct net_config {
     char *id;  /* NULL: "net<index>" */
     uint8_t mac[6];
     bool has_mac; /* false: the device makes up a locally administered one */
+    /* The MTU offered to the guest (VIRTIO_NET_F_MTU), 68-65535; 0: not
+     * set, the device offers 1500. The tap's own MTU is the host's to set. */
+    uint16_t mtu;
     struct rate_limiter_config rx_rate_limiter, tx_rate_limiter;
 };
 

@@ -77,9 +77,12 @@ static void pump_until_used(struct hq *q, uint16_t want)
     cr_assert_eq(hq_used_idx(q), want, "used idx %u, expected %u", hq_used_idx(q), want);
 }
 
+static uint16_t dev_mtu; /* net_config.mtu of the next open_dev (0: not set) */
+
 static void open_dev_mac(uint64_t features, const uint8_t *mac)
 {
-    struct net_config cfg = {.tap = "unit0", .rx_rate_limiter = rl_rx, .tx_rate_limiter = rl_tx};
+    struct net_config cfg = {
+        .tap = "unit0", .rx_rate_limiter = rl_rx, .tx_rate_limiter = rl_tx, .mtu = dev_mtu};
     char err[256];
     int sv[2];
 
@@ -637,6 +640,32 @@ Test(virtio_net, rx_frame_longer_than_the_mtu_is_dropped_even_if_it_fits)
     struct virtio_net_stats st;
     virtio_net_get_stats(net, &st);
     cr_assert_eq(st.rx_dropped, 1);
+}
+
+/* The interface's mtu (PUT /network-interfaces "mtu") is what the config
+ * space offers and what bounds frames both ways. */
+Test(virtio_net, interface_mtu_is_offered_and_bounds_frames)
+{
+    dev_mtu = 9000;
+    open_dev(VIRTIO_FEATURE(VIRTIO_NET_F_MRG_RXBUF));
+    uint16_t mtu = 0;
+    for (unsigned i = 0; i < 2; i++)
+        virtio_mmio_bus_ops.read(&t, VIRTIO_MMIO_CONFIG + VIRTIO_NET_CFG_MTU + i,
+                                 (uint8_t *)&mtu + i, 1);
+    cr_assert_eq(mtu, 9000);
+    post_rx(0, RX_AREA, 0x4000);
+    notify(RXQ);
+    pump(2);
+    host_send(NULL, 9019, 1); /* MTU + 18 + 1 */
+    host_send(NULL, 9018, 2);
+    pump_until_used(&rxq, 1);
+    uint32_t id, len;
+    hq_used(&rxq, 0, &id, &len);
+    cr_assert_eq(len, HDR + 9018, "a jumbo frame up to the MTU arrives whole");
+    expect_frame(gp(RX_AREA + HDR, 9018), 9018, 2);
+    struct virtio_net_stats st;
+    virtio_net_get_stats(net, &st);
+    cr_assert_eq(st.rx_dropped, 1, "one byte more is dropped");
 }
 
 Test(virtio_net, rx_frame_larger_than_the_buffers_is_dropped)

@@ -37,11 +37,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NET_HDR           VIRTIO_NET_HDR_BYTES
-#define NET_ETH_HLEN      14
-#define NET_VLAN_HLEN     4
-#define NET_FRAME_MAX     (VIRTIO_NET_MTU + NET_ETH_HLEN + NET_VLAN_HLEN)
-#define NET_GSO_FRAME_MAX 65550 /* a 64 KiB TSO frame with Ethernet and VLAN headers */
+#define NET_HDR            VIRTIO_NET_HDR_BYTES
+#define NET_ETH_HLEN       14
+#define NET_VLAN_HLEN      4
+#define NET_FRAME_OVERHEAD (NET_ETH_HLEN + NET_VLAN_HLEN) /* a frame is MTU + this at most */
+#define NET_GSO_FRAME_MAX  65550 /* a 64 KiB TSO frame with Ethernet and VLAN headers */
+/* What the overflow buffer must hold: a TSO frame, or one of the largest
+ * MTU's frames. */
+#define NET_FRAME_LIMIT                                                                            \
+    (CONFIG_NET_MTU_MAX + NET_FRAME_OVERHEAD > NET_GSO_FRAME_MAX                                   \
+         ? CONFIG_NET_MTU_MAX + NET_FRAME_OVERHEAD                                                 \
+         : NET_GSO_FRAME_MAX)
 
 #define NET_RX_IOV_MAX    128 /* buffers of one read */
 #define NET_RX_CHAINS_MAX 64  /* chains of one read (MRG_RXBUF) */
@@ -106,7 +112,9 @@ struct virtio_net {
     bool link_up;     /* cleared for good when the tap fails */
     unsigned offload; /* TUN_F_* in force: what RX frames may carry */
     uint8_t mac[6];
-    char *name; /* for log lines: the tap name */
+    uint16_t mtu;       /* offered in the config space (VIRTIO_NET_F_MTU) */
+    uint32_t frame_max; /* mtu + NET_FRAME_OVERHEAD: the largest frame without GSO */
+    char *name;         /* for log lines: the tap name */
     struct evloop *loop;
     struct virtio_mmio *t;
     struct net_rx rx;
@@ -141,23 +149,30 @@ static void net_read_config(void *dev, uint32_t off, uint8_t *data, unsigned len
     struct net_config_space c = {
         .status = net->link_up ? VIRTIO_NET_S_LINK_UP : 0,
         .max_virtqueue_pairs = 1,
-        .mtu = VIRTIO_NET_MTU,
+        .mtu = net->mtu,
     };
 
     memcpy(c.mac, net->mac, 6);
     memcpy(data, (uint8_t *)&c + off, len);
 }
 
+static uint32_t gso_frame_max(const struct virtio_net *net)
+{
+    return net->frame_max > NET_GSO_FRAME_MAX ? net->frame_max : NET_GSO_FRAME_MAX;
+}
+
 /* Largest frame (no header) the guest accepts / may send. */
 static uint32_t rx_frame_max(const struct virtio_net *net)
 {
-    return net->offload & (TUN_F_TSO4 | TUN_F_TSO6) ? NET_GSO_FRAME_MAX : NET_FRAME_MAX;
+    return net->offload & (TUN_F_TSO4 | TUN_F_TSO6) ? gso_frame_max(net) : net->frame_max;
 }
 
-static uint32_t tx_frame_max(const struct virtio_mmio *t)
+static uint32_t tx_frame_max(const struct virtio_net *net)
 {
-    return has(t, VIRTIO_NET_F_HOST_TSO4) || has(t, VIRTIO_NET_F_HOST_TSO6) ? NET_GSO_FRAME_MAX
-                                                                            : NET_FRAME_MAX;
+    const struct virtio_mmio *t = net->t;
+
+    return has(t, VIRTIO_NET_F_HOST_TSO4) || has(t, VIRTIO_NET_F_HOST_TSO6) ? gso_frame_max(net)
+                                                                            : net->frame_max;
 }
 
 /* Receive offloads the tap may use, from the negotiated features. TSO
@@ -371,7 +386,7 @@ static bool rx_can_start(const struct virtio_net *net)
     const struct net_rx *rx = &net->rx;
 
     return rx->nchains &&
-           (!has(net->t, VIRTIO_NET_F_MRG_RXBUF) || rx->capacity >= NET_HDR + NET_FRAME_MAX);
+           (!has(net->t, VIRTIO_NET_F_MRG_RXBUF) || rx->capacity >= NET_HDR + net->frame_max);
 }
 
 static void on_rx_done(struct ev_handler *h, int res, uint32_t flags);
@@ -629,7 +644,7 @@ static int tx_prepare(struct virtio_net *net, struct net_tx_req *r, const struct
         tx_drop(net, "shorter than an Ethernet header", frame);
         return 0;
     }
-    if (frame > tx_frame_max(t)) {
+    if (frame > tx_frame_max(net)) {
         tx_drop(net, "longer than the negotiated maximum", frame);
         return 0;
     }
@@ -941,7 +956,9 @@ int virtio_net_create_fd(struct virtio_net **out, int fd, bool is_tap, const str
     net->wake_fd = eventfd(0, EFD_CLOEXEC);
     net->name = strdup(name);
     net->tx = calloc(NET_TX_BATCH, sizeof(*net->tx));
-    net->rx.overflow = malloc(NET_HDR + NET_GSO_FRAME_MAX + 1);
+    net->rx.overflow = malloc(NET_HDR + NET_FRAME_LIMIT + 1);
+    net->mtu = cfg->mtu ? cfg->mtu : VIRTIO_NET_MTU;
+    net->frame_max = net->mtu + NET_FRAME_OVERHEAD;
     if (cfg->has_mac)
         memcpy(net->mac, cfg->mac, 6);
     else

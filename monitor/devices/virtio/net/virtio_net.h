@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #define VIRTIO_NET_HDR_BYTES 12   /* struct virtio_net_hdr_v1 */
-#define VIRTIO_NET_MTU       1500 /* offered with VIRTIO_NET_F_MTU */
+#define VIRTIO_NET_MTU       1500 /* offered with VIRTIO_NET_F_MTU when net_config.mtu is 0 */
 
 struct virtio_net;
 
