@@ -5,6 +5,7 @@
 
 #include "loader.h"
 #include "util.h"
+#include "vcpu.h"
 #include "x86_boot.h"
 
 #include <elf.h>
@@ -474,6 +475,54 @@ Test(mptable, one_to_thirty_two_cpus)
     for (unsigned n = 1; n <= 32; n++) {
         cr_assert_eq(mptable_write(&mem, n), 0);
         check_mptable(n);
+    }
+}
+
+/* The MP table lists one processor entry per logical CPU; with smt the
+ * guest pairs them into cores from the APIC IDs, which must be the ones
+ * CPUID gives each vCPU: thread in the low bit, core above, as hardware
+ * numbers them. */
+Test(mptable, apic_ids_agree_with_the_cpuid_topology_with_and_without_smt)
+{
+    union {
+        struct kvm_cpuid2 hdr;
+        uint8_t bytes[sizeof(struct kvm_cpuid2) + 16 * sizeof(struct kvm_cpuid_entry2)];
+    } base = {0}, out;
+    const struct kvm_cpuid_entry2 leaves[] = {
+        {.function = 0, .eax = 0xb, .ebx = 0x68747541},
+        {.function = 1},
+        {.function = 0x80000000, .eax = 0x8000001e},
+        {.function = 0x80000001},
+        {.function = 0x8000001e},
+    };
+
+    base.hdr.nent = ARRAY_SIZE(leaves);
+    memcpy(base.hdr.entries, leaves, sizeof(leaves));
+    for (int smt = 0; smt < 2; smt++) {
+        for (unsigned n = 1; n <= 32; n += (smt && n > 1) ? 2 : 1) {
+            const struct cpu_topology topo = {n, cpu_threads_per_core(smt, n)};
+            cr_assert_eq(mptable_write(&mem, n), 0);
+            check_mptable(n);
+            const struct mp_floating_pointer *fp = guest_mem_slice(&mem, FLINT_EBDA_START, 16);
+            const struct mp_processor *p = guest_mem_slice(
+                &mem, fp->config_table + sizeof(struct mp_config_header), n * sizeof(*p));
+            for (unsigned i = 0; i < n; i++) {
+                cr_assert_eq(cpuid_for_vcpu(&base.hdr, &out.hdr, 16, i, &topo), 0);
+                const struct kvm_cpuid_entry2 *l1 = NULL, *smt_level = NULL, *amd = NULL;
+                for (unsigned k = 0; k < out.hdr.nent; k++) {
+                    const struct kvm_cpuid_entry2 *e = &out.hdr.entries[k];
+                    l1 = e->function == 1 ? e : l1;
+                    smt_level = e->function == 0xb && e->index == 0 ? e : smt_level;
+                    amd = e->function == 0x8000001e ? e : amd;
+                }
+                cr_assert_eq(p[i].type, MP_PROCESSOR);
+                cr_assert_eq(p[i].apic_id, l1->ebx >> 24, "smt %d, %u CPUs, vCPU %u", smt, n, i);
+                cr_assert_eq(p[i].apic_id, smt_level->edx);
+                cr_assert_eq(p[i].apic_id >> smt_level->eax, i / topo.threads_per_core,
+                             "vCPU %u is a thread of core %u", i, i / topo.threads_per_core);
+                cr_assert_eq(amd->ebx & 0xff, i / topo.threads_per_core);
+            }
+        }
     }
 }
 
