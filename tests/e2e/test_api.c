@@ -717,6 +717,8 @@ Test(api, a_failed_instance_start_answers_then_exits, .timeout = 600)
     cr_assert(strstr(r.body, "InstanceStart: kernel ") && strstr(r.body, "flint exits"), "%s",
               r.body);
     cr_assert_eq(live_finish(&l), 152, "stderr:\n%s", l.err);
+    /* At the default level (Warning), the log says why as well. */
+    cr_assert(strstr(l.err, "Error: API: PUT /actions: 400: InstanceStart: kernel "), "%s", l.err);
     cr_assert_not(path_exists(sock));
     unlink(kernel);
 }

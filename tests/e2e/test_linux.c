@@ -170,6 +170,21 @@ static int host_sh(const char *fmt, ...)
     return status;
 }
 
+/* `s` with '"' and '\\' escaped for a JSON string (static buffer). */
+static const char *json_escaped(const char *s)
+{
+    static char buf[2048];
+    size_t o = 0;
+
+    for (; *s && o + 3 < sizeof(buf); s++) {
+        if (*s == '"' || *s == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static char *temp_path(const char *what)
 {
     char *path;
@@ -623,6 +638,40 @@ Test(linux_net, ping_and_http_both_ways_over_a_tap)
     free(k);
 }
 
+/* An interface's mtu (PUT /network-interfaces "mtu", here from a config
+ * file) reaches the guest through VIRTIO_NET_F_MTU, and jumbo frames up to
+ * it pass both ways: an 8000-byte ping cannot be fragmented on a 9000 MTU
+ * path. */
+Test(linux_net, interface_mtu_reaches_the_guest_and_jumbo_frames_pass, .timeout = 600)
+{
+    char *k = kernel("vmlinux"), *cfgp = temp_path("mtu.json");
+
+    netns_with_tap();
+    cr_assert_eq(host_sh("PATH=$PATH:/sbin:/usr/sbin; ip link set " TAP " mtu 9000"), 0);
+    char *cl = cmdline("flint.ip=" GUEST_IP "/24 flint.cmd=\"echo mtu=$(cat "
+                       "/sys/class/net/eth0/mtu); ping -c 1 -W 30 -s 8000 " HOST_IP
+                       " >/dev/null && echo jumbo-ok\"");
+    FILE *f = fopen(cfgp, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"initrd_path\": \"%s\", "
+            "\"boot_args\": \"%s\"},\n"
+            " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"" TAP "\", "
+            "\"guest_mac\": \"06:00:00:00:01:02\", \"mtu\": 9000}]}\n",
+            k, initramfs(), json_escaped(cl));
+    fclose(f);
+    char *argv[] = {FLINT_BIN, "--no-api", "--config-file", cfgp, NULL};
+    struct flint_result r = run_cmd(argv, LINUX_TIMEOUT_S);
+    expect_clean_run(&r);
+    expect_in(r.out, "mtu=9000", "guest console");
+    expect_in(r.out, "jumbo-ok", "guest console");
+    flint_result_free(&r);
+    unlink(cfgp);
+    free(cfgp);
+    free(cl);
+    free(k);
+}
+
 /* ---- vsock: both directions through the hybrid Unix-socket scheme ---- */
 
 static uint8_t host_pattern(uint64_t i)
@@ -900,21 +949,6 @@ static int api_call(const char *sock, const char *method, const char *path, cons
     if (sscanf(answer, "HTTP/1.1 %d", &status) != 1)
         status = -1;
     return status;
-}
-
-/* `s` with '"' and '\\' escaped for a JSON string (static buffer). */
-static const char *json_escaped(const char *s)
-{
-    static char buf[2048];
-    size_t o = 0;
-
-    for (; *s && o + 3 < sizeof(buf); s++) {
-        if (*s == '"' || *s == '\\')
-            buf[o++] = '\\';
-        buf[o++] = *s;
-    }
-    buf[o] = '\0';
-    return buf;
 }
 
 /* machine-config smt true with 4 vCPUs, from a config file as a client's
