@@ -1086,9 +1086,9 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
         return failf(r->err, r->errlen, "query strings are not supported: %s", path);
     if (api_absent_device_path(path, r->err, r->errlen))
         return -EINVAL;
-    /* As Firecracker's parser: a GET carries no body. */
+    /* As Firecracker's parser: a GET carries no body (its wording too). */
     if (method == API_METHOD_GET && len > 0)
-        return failf(r->err, r->errlen, "GET request cannot have a body");
+        return failf(r->err, r->errlen, "GET request cannot have a body.");
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         if (!path_matches(routes[i].path, path, &id))
             continue;
