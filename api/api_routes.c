@@ -660,13 +660,6 @@ static json_t *net_json(const struct net_config *n)
     return j;
 }
 
-/* A boolean field's value, or dflt when it is absent or null. */
-static bool bool_or(json_t *obj, const char *key, bool dflt)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_boolean(v) ? json_is_true(v) : dflt;
-}
-
 /* PUT /logger: applies at once, with Firecracker's rules: a missing level
  * goes back to Info (the spec's default; level names in any case), a
  * missing show_level, show_log_origin or module keeps its value.
@@ -699,8 +692,8 @@ static int put_logger(struct api_ctl *ctl, json_t *body, char *err, size_t errle
     if (path && log_set_path(path, ctl->instance_id, why, sizeof(why)))
         return failf(err, errlen, "log_path: %s", why);
     log_get_format(&show_level, &show_origin);
-    log_set_format(bool_or(body, "show_level", show_level),
-                   bool_or(body, "show_log_origin", show_origin));
+    log_set_format(get_bool(body, "show_level", show_level),
+                   get_bool(body, "show_log_origin", show_origin));
     if (module)
         log_set_module(module);
     log_set_level(lv);
