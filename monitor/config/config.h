@@ -83,6 +83,11 @@ struct vm_config {
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
     bool boot_timer; /* the boot-timer device at FLINT_BOOT_TIMER_ADDR (boot_timer.h) */
+    /* flint run --snapshot-on-signal STATE,MEM: SIGUSR1 writes a Full
+     * snapshot there and ends the VM. NULL: off. */
+    char *snapshot_on_signal;
+    /* flint run --restore STATE --mem-file MEM: start from a snapshot. */
+    char *restore_state, *restore_mem;
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

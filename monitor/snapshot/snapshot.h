@@ -132,9 +132,10 @@ struct snapshot_load_req {
  * (vmm_create_restored) and give it the saved state. The vCPUs are not
  * started. Returns 0 or a process exit code (152 for a bad file or
  * override, 1 for host problems) with one line in err; then end the
- * process, as Firecracker does. */
+ * process, as Firecracker does. *built says whether vmm_create_restored
+ * ran (then vmm_destroy the VM, whatever the result). */
 int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
-                  const struct snapshot_load_req *req, char *err, size_t errlen);
+                  const struct snapshot_load_req *req, bool *built, char *err, size_t errlen);
 
 /* Give a VM built by vmm_create_restored the saved KVM and device state.
  * Returns 0 or -errno with one line in err. */

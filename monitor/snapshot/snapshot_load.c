@@ -128,7 +128,7 @@ static int open_mem_file(const char *path, uint64_t need, char *err, size_t errl
 }
 
 int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
-                  const struct snapshot_load_req *req, char *err, size_t errlen)
+                  const struct snapshot_load_req *req, bool *built, char *err, size_t errlen)
 {
     struct snapshot_load_opts opts = {.mem_path = req->mem_path,
                                       .clock_realtime = req->clock_realtime};
@@ -138,6 +138,7 @@ int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
     size_t len = 0;
     int fd, rc;
 
+    *built = false;
     if (snapshot_file_read(req->state_path, &buf, &len, why, sizeof(why))) {
         snprintf(err, errlen, "snapshot_path: %s", why);
         return FLINT_EXIT_BAD_CONFIG;
@@ -160,6 +161,7 @@ int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
     if ((fd = open_mem_file(req->mem_path, img.mem_size, err, errlen)) < 0)
         goto out;
     log_clear_last_error();
+    *built = true;
     if ((rc = vmm_create_restored(vmm, cfg, loop, fd))) {
         snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : "cannot build the VM");
         goto out;

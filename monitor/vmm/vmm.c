@@ -164,7 +164,8 @@ static int setup_devices(struct vmm *vmm)
 static int build_seccomp(struct vmm *vmm)
 {
     unsigned features = (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
-                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API : 0);
+                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
+                        (vmm->cfg->snapshot_on_signal ? SECCOMP_FEAT_SNAPSHOT : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {
