@@ -29,7 +29,11 @@ struct vcpu_state {
     struct kvm_mp_state mp_state;
     struct kvm_regs regs;
     struct kvm_sregs sregs;
-    struct kvm_xsave xsave;
+    /* struct kvm_xsave's 4 KiB (its flexible tail, for KVM_GET_XSAVE2, is
+     * not used): a plain array keeps this struct standard C. */
+    struct {
+        uint32_t region[1024];
+    } xsave;
     struct kvm_xcrs xcrs;
     struct kvm_debugregs debugregs;
     struct kvm_lapic_state lapic;

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+_Static_assert(sizeof(((struct vcpu_state *)0)->xsave) == sizeof(struct kvm_xsave),
+               "the saved XSAVE area is KVM_GET_XSAVE's");
+
 #define PUT(w, field) snap_put_bytes((w), &(field), sizeof(field))
 #define GET(r, field) snap_get_bytes((r), &(field), sizeof(field))
 
@@ -99,10 +102,7 @@ static int ioctl_fail(char *err, size_t errlen, unsigned id, const char *what)
 static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err, size_t errlen)
 {
     struct kvm_msr_list *list;
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e[VCPU_STATE_MAX_MSRS];
-    } * buf;
+    struct kvm_msrs *buf;
     struct kvm_msr_list probe = {.nmsrs = 0};
     uint32_t left = 0;
     int rc = 0;
@@ -115,7 +115,7 @@ static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err, size_t err
         return -E2BIG;
     }
     list = calloc(1, sizeof(*list) + probe.nmsrs * sizeof(uint32_t));
-    buf = calloc(1, sizeof(*buf));
+    buf = calloc(1, sizeof(*buf) + VCPU_STATE_MAX_MSRS * sizeof(buf->entries[0]));
     if (!list || !buf) {
         free(list);
         free(buf);
@@ -127,21 +127,21 @@ static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err, size_t err
         goto out;
     }
     for (uint32_t i = 0; i < list->nmsrs && i < VCPU_STATE_MAX_MSRS; i++)
-        buf->e[left++].index = list->indices[i];
+        buf->entries[left++].index = list->indices[i];
     while (left) {
         int got;
         uint32_t skip;
 
-        buf->hdr.nmsrs = left;
+        buf->nmsrs = left;
         got = ioctl(v->fd, KVM_GET_MSRS, buf);
         if (got < 0 || (uint32_t)got > left) {
             rc = ioctl_fail(err, errlen, v->id, "KVM_GET_MSRS");
             goto out;
         }
-        memcpy(s->msrs + s->nmsrs, buf->e, (size_t)got * sizeof(buf->e[0]));
+        memcpy(s->msrs + s->nmsrs, buf->entries, (size_t)got * sizeof(buf->entries[0]));
         s->nmsrs += (uint32_t)got;
         skip = (uint32_t)got < left ? (uint32_t)got + 1 : left; /* and the unreadable one */
-        memmove(buf->e, buf->e + skip, (left - skip) * sizeof(buf->e[0]));
+        memmove(buf->entries, buf->entries + skip, (left - skip) * sizeof(buf->entries[0]));
         left -= skip;
     }
 out:
@@ -152,20 +152,18 @@ out:
 
 static int save_cpuid(struct vcpu *v, struct vcpu_state *s, char *err, size_t errlen)
 {
-    struct {
-        struct kvm_cpuid2 hdr;
-        struct kvm_cpuid_entry2 e[VCPU_STATE_MAX_CPUID];
-    } *buf = calloc(1, sizeof(*buf));
+    struct kvm_cpuid2 *buf =
+        calloc(1, sizeof(*buf) + VCPU_STATE_MAX_CPUID * sizeof(buf->entries[0]));
     int rc = 0;
 
     if (!buf)
         return -ENOMEM;
-    buf->hdr.nent = VCPU_STATE_MAX_CPUID;
+    buf->nent = VCPU_STATE_MAX_CPUID;
     if (ioctl(v->fd, KVM_GET_CPUID2, buf) < 0) {
         rc = ioctl_fail(err, errlen, v->id, "KVM_GET_CPUID2");
     } else {
-        s->ncpuid = buf->hdr.nent;
-        memcpy(s->cpuid, buf->e, s->ncpuid * sizeof(buf->e[0]));
+        s->ncpuid = buf->nent < VCPU_STATE_MAX_CPUID ? buf->nent : VCPU_STATE_MAX_CPUID;
+        memcpy(s->cpuid, buf->entries, s->ncpuid * sizeof(buf->entries[0]));
     }
     free(buf);
     return rc;
