@@ -484,6 +484,10 @@ int main(int argc, char **argv)
 
     /* A closed stdout or socket must be an error code, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
+    /* jansson seeds its hash tables from /dev/urandom on first use: do it
+     * now, not after the seccomp filters (a snapshot taken on a signal
+     * builds the first JSON of a `flint run` process). */
+    json_object_seed(0);
     config_init(&cfg);
     if (cli_parse(argc, argv, &action, &cfg, &serve_opts, err, sizeof(err))) {
         log_error("%s", err);

@@ -46,14 +46,34 @@ static bool page_wanted(const struct guest_region *g, uint64_t page, enum snapsh
     return !page_is_zero(g->host + page * SNAPSHOT_PAGE);
 }
 
+/* The first page at or after `page` that may hold data: RAM backed by a
+ * memfd (not a snapshot's file mapped copy-on-write) has holes where the
+ * guest never wrote, and reading them through the mapping would allocate
+ * every page of RAM. */
+static uint64_t next_data(const struct guest_mem *mem, const struct guest_region *g, uint64_t page)
+{
+    off_t at;
+
+    if (mem->cow || mem->fd < 0)
+        return page;
+    at = lseek(mem->fd, (off_t)(g->file_offset + page * SNAPSHOT_PAGE), SEEK_DATA);
+    if (at < 0) /* ENXIO: no data after it */
+        return errno == ENXIO ? g->size / SNAPSHOT_PAGE : page;
+    if ((uint64_t)at < g->file_offset)
+        return page;
+    return ((uint64_t)at - g->file_offset) / SNAPSHOT_PAGE;
+}
+
 /* Runs of wanted pages, one pwrite each. */
-static int write_region(const struct guest_region *g, int fd, enum snapshot_type type,
-                        const uint64_t *dirty)
+static int write_region(const struct guest_mem *mem, const struct guest_region *g, int fd,
+                        enum snapshot_type type, const uint64_t *dirty)
 {
     uint64_t pages = g->size / SNAPSHOT_PAGE, start = 0;
     int rc;
 
     while (start < pages) {
+        if (type == SNAPSHOT_FULL && (start = next_data(mem, g, start)) >= pages)
+            break;
         uint64_t end;
         if (!page_wanted(g, start, type, dirty)) {
             start++;
@@ -81,7 +101,7 @@ int snapshot_mem_write(const struct guest_mem *mem, int fd, enum snapshot_type t
     if (ftruncate(fd, (off_t)mem->size) < 0)
         return -errno;
     for (unsigned i = 0; i < mem->nregions; i++)
-        if ((rc = write_region(&mem->regions[i], fd, type, dirty)))
+        if ((rc = write_region(mem, &mem->regions[i], fd, type, dirty)))
             return rc;
     return 0;
 }

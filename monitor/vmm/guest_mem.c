@@ -108,6 +108,7 @@ int guest_mem_map_file(struct guest_mem *mem, int fd, uint64_t size)
         return err;
     }
     lay_out(mem, size);
+    mem->cow = 1;
     return 0;
 }
 

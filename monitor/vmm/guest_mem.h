@@ -48,6 +48,9 @@ struct guest_mem {
      * page in file order, set (atomically) for every page a device may
      * have written through guest_mem_slice. NULL: not tracking. */
     uint64_t *dirty;
+    /* Mapped MAP_PRIVATE from a file (guest_mem_map_file): the guest's
+     * pages are not all in fd, so fd's holes say nothing about them. */
+    int cow;
 };
 
 /* Smallest and largest RAM a VM may have. */

@@ -281,6 +281,27 @@ Test(snapshot, full_leaves_zero_pages_as_holes)
     close(fd);
 }
 
+Test(snapshot, full_does_not_allocate_untouched_ram)
+{
+    struct guest_mem mem;
+    struct stat st;
+    uint8_t page[4096];
+    int fd = tmpfile_fd();
+
+    cr_assert_eq(guest_mem_create(&mem, 64 << 20), 0);
+    memset(page, 1, sizeof(page));
+    cr_assert_eq(guest_mem_write(&mem, 0x2000000, page, 4096), 0);
+    cr_assert_eq(snapshot_mem_write(&mem, fd, SNAPSHOT_FULL, NULL), 0);
+    cr_assert_eq(fstat(mem.fd, &st), 0);
+    cr_assert_lt((uint64_t)st.st_blocks * 512, 1 << 20, "reading RAM allocated %lld bytes",
+                 (long long)st.st_blocks * 512);
+    uint8_t back[4096];
+    cr_assert_eq(pread(fd, back, 4096, 0x2000000), 4096);
+    cr_assert_eq(memcmp(back, page, 4096), 0);
+    guest_mem_destroy(&mem);
+    close(fd);
+}
+
 /* Copy the data ranges of a Diff file over a Full file. */
 static void apply_diff(int diff, int full, off_t size)
 {
