@@ -114,8 +114,11 @@ static int parse_mem_backend(json_t *body, struct snapshot_load_req *req, char *
         get_string(mb, "backend_type", true, &type, err, errlen) ||
         get_string(mb, "backend_path", true, &req->mem_path, err, errlen))
         return -EINVAL;
-    if (!strcmp(type, "Uffd"))
-        return fail(err, errlen, "mem_backend: backend_type Uffd is not supported by flint yet");
+    if (!strcmp(type, "Uffd")) {
+        req->uffd_path = req->mem_path;
+        req->mem_path = NULL;
+        return 0;
+    }
     if (strcmp(type, "File"))
         return fail(err, errlen, "mem_backend: backend_type '%s' is not File or Uffd", type);
     return 0;

@@ -90,6 +90,14 @@ enum snapshot_type {
 int snapshot_mem_write(const struct guest_mem *mem, int fd, enum snapshot_type type,
                        const uint64_t *dirty);
 
+/* ---- the Uffd backend (snapshot_uffd.c) ---- */
+
+/* Register mem's regions (anonymous, guest_mem_map_anon) with a new
+ * userfaultfd and hand it to the page-fault handler listening on the Unix
+ * socket `path`, with the JSON region list (Firecracker's protocol).
+ * Returns 0 or -errno with one line in err. */
+int snapshot_uffd_connect(const struct guest_mem *mem, const char *path, char *err, size_t errlen);
+
 /* ---- create and restore (snapshot.c) ---- */
 
 struct vmm;
@@ -117,7 +125,8 @@ struct snapshot_override {
 /* PUT /snapshot/load (or flint run --restore). */
 struct snapshot_load_req {
     const char *state_path;
-    const char *mem_path; /* mem_backend File's backend_path */
+    const char *mem_path;  /* mem_backend File's backend_path, or NULL */
+    const char *uffd_path; /* mem_backend Uffd's backend_path, or NULL */
     bool track_dirty_pages, resume_vm, clock_realtime;
     struct snapshot_override drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

@@ -158,12 +158,19 @@ int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
                  req->state_path);
         goto out;
     }
-    if ((fd = open_mem_file(req->mem_path, img.mem_size, err, errlen)) < 0)
+    fd = -1;
+    if (req->mem_path && (fd = open_mem_file(req->mem_path, img.mem_size, err, errlen)) < 0)
         goto out;
     log_clear_last_error();
     *built = true;
     if ((rc = vmm_create_restored(vmm, cfg, loop, fd))) {
         snprintf(err, errlen, "%s", log_last_error()[0] ? log_last_error() : "cannot build the VM");
+        goto out;
+    }
+    /* Before any state is set: setting it may touch guest memory. */
+    if (req->uffd_path && snapshot_uffd_connect(&vmm->mem, req->uffd_path, why, sizeof(why))) {
+        snprintf(err, errlen, "mem_backend Uffd: %s", why);
+        rc = FLINT_EXIT_GENERIC;
         goto out;
     }
     if (snapshot_restore_state(vmm, &img, &opts, why, sizeof(why))) {

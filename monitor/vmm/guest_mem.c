@@ -112,6 +112,24 @@ int guest_mem_map_file(struct guest_mem *mem, int fd, uint64_t size)
     return 0;
 }
 
+int guest_mem_map_anon(struct guest_mem *mem, uint64_t size)
+{
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+    mem->pages = GUEST_MEM_PAGES_4K;
+    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096)
+        return -EINVAL;
+    mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
+    if (mem->map == MAP_FAILED) {
+        mem->map = NULL;
+        return -errno;
+    }
+    lay_out(mem, size);
+    mem->cow = 1;
+    return 0;
+}
+
 size_t guest_mem_bitmap_bytes(uint64_t size)
 {
     return (size_t)((size / 4096 + 63) / 64 * 8);

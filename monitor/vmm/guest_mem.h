@@ -73,6 +73,11 @@ int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_
  * -errno; -EINVAL for a bad size. */
 int guest_mem_map_file(struct guest_mem *mem, int fd, uint64_t size);
 
+/* Anonymous private RAM of `size` bytes laid out as guest_mem_create
+ * would, for a restore whose pages a userfaultfd handler supplies (the
+ * Uffd backend). Returns 0 or -errno. */
+int guest_mem_map_anon(struct guest_mem *mem, uint64_t size);
+
 /* Start recording the pages devices write (mem->dirty). 0 or -ENOMEM. */
 int guest_mem_track_dirty(struct guest_mem *mem);
 

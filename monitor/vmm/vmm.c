@@ -241,15 +241,18 @@ static void init_pause(struct vmm *vmm)
 /* RAM for a restore: the snapshot's memory file, mapped as it is. */
 static int map_snapshot_mem(struct vmm *vmm, int mem_fd)
 {
-    int rc = guest_mem_map_file(&vmm->mem, mem_fd, vmm->cfg->mem_mib * MIB);
+    int rc = mem_fd >= 0 ? guest_mem_map_file(&vmm->mem, mem_fd, vmm->cfg->mem_mib * MIB)
+                         : guest_mem_map_anon(&vmm->mem, vmm->cfg->mem_mib * MIB);
 
     if (rc)
         return setup_fail(FLINT_EXIT_GENERIC, "cannot map the memory file: %s", strerror(-rc));
     return 0;
 }
 
-/* mem_fd < 0: a cold boot from the kernel; else a restore from it. */
-static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, int mem_fd)
+/* A cold boot from the kernel, or a restore (RAM from mem_fd, or
+ * anonymous with mem_fd -1). */
+static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, bool restore,
+                  int mem_fd)
 {
     struct kernel_image img;
     int rc;
@@ -267,13 +270,13 @@ static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, i
     vmm->kbd_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vmm->exit_efd < 0 || vmm->kbd_irq_fd < 0)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
-    if ((rc = mem_fd < 0 ? load_guest(vmm, &img) : map_snapshot_mem(vmm, mem_fd)))
+    if ((rc = restore ? map_snapshot_mem(vmm, mem_fd) : load_guest(vmm, &img)))
         return rc;
     if ((rc = vmm_create_devices(vmm)))
         return rc;
     if ((rc = setup_devices(vmm)))
         return rc;
-    if ((rc = setup_kvm(vmm, mem_fd < 0 ? &img : NULL)))
+    if ((rc = setup_kvm(vmm, restore ? NULL : &img)))
         return rc;
     if ((rc = vmm_attach_virtio(vmm)))
         return rc;
@@ -282,12 +285,12 @@ static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, i
 
 int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
 {
-    return create(vmm, cfg, loop, -1);
+    return create(vmm, cfg, loop, false, -1);
 }
 
 int vmm_create_restored(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, int mem_fd)
 {
-    return create(vmm, cfg, loop, mem_fd);
+    return create(vmm, cfg, loop, true, mem_fd);
 }
 
 bool vmm_stopping(struct vmm *vmm)

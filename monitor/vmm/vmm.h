@@ -167,7 +167,8 @@ void vmm_pause_point(struct vmm *vmm, struct vcpu *v);
 int vmm_on_held_vcpus(struct vmm *vmm, void (*job)(struct vcpu *v, void *arg), void *arg);
 
 /* vmm_create for a snapshot restore: the same VM (configuration, devices,
- * KVM VM and vCPUs) with RAM mapped from the memory file `mem_fd` (taken)
+ * KVM VM and vCPUs) with RAM mapped from the memory file `mem_fd` (taken),
+ * or anonymous RAM for a userfaultfd handler to fill when mem_fd is -1,
  * instead of a kernel loaded into fresh RAM, and no entry state set. The
  * caller gives it the saved state before vmm_start. Same failures as
  * vmm_create. */

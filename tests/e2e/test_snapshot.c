@@ -177,8 +177,10 @@ static void kill_flint(struct live *l)
     live_finish(l);
 }
 
-/* A fresh flint restores (resume_vm) and the guest runs to its end. */
-static void restore_and_check(const char *state, const char *mem, const char *after_round)
+/* A fresh flint restores (resume_vm) and the guest runs to its end;
+ * backend File (mem the memory file) or Uffd (mem the handler's socket). */
+static void restore_with(const char *state, const char *backend, const char *mem,
+                         const char *after_round)
 {
     char sock[108], body[1024];
     struct live l;
@@ -186,9 +188,9 @@ static void restore_and_check(const char *state, const char *mem, const char *af
     tmp_path(sock, sizeof(sock), "load.sock");
     start_flint(&l, sock, NULL);
     snprintf(body, sizeof(body),
-             "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+             "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"%s\", "
              "\"backend_path\": \"%s\"}, \"resume_vm\": true}",
-             state, mem);
+             state, backend, mem);
     expect(&l, sock, "PUT", "/snapshot/load", body, 204);
     int status = live_finish(&l);
     cr_assert_eq(status, 0, "restored guest failed (%d)\nstdout:\n%s\nstderr:\n%s", status, l.out,
@@ -199,6 +201,11 @@ static void restore_and_check(const char *state, const char *mem, const char *af
     check_has(l.out, "snapmem: round " ROUNDS " ok");
     check_has(l.out, "snapmem: done");
     unlink(sock);
+}
+
+static void restore_and_check(const char *state, const char *mem, const char *after_round)
+{
+    restore_with(state, "File", mem, after_round);
 }
 
 Test(snapshot, full_restores_in_a_fresh_process, .timeout = 900)
@@ -263,6 +270,46 @@ Test(snapshot, full_then_diff_reproduces_memory, .timeout = 900)
     unlink(state2);
     unlink(mem2);
     unlink(sock);
+}
+
+/* Full snapshot of a snapmem guest after its first round. */
+static void take_full(char *state, char *mem, size_t len)
+{
+    char cfg[108], sock[108];
+    struct live l;
+
+    write_config(cfg, sizeof(cfg));
+    tmp_path(sock, sizeof(sock), "api.sock");
+    tmp_path(state, len, "state");
+    tmp_path(mem, len, "mem");
+    start_flint(&l, sock, cfg);
+    live_wait_for(&l, "snapmem: round 1 ok");
+    expect(&l, sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204);
+    snapshot(&l, sock, "Full", state, mem);
+    kill_flint(&l);
+    unlink(cfg);
+    unlink(sock);
+}
+
+Test(snapshot, uffd_backend_with_the_example_handler, .timeout = 900)
+{
+    char state[108], mem[108], usock[108];
+    struct live h;
+
+    take_full(state, mem, sizeof(state));
+    tmp_path(usock, sizeof(usock), "uffd.sock");
+    char *argv[] = {UFFD_HANDLER, usock, mem, NULL};
+    live_start(&h, argv);
+    live_wait_for(&h, "uffd_handler: listening");
+    restore_with(state, "Uffd", usock, "round 1 ok");
+    cr_assert_eq(live_finish(&h), 0, "handler:\n%s\n%s", h.out, h.err);
+    /* The guest's pattern alone is 1024 pages, all faulted in by the
+     * handler. */
+    unsigned long long served = 0;
+    const char *s = strstr(h.out, "served ");
+    cr_assert(s && sscanf(s, "served %llu", &served) == 1 && served >= 1024, "%s", h.out);
+    unlink(state);
+    unlink(mem);
 }
 
 Test(snapshot, diff_without_tracking_is_refused, .timeout = 600)
