@@ -312,6 +312,11 @@ static int vm_load_snapshot(void *opaque, const struct snapshot_load_req *req, c
         return rc;
     }
     p->vm_started = true;
+    if (p->metrics.fd >= 0) {
+        p->metrics_ev.fn = on_metrics_timer;
+        if (evloop_timeout(&p->loop, &p->metrics_ev, METRICS_PERIOD_NS))
+            log_warn("metrics: the periodic flush could not be armed");
+    }
     log_info("VM restored from %s (%s)", req->state_path, req->resume_vm ? "running" : "paused");
     return 0;
 }
