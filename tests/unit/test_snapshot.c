@@ -206,6 +206,30 @@ Test(snapshot, malformed_sections_are_named)
     snap_writer_free(&w);
 }
 
+Test(snapshot, vcpu_counts_beyond_the_limits_are_refused)
+{
+    static struct vcpu_state vs;
+    struct snap_writer w;
+    struct snap_reader r;
+
+    memset(&vs, 0, sizeof(vs));
+    vs.ncpuid = 1;
+    snap_writer_init(&w);
+    vcpu_state_put(&w, &vs);
+    /* nmsrs sits 8 bytes before the end of the fixed part: after tsc_khz. */
+    size_t at = w.len - 4 - sizeof(vs.cpuid[0]) - 4;
+    w.buf[at + 2] = 0x10; /* 0x100000 MSRs */
+    snap_reader_init(&r, w.buf, w.len);
+    cr_assert_eq(vcpu_state_get(&r, &vs), -EBADMSG);
+    cr_assert_str_eq(r.what, "vCPU MSR count");
+    w.buf[at + 2] = 0;
+    w.buf[w.len - sizeof(vs.cpuid[0]) - 4 + 1] = 0x10; /* 4097 CPUID entries */
+    snap_reader_init(&r, w.buf, w.len);
+    cr_assert_eq(vcpu_state_get(&r, &vs), -EBADMSG);
+    cr_assert_str_eq(r.what, "vCPU CPUID entry count");
+    snap_writer_free(&w);
+}
+
 Test(snapshot, cpuid_features_the_host_lacks_are_refused)
 {
     static struct vcpu_state s;
