@@ -77,7 +77,7 @@ struct vm_config {
     char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
     uint64_t mem_mib;
     unsigned vcpus;
-    bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
+    bool track_dirty_pages; /* KVM dirty log + device writes, for Diff snapshots */
     bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
