@@ -458,7 +458,6 @@ void vmm_pause_point(struct vmm *vmm, struct vcpu *v)
 {
     pthread_mutex_lock(&vmm->pause_lock);
     vmm->vcpus_held++;
-    v->job_gen = vmm->vcpu_job_gen; /* jobs handed out before it came are not its */
     pthread_cond_broadcast(&vmm->pause_cond);
     while (vmm_paused(vmm) && !vmm_stopping(vmm)) {
         if (v->job_gen != vmm->vcpu_job_gen) {
@@ -536,9 +535,10 @@ int vmm_on_held_vcpus(struct vmm *vmm, void (*job)(struct vcpu *v, void *arg), v
     vmm->vcpu_jobs_done = 0;
     vmm->vcpu_job_gen++;
     pthread_cond_broadcast(&vmm->pause_cond);
-    /* vmm_pause saw every started vCPU held, and held vCPUs stay held
-     * until vmm_resume or the end of the VM. */
-    while (vmm->vcpus_held >= want && vmm->vcpu_jobs_done < want && !vmm_stopping(vmm))
+    /* Every started vCPU is held or on its way there (a restored VM's
+     * threads start with the pause already requested) and runs the job
+     * once it is: a vCPU runs each job it has not run yet. */
+    while (vmm->vcpu_jobs_done < want && !vmm_stopping(vmm))
         pthread_cond_wait(&vmm->pause_cond, &vmm->pause_lock);
     pthread_mutex_unlock(&vmm->pause_lock);
     return vmm->vcpu_jobs_done >= want ? 0 : -ESHUTDOWN;

@@ -312,6 +312,44 @@ Test(snapshot, uffd_backend_with_the_example_handler, .timeout = 900)
     unlink(mem);
 }
 
+/* Loaded paused (no resume_vm), snapshotted again before it ever ran,
+ * resumed: both the resumed guest and a restore of the second snapshot
+ * (taken from memory mapped from the first's file) run to the end. */
+Test(snapshot, paused_load_then_snapshot_again, .timeout = 900)
+{
+    char state[108], mem[108], state2[108], mem2[108], sock[108], body[1024], out[2048];
+    struct live l;
+
+    take_full(state, mem, sizeof(state));
+    tmp_path(state2, sizeof(state2), "state2");
+    tmp_path(mem2, sizeof(mem2), "mem2");
+    tmp_path(sock, sizeof(sock), "load.sock");
+    start_flint(&l, sock, NULL);
+    snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", state,
+             mem);
+    expect(&l, sock, "PUT", "/snapshot/load", body, 204);
+    cr_assert_eq(api(&l, sock, "GET", "/", "", out, sizeof(out)), 200);
+    cr_assert(strstr(out, "\"state\":\"Paused\""), "%s", out);
+    /* The memory file this VM is mapped from cannot be the new one. */
+    snprintf(body, sizeof(body),
+             "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+             state2, mem);
+    cr_assert_eq(api(&l, sock, "PUT", "/snapshot/create", body, out, sizeof(out)), 400);
+    cr_assert(strstr(out, "mapped from that file"), "%s", out);
+    snapshot(&l, sock, "Full", state2, mem2);
+    expect(&l, sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204);
+    int status = live_finish(&l);
+    cr_assert_eq(status, 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert_null(strstr(l.out, "filled"), "%s", l.out);
+    check_has(l.out, "snapmem: round " ROUNDS " ok");
+    restore_and_check(state2, mem2, "round 1 ok");
+    unlink(state);
+    unlink(mem);
+    unlink(state2);
+    unlink(mem2);
+    unlink(sock);
+}
+
 Test(snapshot, diff_without_tracking_is_refused, .timeout = 600)
 {
     char sock[108], state[108], mem[108], out[1024];
