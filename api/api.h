@@ -16,6 +16,7 @@
 #include "api_http.h"
 #include "config.h"
 #include "evloop.h"
+#include "snapshot.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,6 +62,16 @@ struct api_vm_ops {
      * read-only mode, and tell the guest its capacity. 0, or -errno with
      * one line in err and the drive as it was. */
     int (*swap_drive)(void *opaque, unsigned index, const char *path, char *err, size_t errlen);
+    /* PUT /snapshot/create on the paused VM: 0 or -errno with one line in
+     * err (snapshot_create). */
+    int (*create_snapshot)(void *opaque, enum snapshot_type type, const char *state_path,
+                           const char *mem_path, char *err, size_t errlen);
+    /* PUT /snapshot/load in a fresh process: build the VM from the
+     * snapshot, then start its vCPUs or leave it paused (req->resume_vm).
+     * 0, or a process exit code with one line in err: the answer goes
+     * out, then the process ends with it. */
+    int (*load_snapshot)(void *opaque, const struct snapshot_load_req *req, char *err,
+                         size_t errlen);
 };
 
 /* What the API served, for the metrics (all since process start). */
@@ -84,6 +95,7 @@ struct api_ctl {
     const struct api_vm_ops *ops;
     void *opaque;
     int fatal_status;        /* set by a failed InstanceStart: end the process with it */
+    bool configured;         /* a configuration call succeeded: no snapshot load now */
     struct metrics *metrics; /* PUT /metrics opens it; NULL: refused */
     struct api_counters counters;
 };
@@ -127,6 +139,22 @@ int api_absent_device_section(const char *key, const struct json_t *v, char *err
 /* Add their GET /vm/config keys, as Firecracker reports them unset
  * ("pmem": [], the others null). 0 or -ENOMEM. */
 int api_absent_device_json(struct json_t *root);
+
+/* ---- snapshots (api_snapshot.c) ---- */
+
+/* Check a PUT /snapshot/create body; the strings point into body. 0 or
+ * -EINVAL with one line in err. */
+int api_parse_snapshot_create(struct json_t *body, enum snapshot_type *type,
+                              const char **state_path, const char **mem_path, char *err,
+                              size_t errlen);
+/* Check a PUT /snapshot/load body into req (strings point into body). */
+int api_parse_snapshot_load(struct json_t *body, struct snapshot_load_req *req, char *err,
+                            size_t errlen);
+/* The routes: check the body and the phase (create: paused; load: a fresh
+ * process), then act through ctl->ops. 0 or -EINVAL with one line in err;
+ * a failed load also sets ctl->fatal_status. */
+int api_snapshot_create(struct api_ctl *ctl, struct json_t *body, char *err, size_t errlen);
+int api_snapshot_load(struct api_ctl *ctl, struct json_t *body, char *err, size_t errlen);
 
 /* GET /vm/config: the configuration as JSON (malloc'ed, NULL if out of
  * memory). */

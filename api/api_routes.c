@@ -1007,6 +1007,16 @@ static int patch_vm(struct request *r)
     return 0;
 }
 
+static int route_snapshot_create(struct request *r)
+{
+    return api_snapshot_create(r->ctl, r->body, r->err, r->errlen);
+}
+
+static int route_snapshot_load(struct request *r)
+{
+    return api_snapshot_load(r->ctl, r->body, r->err, r->errlen);
+}
+
 static const struct route routes[] = {
     {"/", API_METHOD_GET, PHASE_ANY, get_instance},
     {"/version", API_METHOD_GET, PHASE_ANY, get_version},
@@ -1024,11 +1034,16 @@ static const struct route routes[] = {
     {"/metrics", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_metrics},
     {"/actions", API_METHOD_PUT, PHASE_ANY, put_actions},
     {"/vm", API_METHOD_PATCH, PHASE_POST_BOOT, patch_vm},
+    {"/snapshot/create", API_METHOD_PUT, PHASE_POST_BOOT, route_snapshot_create},
+    {"/snapshot/load", API_METHOD_PUT, PHASE_PRE_BOOT, route_snapshot_load},
 };
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
-    "/metrics", "/snapshot", "/mmds", "/cpu-config", "/serial",
+    "/metrics",
+    "/mmds",
+    "/cpu-config",
+    "/serial",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -1107,7 +1122,14 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
         return phase_error(r, false);
     if (method != API_METHOD_GET && parse_body(r, body, len))
         return -EINVAL;
-    return rt->fn(r);
+    if (rt->fn(r))
+        return -EINVAL;
+    /* Firecracker loads snapshots only into an unconfigured process; the
+     * logger and metrics are the process's, not the VM's. */
+    if (rt->phase == PHASE_PRE_BOOT && strcmp(path, "/logger") && strcmp(path, "/metrics") &&
+        rt->fn != route_snapshot_load)
+        r->ctl->configured = true;
+    return 0;
 }
 
 /* fault_message must be valid UTF-8 for jansson: anything but printable

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "snapshot.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -31,8 +32,76 @@ static void print_stats(struct vmm *vmm, const struct vm_config *cfg)
         vmm_print_stats(vmm, STDERR_FILENO);
 }
 
+/* flint run --snapshot-on-signal STATE,MEM: SIGUSR1 pauses the VM, writes a
+ * Full snapshot and ends the VM (status 0, or 1 if the snapshot failed). */
+struct snapshot_signal {
+    struct vmm *vmm;
+    int fd;
+    struct signalfd_siginfo info;
+    struct ev_handler ev;
+};
+
+static void on_snapshot_signal(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct snapshot_signal *ss = container_of(h, struct snapshot_signal, ev);
+    const char *spec = ss->vmm->cfg->snapshot_on_signal, *comma = strchr(spec, ',');
+    char state[PATH_MAX], err[512];
+    int rc;
+
+    (void)res;
+    (void)flags;
+    snprintf(state, sizeof(state), "%.*s", (int)(comma - spec), spec);
+    rc = vmm_pause(ss->vmm);
+    if (rc)
+        snprintf(err, sizeof(err), "cannot pause the VM: %s", strerror(-rc));
+    else
+        rc = snapshot_create(ss->vmm, SNAPSHOT_FULL, state, comma + 1, err, sizeof(err));
+    if (rc) {
+        char why[600];
+        snprintf(why, sizeof(why), "--snapshot-on-signal: %s", err);
+        vmm_request_exit(ss->vmm, FLINT_EXIT_GENERIC, why);
+        return;
+    }
+    vmm_request_exit(ss->vmm, FLINT_EXIT_OK, "snapshot written on SIGUSR1; VM ended");
+}
+
+static int watch_snapshot_signal(struct snapshot_signal *ss, struct vmm *vmm, struct evloop *loop)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    /* Blocked before the vCPU threads exist, so they inherit it. */
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+        return -EINVAL;
+    ss->vmm = vmm;
+    ss->fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (ss->fd < 0)
+        return -errno;
+    ss->ev.fn = on_snapshot_signal;
+    return evloop_read(loop, &ss->ev, ss->fd, &ss->info, sizeof(ss->info));
+}
+
+static int build_vm(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, bool *built)
+{
+    struct snapshot_load_req req = {
+        .state_path = cfg->restore_state, .mem_path = cfg->restore_mem, .resume_vm = true};
+    char err[768];
+    int status;
+
+    *built = true;
+    if (!cfg->restore_state)
+        return vmm_create(vmm, cfg, loop);
+    status = snapshot_load(vmm, cfg, loop, &req, built, err, sizeof(err));
+    if (status)
+        log_error("--restore: %s", err);
+    return status;
+}
+
 static int run(struct vm_config *cfg)
 {
+    struct snapshot_signal ss = {.fd = -1};
+    bool built = false;
     struct evloop loop;
     struct vmm vmm;
     char err[512];
@@ -45,7 +114,7 @@ static int run(struct vm_config *cfg)
         log_error("%s", err);
         return FLINT_EXIT_BAD_CONFIG;
     }
-    if (!cfg->kernel_path) {
+    if (!cfg->kernel_path && !cfg->restore_state) {
         if (cli_default_kernel(kernel, sizeof(kernel), err, sizeof(err))) {
             log_error("%s", err);
             return FLINT_EXIT_BAD_CONFIG;
@@ -58,14 +127,21 @@ static int run(struct vm_config *cfg)
         log_error("io_uring setup: %s", strerror(-status));
         return FLINT_EXIT_GENERIC;
     }
-    status = vmm_create(&vmm, cfg, &loop);
+    status = build_vm(&vmm, cfg, &loop, &built);
+    if (status == 0 && cfg->snapshot_on_signal && watch_snapshot_signal(&ss, &vmm, &loop)) {
+        log_error("--snapshot-on-signal: cannot watch SIGUSR1");
+        status = FLINT_EXIT_GENERIC;
+    }
     if (status == 0) {
         status = vmm_run(&vmm);
         print_stats(&vmm, cfg);
     }
     /* The ring first: it may hold buffers of the devices vmm_destroy frees. */
     evloop_fini(&loop);
-    vmm_destroy(&vmm);
+    if (built)
+        vmm_destroy(&vmm);
+    if (ss.fd >= 0)
+        close(ss.fd);
     return status;
 }
 
@@ -206,6 +282,45 @@ static int vm_swap_drive(void *opaque, unsigned index, const char *path, char *e
     return virtio_blk_swap(p->vmm.blks[index], path, err, errlen);
 }
 
+static int vm_create_snapshot(void *opaque, enum snapshot_type type, const char *state_path,
+                              const char *mem_path, char *err, size_t errlen)
+{
+    return snapshot_create(&((struct process *)opaque)->vmm, type, state_path, mem_path, err,
+                           errlen);
+}
+
+/* The restored VM starts paused unless resume_vm: vCPU threads started
+ * while a pause is requested go straight to holding. */
+static int start_restored(struct vmm *vmm, bool resume)
+{
+    if (!resume)
+        vmm_pause(vmm);
+    return vmm_start(vmm);
+}
+
+static int vm_load_snapshot(void *opaque, const struct snapshot_load_req *req, char *err,
+                            size_t errlen)
+{
+    struct process *p = opaque;
+    int rc;
+
+    rc = snapshot_load(&p->vmm, p->cfg, &p->loop, req, &p->vm_built, err, errlen);
+    if (!rc && (rc = start_restored(&p->vmm, req->resume_vm)))
+        snprintf(err, errlen, "cannot start the vCPUs");
+    if (rc) {
+        log_error("snapshot load: %s", err);
+        return rc;
+    }
+    p->vm_started = true;
+    if (p->metrics.fd >= 0) {
+        p->metrics_ev.fn = on_metrics_timer;
+        if (evloop_timeout(&p->loop, &p->metrics_ev, METRICS_PERIOD_NS))
+            log_warn("metrics: the periodic flush could not be armed");
+    }
+    log_info("VM restored from %s (%s)", req->state_path, req->resume_vm ? "running" : "paused");
+    return 0;
+}
+
 static const struct api_vm_ops vm_ops = {.start = vm_start,
                                          .ctrl_alt_del = vm_ctrl_alt_del,
                                          .pause = vm_pause,
@@ -213,7 +328,9 @@ static const struct api_vm_ops vm_ops = {.start = vm_start,
                                          .flush_metrics = flush_metrics,
                                          .set_drive_rate_limiter = vm_set_drive_rate_limiter,
                                          .set_net_rate_limiters = vm_set_net_rate_limiters,
-                                         .swap_drive = vm_swap_drive};
+                                         .swap_drive = vm_swap_drive,
+                                         .create_snapshot = vm_create_snapshot,
+                                         .load_snapshot = vm_load_snapshot};
 
 static void stop_loop(void *opaque)
 {
@@ -372,6 +489,10 @@ int main(int argc, char **argv)
 
     /* A closed stdout or socket must be an error code, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
+    /* jansson seeds its hash tables from /dev/urandom on first use: do it
+     * now, not after the seccomp filters (a snapshot taken on a signal
+     * builds the first JSON of a `flint run` process). */
+    json_object_seed(0);
     config_init(&cfg);
     if (cli_parse(argc, argv, &action, &cfg, &serve_opts, err, sizeof(err))) {
         log_error("%s", err);

@@ -45,6 +45,9 @@ enum opt_id {
     OPT_METRICS_PATH,
     OPT_MAX_PAYLOAD,
     OPT_HUGE_PAGES,
+    OPT_SNAPSHOT_ON_SIGNAL,
+    OPT_RESTORE,
+    OPT_MEM_FILE,
 };
 
 struct opt {
@@ -68,6 +71,9 @@ static const struct opt run_opts[] = {
     {"--id", OPT_ID, true},
     {"--boot-timer", OPT_BOOT_TIMER, false},
     {"--huge-pages", OPT_HUGE_PAGES, true},
+    {"--snapshot-on-signal", OPT_SNAPSHOT_ON_SIGNAL, true},
+    {"--restore", OPT_RESTORE, true},
+    {"--mem-file", OPT_MEM_FILE, true},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
 };
@@ -152,6 +158,12 @@ void cli_usage(FILE *out)
           "                   line), log \"Guest-boot-time = ...\" since process start\n"
           "  --huge-pages 2M  back guest memory with 2 MiB huge pages (the host must\n"
           "                   have them reserved: vm.nr_hugepages); --mem even\n"
+          "  --snapshot-on-signal STATE,MEM\n"
+          "                   on SIGUSR1: pause, write a Full snapshot (state file\n"
+          "                   STATE, memory file MEM), end the VM with status 0\n"
+          "  --restore STATE --mem-file MEM\n"
+          "                   start from a snapshot instead of a kernel (the\n"
+          "                   snapshot's configuration; --mem/--vcpus are ignored)\n"
           "  --stats          print VM exits by kind and boot timings on exit\n"
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
@@ -278,6 +290,16 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
             return bad(err, errlen, "%s: '%s' is not a page size (2M or None)", name, val);
         cfg->huge_pages = !strcmp(val, "2M");
         return 0;
+    case OPT_SNAPSHOT_ON_SIGNAL: {
+        const char *comma = strchr(val, ',');
+        if (!comma || comma == val || !comma[1] || strchr(comma + 1, ','))
+            return bad(err, errlen, "%s: '%s' is not STATE_FILE,MEM_FILE", name, val);
+        return config_set_str(&cfg->snapshot_on_signal, val);
+    }
+    case OPT_RESTORE:
+        return config_set_str(&cfg->restore_state, val);
+    case OPT_MEM_FILE:
+        return config_set_str(&cfg->restore_mem, val);
     case OPT_DRIVE:
         return config_add_drive(cfg, val, err, errlen);
     case OPT_NET:
@@ -391,6 +413,16 @@ int cli_parse(int argc, char *const argv[], enum cli_action *action, struct vm_c
         *action = CLI_RUN;
         rc = parse_opts(argc - 2, argv + 2, run_opts, ARRAY_SIZE(run_opts), action, cfg, serve, err,
                         errlen);
+        if (!rc && *action == CLI_RUN && !cfg->restore_state != !cfg->restore_mem)
+            return bad(err, errlen, "--restore and --mem-file%s%s go together", "", "");
+        /* The snapshot holds the whole VM: nothing else may describe it. */
+        if (!rc && *action == CLI_RUN && cfg->restore_state &&
+            (cfg->kernel_path || cfg->initrd_path || cfg->cmdline || cfg->ndrives || cfg->nnets ||
+             cfg->vsock.enabled))
+            return bad(err, errlen,
+                       "--restore: the snapshot describes the VM; --kernel, --initrd, "
+                       "--cmdline, --drive, --net and --vsock%s%s cannot be given with it",
+                       "", "");
         return rc;
     }
     if (!cmd || cmd[0] == '-')

@@ -176,6 +176,9 @@ void config_free(struct vm_config *cfg)
     free(cfg->kernel_path);
     free(cfg->initrd_path);
     free(cfg->cmdline);
+    free(cfg->snapshot_on_signal);
+    free(cfg->restore_state);
+    free(cfg->restore_mem);
     config_init(cfg);
 }
 

@@ -83,12 +83,17 @@ struct vm_config {
     uint64_t mem_mib;
     unsigned vcpus;
     bool smt;               /* two threads per core (x86_64): vcpus is then 1 or even */
-    bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
+    bool track_dirty_pages; /* KVM dirty log + device writes, for Diff snapshots */
     bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
     bool boot_timer; /* the boot-timer device at FLINT_BOOT_TIMER_ADDR (boot_timer.h) */
+    /* flint run --snapshot-on-signal STATE,MEM: SIGUSR1 writes a Full
+     * snapshot there and ends the VM. NULL: off. */
+    char *snapshot_on_signal;
+    /* flint run --restore STATE --mem-file MEM: start from a snapshot. */
+    char *restore_state, *restore_mem;
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

@@ -47,8 +47,9 @@
     {                                                                                              \
         SCMP_SYS(sys), #sys, kinds, args, feat                                                     \
     }
-#define VSOCK SECCOMP_FEAT_VSOCK
-#define API   SECCOMP_FEAT_API
+#define VSOCK    SECCOMP_FEAT_VSOCK
+#define API      SECCOMP_FEAT_API
+#define SNAPSHOT SECCOMP_FEAT_SNAPSHOT
 
 /* docs/SECURITY.md explains each entry; keep the two in step. */
 static const struct seccomp_allow allow_list[] = {
@@ -95,16 +96,39 @@ static const struct seccomp_allow allow_list[] = {
     ALLOW_WITH(unlink, VMM, SECCOMP_ARGS_ANY, VSOCK | API),
     /* PATCH /drives opens the new image (virtio_blk_swap): an existing
      * file, read-only or read-write, nothing created or truncated. */
-    ALLOW_WITH(openat, VMM, SECCOMP_ARGS_OPEN_EXISTING, API),
+    /* PUT /snapshot/create (or --snapshot-on-signal) writes the state and
+     * memory files: created (O_WRONLY | O_CREAT), emptied with ftruncate
+     * after checking the memory file is not this VM's own, sized, written
+     * at offsets. */
+    ALLOW_WITH(openat, VMM, SECCOMP_ARGS_OPEN_FILES, API | SNAPSHOT),
+    ALLOW_WITH(ftruncate, VMM, SECCOMP_ARGS_ANY, SNAPSHOT),
+    ALLOW_WITH(pwrite64, VMM, SECCOMP_ARGS_ANY, SNAPSHOT),
 };
 
 /* The VMM thread makes no ioctl after boot: interrupts go through irqfds
  * (write), queue notifications through ioeventfds (io_uring reads). */
 static const unsigned long vcpu_ioctls[] = {
-    KVM_RUN,          KVM_GET_REGS, /* crash messages, the halt watchdog's RFLAGS.IF */
-    KVM_GET_MP_STATE,               /* the halt watchdog */
-    KVM_IRQ_LINE,                   /* serial and i8042 interrupts (vm fd) */
-    TUNSETOFFLOAD,                  /* virtio-net activate / reset (register writes) */
+    KVM_RUN,
+    KVM_GET_REGS,     /* crash messages, the halt watchdog's RFLAGS.IF */
+    KVM_GET_MP_STATE, /* the halt watchdog */
+    KVM_IRQ_LINE,     /* serial and i8042 interrupts (vm fd) */
+    TUNSETOFFLOAD,    /* virtio-net activate / reset (register writes) */
+    /* Snapshots: each held vCPU thread reads its own state, vCPU 0 the
+     * VM's too (snapshot.c); reads only, nothing is set after boot. */
+    KVM_GET_SREGS,
+    KVM_GET_XSAVE,
+    KVM_GET_XCRS,
+    KVM_GET_DEBUGREGS,
+    KVM_GET_LAPIC,
+    KVM_GET_TSC_KHZ,
+    KVM_GET_MSR_INDEX_LIST,
+    KVM_GET_MSRS,
+    KVM_GET_CPUID2,
+    KVM_GET_VCPU_EVENTS,
+    KVM_GET_IRQCHIP,
+    KVM_GET_PIT2,
+    KVM_GET_CLOCK,
+    KVM_GET_DIRTY_LOG,
 };
 
 const struct seccomp_allow *seccomp_allow_list(size_t *count)
@@ -196,6 +220,15 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_allow *a, enum sec
         return seccomp_rule_add(
             ctx, SCMP_ACT_ALLOW, a->nr, 1,
             SCMP_A2(SCMP_CMP_MASKED_EQ, ~(scmp_datum_t)(O_RDWR | O_CLOEXEC) & 0xffffffffu, 0));
+    case SECCOMP_ARGS_OPEN_FILES:
+        /* As OPEN_EXISTING, or flags exactly O_WRONLY | O_CREAT | O_CLOEXEC. */
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, a->nr, 1,
+            SCMP_A2(SCMP_CMP_MASKED_EQ, ~(scmp_datum_t)(O_RDWR | O_CLOEXEC) & 0xffffffffu, 0));
+        return rc ? rc
+                  : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 1,
+                                     SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffu,
+                                             (scmp_datum_t)(O_WRONLY | O_CREAT | O_CLOEXEC)));
     case SECCOMP_ARGS_SETFL_ZERO:
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
                                 SCMP_A2(SCMP_CMP_EQ, 0));

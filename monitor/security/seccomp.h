@@ -45,6 +45,9 @@ enum seccomp_arg_check {
     /* openat(_, _, O_RDONLY or O_RDWR, optionally | O_CLOEXEC): no O_CREAT,
      * O_TMPFILE, O_PATH, O_TRUNC, ... */
     SECCOMP_ARGS_OPEN_EXISTING,
+    /* OPEN_EXISTING, or openat(_, _, O_WRONLY | O_CREAT | O_CLOEXEC
+     * exactly, _): a snapshot's files, never truncated by the open itself. */
+    SECCOMP_ARGS_OPEN_FILES,
 };
 
 /* Devices whose system calls are on a list only when the VM has them. */
@@ -53,6 +56,9 @@ enum seccomp_feature {
     /* The API socket: served by io_uring, removed at exit; PATCH /drives
      * opens an existing image. */
     SECCOMP_FEAT_API = 1u << 1,
+    /* Snapshots can be taken (the API, or --snapshot-on-signal): the state
+     * and memory files are created and written. */
+    SECCOMP_FEAT_SNAPSHOT = 1u << 2,
 };
 
 /* One allow-list entry: the system call `nr` is allowed to the thread

@@ -8,6 +8,7 @@
 #include <flint-abi.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <linux/memfd.h>
 #include <stdbool.h>
 #include <string.h>
@@ -70,14 +71,102 @@ fail:
     return err;
 }
 
+/* Regions around the MMIO gap, at their offsets in the backing file. */
+static void lay_out(struct guest_mem *mem, uint64_t size)
+{
+    uint64_t low = size < FLINT_MMIO_GAP_START ? size : FLINT_MMIO_GAP_START;
+
+    mem->size = size;
+    mem->regions[0] =
+        (struct guest_region){.gpa = 0, .size = low, .file_offset = 0, .host = mem->map};
+    mem->nregions = 1;
+    if (size > low) {
+        mem->regions[1] = (struct guest_region){.gpa = FLINT_MMIO_GAP_END,
+                                                .size = size - low,
+                                                .file_offset = low,
+                                                .host = mem->map + low};
+        mem->nregions = 2;
+    }
+}
+
+int guest_mem_map_file(struct guest_mem *mem, int fd, uint64_t size)
+{
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = fd;
+    mem->pages = GUEST_MEM_PAGES_4K;
+    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096) {
+        guest_mem_destroy(mem);
+        return -EINVAL;
+    }
+    /* Private: the guest's writes must never reach the snapshot, which
+     * other VMs may be restored from at the same time. */
+    mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+    if (mem->map == MAP_FAILED) {
+        int err = -errno;
+        mem->map = NULL;
+        guest_mem_destroy(mem);
+        return err;
+    }
+    lay_out(mem, size);
+    mem->cow = 1;
+    return 0;
+}
+
+int guest_mem_map_anon(struct guest_mem *mem, uint64_t size)
+{
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+    mem->pages = GUEST_MEM_PAGES_4K;
+    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096)
+        return -EINVAL;
+    mem->map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
+    if (mem->map == MAP_FAILED) {
+        mem->map = NULL;
+        return -errno;
+    }
+    lay_out(mem, size);
+    mem->cow = 1;
+    return 0;
+}
+
+size_t guest_mem_bitmap_bytes(uint64_t size)
+{
+    return (size_t)((size / 4096 + 63) / 64 * 8);
+}
+
+int guest_mem_track_dirty(struct guest_mem *mem)
+{
+    if (!mem->dirty && !(mem->dirty = calloc(1, guest_mem_bitmap_bytes(mem->size))))
+        return -ENOMEM;
+    return 0;
+}
+
+void guest_mem_take_dirty(struct guest_mem *mem, uint64_t *out)
+{
+    size_t words = guest_mem_bitmap_bytes(mem->size) / 8;
+
+    if (!mem->dirty)
+        return;
+    for (size_t i = 0; i < words; i++)
+        out[i] |= __atomic_exchange_n(&mem->dirty[i], 0, __ATOMIC_RELAXED);
+}
+
 void guest_mem_destroy(struct guest_mem *mem)
 {
+    free(mem->dirty);
     if (mem->map)
         munmap(mem->map, mem->size);
     if (mem->fd >= 0)
         close(mem->fd);
     memset(mem, 0, sizeof(*mem));
     mem->fd = -1;
+}
+
+static void mark_dirty(uint64_t *bitmap, uint64_t off, uint64_t len)
+{
+    for (uint64_t pg = off / 4096; pg <= (off + len - 1) / 4096; pg++)
+        __atomic_fetch_or(&bitmap[pg / 64], 1ull << (pg % 64), __ATOMIC_RELAXED);
 }
 
 void *guest_mem_slice(const struct guest_mem *mem, gpa_t gpa, uint64_t len)
@@ -88,8 +177,11 @@ void *guest_mem_slice(const struct guest_mem *mem, gpa_t gpa, uint64_t len)
         const struct guest_region *r = &mem->regions[i];
         uint64_t off = gpa - r->gpa;
         /* Unsigned arithmetic: gpa below the region wraps to a huge offset. */
-        if (gpa >= r->gpa && off < r->size && len <= r->size - off)
+        if (gpa >= r->gpa && off < r->size && len <= r->size - off) {
+            if (mem->dirty)
+                mark_dirty(mem->dirty, r->file_offset + off, len);
             return r->host + off;
+        }
     }
     return NULL;
 }

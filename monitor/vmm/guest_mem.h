@@ -44,6 +44,13 @@ struct guest_mem {
     uint64_t size; /* bytes of RAM */
     unsigned nregions;
     struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+    /* With dirty-page tracking (guest_mem_track_dirty): one bit per 4 KiB
+     * page in file order, set (atomically) for every page a device may
+     * have written through guest_mem_slice. NULL: not tracking. */
+    uint64_t *dirty;
+    /* Mapped MAP_PRIVATE from a file (guest_mem_map_file): the guest's
+     * pages are not all in fd, so fd's holes say nothing about them. */
+    int cow;
 };
 
 /* Smallest and largest RAM a VM may have. */
@@ -59,11 +66,35 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size);
  * 2 MiB huge pages. */
 int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_pages pages);
 
+/* Map the memory file `fd` (a snapshot's, holding `size` bytes of RAM laid
+ * out as guest_mem_create would) MAP_PRIVATE: pages are read from the file
+ * when first touched, writes stay private to this VM, nothing is read now.
+ * Takes fd (closed by guest_mem_destroy, or here on error). Returns 0 or
+ * -errno; -EINVAL for a bad size. */
+int guest_mem_map_file(struct guest_mem *mem, int fd, uint64_t size);
+
+/* Anonymous private RAM of `size` bytes laid out as guest_mem_create
+ * would, for a restore whose pages a userfaultfd handler supplies (the
+ * Uffd backend). Returns 0 or -errno. */
+int guest_mem_map_anon(struct guest_mem *mem, uint64_t size);
+
+/* Start recording the pages devices write (mem->dirty). 0 or -ENOMEM. */
+int guest_mem_track_dirty(struct guest_mem *mem);
+
+/* Copy the device-dirty bitmap into `out` (OR'ed in) and clear it; on the
+ * VMM thread while the VM is paused. */
+void guest_mem_take_dirty(struct guest_mem *mem, uint64_t *out);
+
+/* Bytes in a bitmap of one bit per 4 KiB page of `size` bytes of RAM. */
+size_t guest_mem_bitmap_bytes(uint64_t size);
+
 /* Unmap and close; safe on a zeroed or already destroyed struct. */
 void guest_mem_destroy(struct guest_mem *mem);
 
 /* Host pointer to [gpa, gpa + len) if the whole range is RAM inside a single
- * region, otherwise NULL. len == 0 is treated as len == 1. */
+ * region, otherwise NULL. len == 0 is treated as len == 1. When tracking
+ * dirty pages, the range is marked dirty (a read marks too: over-marking
+ * only makes a Diff snapshot larger, a missed write would corrupt it). */
 void *guest_mem_slice(const struct guest_mem *mem, gpa_t gpa, uint64_t len);
 
 /* Copy into / out of guest RAM. Return 0 or -EFAULT when the range is not RAM. */

@@ -117,9 +117,32 @@ int kvm_map_guest_mem(struct kvm *kvm, const struct guest_mem *mem, char *err, s
             .guest_phys_addr = mem->regions[i].gpa,
             .memory_size = mem->regions[i].size,
             .userspace_addr = (uintptr_t)mem->regions[i].host,
+            .flags = kvm->log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
         };
         if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
             return fail(err, errlen, -errno, "KVM_SET_USER_MEMORY_REGION");
+    }
+    return 0;
+}
+
+int kvm_get_dirty_log(struct kvm *kvm, const struct guest_mem *mem, uint64_t *out)
+{
+    for (unsigned i = 0; i < mem->nregions; i++) {
+        uint64_t pages = mem->regions[i].size / 4096, first = mem->regions[i].file_offset / 4096;
+        uint64_t *slot = calloc((pages + 63) / 64, 8);
+        struct kvm_dirty_log log = {.slot = i, .dirty_bitmap = slot};
+
+        if (!slot)
+            return -ENOMEM;
+        if (ioctl(kvm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+            int e = -errno;
+            free(slot);
+            return e;
+        }
+        for (uint64_t p = 0; p < pages; p++)
+            if (slot[p / 64] >> (p % 64) & 1)
+                out[(first + p) / 64] |= 1ull << ((first + p) % 64);
+        free(slot);
     }
     return 0;
 }

@@ -11,7 +11,9 @@
 #include "guest_mem.h"
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct kvm {
     int sys_fd;               /* /dev/kvm */
@@ -19,6 +21,7 @@ struct kvm {
     int vcpu_mmap_size;       /* size of each vCPU's struct kvm_run mapping */
     int max_vcpus;            /* KVM_CAP_MAX_VCPUS */
     struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, for every vCPU */
+    bool log_dirty;           /* memory slots log dirty pages (track_dirty_pages) */
 };
 
 /* Open `path` (normally /dev/kvm), check KVM_GET_API_VERSION == 12 and the
@@ -30,8 +33,14 @@ int kvm_open(struct kvm *kvm, const char *path, char *err, size_t errlen);
  * IOAPIC, LAPICs) and PIT with a dummy speaker port. */
 int kvm_create_vm(struct kvm *kvm, char *err, size_t errlen);
 
-/* Register every RAM region of `mem` as a memory slot (slot i = region i). */
+/* Register every RAM region of `mem` as a memory slot (slot i = region i),
+ * with KVM_MEM_LOG_DIRTY_PAGES when kvm->log_dirty. */
 int kvm_map_guest_mem(struct kvm *kvm, const struct guest_mem *mem, char *err, size_t errlen);
+
+/* OR the pages the guest wrote since the last call (KVM_GET_DIRTY_LOG of
+ * every slot, which also clears it) into `out`, one bit per 4 KiB page in
+ * the memory file's order. Returns 0 or -errno. */
+int kvm_get_dirty_log(struct kvm *kvm, const struct guest_mem *mem, uint64_t *out);
 
 /* Pulse interrupt line `gsi` (level 1 then 0): an edge for ISA devices. */
 int kvm_irq_pulse(struct kvm *kvm, unsigned gsi);

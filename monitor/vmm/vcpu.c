@@ -240,7 +240,15 @@ static void *vcpu_thread(void *arg)
 
     while (!vmm_stopping(v->vmm)) {
         if (vmm_paused(v->vmm)) {
-            vmm_pause_point(v->vmm);
+            /* An I/O or MMIO exit is complete only once KVM_RUN is entered
+             * again (api.rst, "The kvm_run structure"): enter it with
+             * immediate_exit so a snapshot taken while held sees finished
+             * instructions, and no further one runs. */
+            v->run->immediate_exit = 1;
+            if (ioctl(v->fd, KVM_RUN, 0) < 0 && errno != EINTR && errno != EAGAIN)
+                log_warn("vcpu%u: completing the last exit: %s", v->id, strerror(errno));
+            v->run->immediate_exit = 0;
+            vmm_pause_point(v->vmm, v);
             continue;
         }
         if (__atomic_exchange_n(&v->check_activity, 0, __ATOMIC_SEQ_CST))

@@ -56,6 +56,7 @@ struct vcpu {
     int check_activity;              /* atomic: watchdog asks for a sample */
     int activity;                    /* atomic: enum vcpu_activity */
     uint64_t watchdog_cpu_ns;        /* thread CPU time at the last watchdog tick */
+    unsigned job_gen;                /* the last vmm_on_held_vcpus job it ran */
 };
 
 /* CPU time the vCPU thread has used, in ns (0 if unknown). A halted vCPU

@@ -164,7 +164,8 @@ static int setup_devices(struct vmm *vmm)
 static int build_seccomp(struct vmm *vmm)
 {
     unsigned features = (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
-                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API : 0);
+                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
+                        (vmm->cfg->snapshot_on_signal ? SECCOMP_FEAT_SNAPSHOT : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {
@@ -193,8 +194,13 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
     int rc;
 
     if (kvm_open(&vmm->kvm, "/dev/kvm", err, sizeof(err)) ||
-        kvm_create_vm(&vmm->kvm, err, sizeof(err)) ||
-        kvm_map_guest_mem(&vmm->kvm, &vmm->mem, err, sizeof(err)))
+        kvm_create_vm(&vmm->kvm, err, sizeof(err)))
+        return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
+    /* A Diff snapshot needs the pages KVM and the devices wrote. */
+    vmm->kvm.log_dirty = vmm->cfg->track_dirty_pages;
+    if (vmm->cfg->track_dirty_pages && guest_mem_track_dirty(&vmm->mem))
+        return setup_fail(FLINT_EXIT_GENERIC, "dirty page tracking: out of memory");
+    if (kvm_map_guest_mem(&vmm->kvm, &vmm->mem, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
     rc = kvm_irqfd(&vmm->kvm, vmm->kbd_irq_fd, 1);
     if (rc)
@@ -208,6 +214,8 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
         if (rc)
             return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
     }
+    if (!img) /* a restore: the snapshot has every vCPU's state */
+        return 0;
     /* Only the boot CPU gets the entry state; the others wait for INIT/SIPI
      * in KVM (KVM_MP_STATE_UNINITIALIZED), as on hardware. */
     if (img->protocol == BOOT_LINUX64)
@@ -230,7 +238,21 @@ static void init_pause(struct vmm *vmm)
     pthread_condattr_destroy(&attr);
 }
 
-int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
+/* RAM for a restore: the snapshot's memory file, mapped as it is. */
+static int map_snapshot_mem(struct vmm *vmm, int mem_fd)
+{
+    int rc = mem_fd >= 0 ? guest_mem_map_file(&vmm->mem, mem_fd, vmm->cfg->mem_mib * MIB)
+                         : guest_mem_map_anon(&vmm->mem, vmm->cfg->mem_mib * MIB);
+
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "cannot map the memory file: %s", strerror(-rc));
+    return 0;
+}
+
+/* A cold boot from the kernel, or a restore (RAM from mem_fd, or
+ * anonymous with mem_fd -1). */
+static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, bool restore,
+                  int mem_fd)
 {
     struct kernel_image img;
     int rc;
@@ -248,17 +270,27 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
     vmm->kbd_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (vmm->exit_efd < 0 || vmm->kbd_irq_fd < 0)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
-    if ((rc = load_guest(vmm, &img)))
+    if ((rc = restore ? map_snapshot_mem(vmm, mem_fd) : load_guest(vmm, &img)))
         return rc;
     if ((rc = vmm_create_devices(vmm)))
         return rc;
     if ((rc = setup_devices(vmm)))
         return rc;
-    if ((rc = setup_kvm(vmm, &img)))
+    if ((rc = setup_kvm(vmm, restore ? NULL : &img)))
         return rc;
     if ((rc = vmm_attach_virtio(vmm)))
         return rc;
     return build_seccomp(vmm);
+}
+
+int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
+{
+    return create(vmm, cfg, loop, false, -1);
+}
+
+int vmm_create_restored(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, int mem_fd)
+{
+    return create(vmm, cfg, loop, true, mem_fd);
 }
 
 bool vmm_stopping(struct vmm *vmm)
@@ -422,13 +454,25 @@ bool vmm_paused(struct vmm *vmm)
     return __atomic_load_n(&vmm->pause_requested, __ATOMIC_SEQ_CST);
 }
 
-void vmm_pause_point(struct vmm *vmm)
+void vmm_pause_point(struct vmm *vmm, struct vcpu *v)
 {
     pthread_mutex_lock(&vmm->pause_lock);
     vmm->vcpus_held++;
     pthread_cond_broadcast(&vmm->pause_cond);
-    while (vmm_paused(vmm) && !vmm_stopping(vmm))
+    while (vmm_paused(vmm) && !vmm_stopping(vmm)) {
+        if (v->job_gen != vmm->vcpu_job_gen) {
+            void (*job)(struct vcpu *, void *) = vmm->vcpu_job;
+            void *arg = vmm->vcpu_job_arg;
+            v->job_gen = vmm->vcpu_job_gen;
+            pthread_mutex_unlock(&vmm->pause_lock);
+            job(v, arg);
+            pthread_mutex_lock(&vmm->pause_lock);
+            vmm->vcpu_jobs_done++;
+            pthread_cond_broadcast(&vmm->pause_cond);
+            continue;
+        }
         pthread_cond_wait(&vmm->pause_cond, &vmm->pause_lock);
+    }
     vmm->vcpus_held--;
     pthread_mutex_unlock(&vmm->pause_lock);
 }
@@ -477,6 +521,27 @@ int vmm_pause(struct vmm *vmm)
     }
     log_info("VM paused");
     return 0;
+}
+
+int vmm_on_held_vcpus(struct vmm *vmm, void (*job)(struct vcpu *v, void *arg), void *arg)
+{
+    unsigned want = started_vcpus(vmm);
+
+    if (!vmm_paused(vmm))
+        return -EINVAL;
+    pthread_mutex_lock(&vmm->pause_lock);
+    vmm->vcpu_job = job;
+    vmm->vcpu_job_arg = arg;
+    vmm->vcpu_jobs_done = 0;
+    vmm->vcpu_job_gen++;
+    pthread_cond_broadcast(&vmm->pause_cond);
+    /* Every started vCPU is held or on its way there (a restored VM's
+     * threads start with the pause already requested) and runs the job
+     * once it is: a vCPU runs each job it has not run yet. */
+    while (vmm->vcpu_jobs_done < want && !vmm_stopping(vmm))
+        pthread_cond_wait(&vmm->pause_cond, &vmm->pause_lock);
+    pthread_mutex_unlock(&vmm->pause_lock);
+    return vmm->vcpu_jobs_done >= want ? 0 : -ESHUTDOWN;
 }
 
 void vmm_resume(struct vmm *vmm)

@@ -107,6 +107,10 @@ struct vmm {
     pthread_cond_t pause_cond; /* CLOCK_MONOTONIC */
     int pause_requested;       /* atomic */
     unsigned vcpus_held;       /* under pause_lock */
+    /* vmm_on_held_vcpus: a job each held vCPU thread runs for itself. */
+    void (*vcpu_job)(struct vcpu *v, void *arg);
+    void *vcpu_job_arg;
+    unsigned vcpu_job_gen, vcpu_jobs_done; /* under pause_lock */
 
     pthread_mutex_t exit_lock;
     int stopping; /* atomic: vCPUs leave their loops when set */
@@ -152,8 +156,23 @@ void vmm_resume(struct vmm *vmm);
 bool vmm_paused(struct vmm *vmm);
 
 /* vCPU threads: wait here while a pause is requested (vcpu.c calls it
- * between KVM_RUNs). */
-void vmm_pause_point(struct vmm *vmm);
+ * between KVM_RUNs, with no exit left for KVM to complete), running the
+ * jobs vmm_on_held_vcpus hands out. */
+void vmm_pause_point(struct vmm *vmm, struct vcpu *v);
+
+/* While paused, on the VMM thread: have every held vCPU thread run
+ * job(vcpu, arg) and wait until all have. vCPU ioctls run on the vCPU's
+ * own thread (its seccomp filter allows the state ioctls; the VMM
+ * thread's allows none). Returns 0, or -EINVAL when not paused. */
+int vmm_on_held_vcpus(struct vmm *vmm, void (*job)(struct vcpu *v, void *arg), void *arg);
+
+/* vmm_create for a snapshot restore: the same VM (configuration, devices,
+ * KVM VM and vCPUs) with RAM mapped from the memory file `mem_fd` (taken),
+ * or anonymous RAM for a userfaultfd handler to fill when mem_fd is -1,
+ * instead of a kernel loaded into fresh RAM, and no entry state set. The
+ * caller gives it the saved state before vmm_start. Same failures as
+ * vmm_create. */
+int vmm_create_restored(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, int mem_fd);
 
 /* Press Ctrl-Alt-Del on the i8042 keyboard (set-2 scancodes 0x14, 0x11,
  * 0xe0 0x71, as Firecracker). Returns 0 or -ENOSPC when the guest has not

@@ -22,6 +22,8 @@ enum rule {
      * serial, snapshots): what main answers today, "not supported by flint
      * yet". The integrator updates these rows when those branches merge. */
     OTHER_BRANCH,
+    PAUSED_ONLY, /* snapshot/create: the phase 400 before boot, "paused" while running */
+    FRESH_ONLY,  /* snapshot/load: only in a process no configuration call has touched */
 };
 
 struct endpoint {
@@ -115,11 +117,11 @@ static const struct endpoint spec[] = {
      NULL, NULL},
     {API_METHOD_PUT, "/snapshot/create",
      "{\"mem_file_path\":\"/tmp/m\",\"snapshot_path\":\"/tmp/s\",\"snapshot_type\":\"Full\"}",
-     OTHER_BRANCH, NULL, NULL},
+     PAUSED_ONLY, NULL, "paused microVM"},
     {API_METHOD_PUT, "/snapshot/load",
      "{\"snapshot_path\":\"/tmp/s\",\"mem_backend\":{\"backend_type\":\"File\","
      "\"backend_path\":\"/tmp/m\"},\"track_dirty_pages\":false,\"resume_vm\":true}",
-     OTHER_BRANCH, NULL, NULL},
+     FRESH_ONLY, NULL, NULL},
     {API_METHOD_GET, "/version", NULL, ANY, "firecracker_version:s", NULL},
     {API_METHOD_PATCH, "/vm", "{\"state\":\"Paused\"}", POST_BOOT, NULL, NULL},
     {API_METHOD_GET, "/vm/config", NULL, ANY,
@@ -235,11 +237,12 @@ static void check(const struct endpoint *e, bool started)
     cr_assert_eq(status, 400, "%s %s %s: %d %s", method_name(e->method), e->path, what, status,
                  api_resp.body);
     const char *msg = api_fault();
-    const char *want = e->rule == NOT_OFFERED    ? "flint does not offer"
-                       : e->rule == OTHER_BRANCH ? "not supported by flint yet"
-                       : started && e->after     ? e->after
-                       : started                 ? POST_MSG
-                                                 : PRE_MSG;
+    const char *want = e->rule == NOT_OFFERED              ? "flint does not offer"
+                       : e->rule == OTHER_BRANCH           ? "not supported by flint yet"
+                       : e->rule == FRESH_ONLY && !started ? "only in a fresh flint process"
+                       : started && e->after               ? e->after
+                       : started                           ? POST_MSG
+                                                           : PRE_MSG;
     cr_assert(strstr(msg, want), "%s %s %s: '%s' lacks '%s'", method_name(e->method), e->path, what,
               msg, want);
 }

@@ -439,3 +439,31 @@ Test(cli, id_errors)
     cli_serve_free(&serve);
     cr_assert_eq(PARSE("run", "--id"), -EINVAL);
 }
+
+Test(cli, snapshot_options)
+{
+    cr_assert_eq(PARSE("run", "--snapshot-on-signal", "/s,/m"), 0, "%s", err);
+    cr_assert_str_eq(cfg.snapshot_on_signal, "/s,/m");
+    cr_assert_eq(PARSE("run", "--restore", "/s", "--mem-file", "/m"), 0, "%s", err);
+    cr_assert_str_eq(cfg.restore_state, "/s");
+    cr_assert_str_eq(cfg.restore_mem, "/m");
+}
+
+Test(cli, snapshot_options_refused)
+{
+    static const char *const specs[] = {"/s", ",/m", "/s,", "/s,/m,/x"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(specs); i++) {
+        cr_assert_eq(PARSE("run", "--snapshot-on-signal", (char *)specs[i]), -EINVAL, "%s",
+                     specs[i]);
+        cr_assert(strstr(err, "STATE_FILE,MEM_FILE"), "%s", err);
+        config_free(&cfg);
+    }
+    cr_assert_eq(PARSE("run", "--restore", "/s"), -EINVAL);
+    cr_assert(strstr(err, "go together"), "%s", err);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--mem-file", "/m"), -EINVAL);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--restore", "/s", "--mem-file", "/m", "--kernel", "/k"), -EINVAL);
+    cr_assert(strstr(err, "the snapshot describes the VM"), "%s", err);
+}

@@ -31,9 +31,10 @@
 #define VMM_ALLOWED       19
 #define VMM_VSOCK_ALLOWED 23
 #define VMM_API_ALLOWED   21
-#define VMM_ALL_ALLOWED   24 /* vsock and the API */
+#define VMM_ALL_ALLOWED   26 /* vsock, the API and snapshots */
+#define VMM_SNAP_ALLOWED  22 /* --snapshot-on-signal: openat, ftruncate, pwrite64 */
 #define VCPU_ALLOWED      15
-#define ANY_FEATURE       (SECCOMP_FEAT_VSOCK | SECCOMP_FEAT_API)
+#define ANY_FEATURE       (SECCOMP_FEAT_VSOCK | SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT)
 
 /* Never on any list: new programs, processes, files, privileges, other
  * processes' memory, new kernel objects. */
@@ -100,6 +101,8 @@ Test(seccomp, allowed_counts_per_thread_kind)
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK), VMM_VSOCK_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API), VMM_API_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, ANY_FEATURE), VMM_ALL_ALLOWED);
+    cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_SNAPSHOT),
+                 VMM_SNAP_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_API), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, 0), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_VSOCK), VCPU_ALLOWED);
@@ -143,6 +146,9 @@ Test(seccomp, each_thread_gets_only_what_it_uses)
     cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, SYS_openat));
     cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_VSOCK, SYS_openat));
     cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, 0, SYS_openat));
+    cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_SNAPSHOT, SYS_pwrite64));
+    cr_assert_not(
+        seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API | SECCOMP_FEAT_VSOCK, SYS_pwrite64));
     cr_assert_not(seccomp_allows(SECCOMP_THREAD_VCPU, ANY_FEATURE, SYS_openat));
     for (size_t i = 0; i < ARRAY_SIZE(vsock_only); i++)
         cr_assert_eq(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_API, vsock_only[i]),
@@ -173,15 +179,19 @@ Test(seccomp, ioctl_requests_per_thread)
     seccomp_ioctl_list(SECCOMP_THREAD_VMM, &n);
     cr_assert_eq(n, 0, "the VMM thread makes no ioctl after boot");
     seccomp_ioctl_list(SECCOMP_THREAD_VCPU, &n);
-    cr_assert_eq(n, 5);
+    cr_assert_eq(n, 19);
     cr_assert(in_ioctl_list(SECCOMP_THREAD_VCPU, KVM_RUN));
+    /* Snapshots read state on the vCPU threads; none is set after boot. */
+    cr_assert(in_ioctl_list(SECCOMP_THREAD_VCPU, KVM_GET_MSRS));
+    cr_assert(in_ioctl_list(SECCOMP_THREAD_VCPU, KVM_GET_DIRTY_LOG));
     cr_assert(in_ioctl_list(SECCOMP_THREAD_VCPU, TUNSETOFFLOAD));
     /* Setting up a VM again, or moving its memory, is not a vCPU's job. */
     static const unsigned long setup_only[] = {
         KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION,
         KVM_SET_REGS,  KVM_SET_SREGS,   KVM_SET_CPUID2,
         KVM_IRQFD,     KVM_IOEVENTFD,   KVM_SET_MSRS,
-        TUNSETIFF,
+        TUNSETIFF,     KVM_SET_LAPIC,   KVM_SET_XSAVE,
+        KVM_SET_CLOCK, KVM_SET_IRQCHIP, KVM_SET_VCPU_EVENTS,
     };
     for (size_t i = 0; i < ARRAY_SIZE(setup_only); i++)
         cr_assert_not(in_ioctl_list(SECCOMP_THREAD_VCPU, setup_only[i]), "ioctl %#lx",
