@@ -475,12 +475,16 @@ int vmm_pause(struct vmm *vmm)
         /* A VM on its way out has vCPUs that leave rather than wait. */
         return vmm_stopping(vmm) ? -ESHUTDOWN : -ETIMEDOUT;
     }
+    /* Devices start no new I/O while paused (a snapshot needs guest
+     * memory to stand still once what is in flight has finished). */
+    vmm_quiesce_virtio(vmm, true);
     log_info("VM paused");
     return 0;
 }
 
 void vmm_resume(struct vmm *vmm)
 {
+    vmm_quiesce_virtio(vmm, false);
     pthread_mutex_lock(&vmm->pause_lock);
     __atomic_store_n(&vmm->pause_requested, 0, __ATOMIC_SEQ_CST);
     pthread_cond_broadcast(&vmm->pause_cond);
