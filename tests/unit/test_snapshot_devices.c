@@ -294,11 +294,30 @@ Test(snapshot_blk, driver_ok_without_features_ok_is_refused)
     expect_refused(img, "status");
 }
 
-Test(snapshot_blk, unknown_status_bits_are_refused)
+Test(snapshot_blk, status_beyond_one_byte_is_refused)
 {
     blk_live_and_saved();
     put_le(OFF_STATUS, get_le(OFF_STATUS, 4) | 0x100, 4);
     expect_refused(img, "status");
+}
+
+/* What a guest can do to its device, a snapshot of it must carry: any
+ * driver features before FEATURES_OK, any size in a queue not ready. */
+Test(snapshot_blk, states_a_guest_can_reach_load)
+{
+    const char *what;
+
+    blk = blk_open(img, NULL);
+    cr_assert_eq(virtio_mmio_init(&t, &virtio_blk_ops, blk, &h.mem, 0xc0001000, 5, NULL, NULL), 0);
+    mwr(&t, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | 0x30);
+    mwr(&t, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    mwr(&t, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
+    mwr(&t, VIRTIO_MMIO_QUEUE_SEL, 0);
+    mwr(&t, VIRTIO_MMIO_QUEUE_NUM, 1000);
+    virtio_mmio_save(&t, &w);
+    cr_assert_eq(blk_load_fresh(img, &what), 0, "%s", what);
+    cr_assert_eq(t2.queues[0].num, 1000);
+    cr_assert_eq(mrd(&t2, VIRTIO_MMIO_STATUS), mrd(&t, VIRTIO_MMIO_STATUS));
 }
 
 Test(snapshot_blk, truncated_state_is_refused)

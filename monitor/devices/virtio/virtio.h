@@ -200,10 +200,12 @@ bool virtio_mmio_busy(struct virtio_mmio *t);
  * cursors) and then the device's own state, as one section; the device
  * must be quiesced with nothing in flight. load: the same into a transport
  * whose device was created from the same configuration, on the new
- * process's guest memory. Every value is checked as hostile (status bits
- * and their order, features a subset of the offer, queue sizes, ring
- * addresses inside RAM through virtq_activate, which also re-derives the
- * host pointers); on error -EBADMSG with r->what naming the value, and the
+ * process's guest memory. Every value is checked as hostile, and every
+ * state a guest can put the transport in is accepted (status one byte with
+ * DRIVER_OK only after FEATURES_OK, features a subset of the offer once
+ * FEATURES_OK is set, a ready queue's size a power of two up to
+ * VIRTQ_MAX_SIZE and its rings inside RAM through virtq_activate, which
+ * also re-derives the host pointers); on error -EBADMSG with r->what naming the value, and the
  * transport is left as after a reset. A device the driver had running is
  * live again at once: its activate callback runs, and pending interrupts
  * are raised again. Both take the lock. */

@@ -361,10 +361,6 @@ const struct bus_dev_ops virtio_mmio_bus_ops = {
 #define SNAP_TAG_VIRTIO SNAP_TAG('V', 'I', 'R', 'T')
 #define SNAP_TAG_VQ     SNAP_TAG('V', 'Q', 'U', 'E')
 
-#define STATUS_KNOWN                                                                               \
-    (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |                \
-     VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)
-
 static void queue_save(const struct virtq *vq, struct snap_writer *w)
 {
     size_t mark = snap_section_begin(w, SNAP_TAG_VQ);
@@ -404,20 +400,14 @@ void virtio_mmio_save(struct virtio_mmio *t, struct snap_writer *w)
     pthread_mutex_unlock(&t->lock);
 }
 
-/* Status as a driver can have left it (§3.1.1 order): known bits only, and
- * DRIVER_OK only after FEATURES_OK, which only follows ACKNOWLEDGE and
- * DRIVER. */
+/* Status as the transport can hold it (write_status): one byte, and
+ * DRIVER_OK only with FEATURES_OK. A loader accepts every state a guest
+ * can reach, or a guest could make its own snapshots unloadable. */
 static bool status_legal(uint32_t st)
 {
-    if (st & ~(uint32_t)STATUS_KNOWN)
+    if (st & ~0xffu)
         return false;
-    if ((st & VIRTIO_STATUS_DRIVER_OK) && !(st & VIRTIO_STATUS_FEATURES_OK))
-        return false;
-    if ((st & VIRTIO_STATUS_FEATURES_OK) &&
-        (st & (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER)) !=
-            (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER))
-        return false;
-    return true;
+    return !(st & VIRTIO_STATUS_DRIVER_OK) || (st & VIRTIO_STATUS_FEATURES_OK);
 }
 
 static void regs_load(struct virtio_mmio *t, struct snap_reader *r, struct virtio_mmio_regs *g)
@@ -435,9 +425,11 @@ static void regs_load(struct virtio_mmio *t, struct snap_reader *r, struct virti
         snap_fail(r, "virtio queue count differs from the device's");
     if (snap_error(r))
         return;
+    /* Until FEATURES_OK the driver may write any bits (write_status
+     * refuses them then, §3.1.1); after it, only what was offered. */
     if (!status_legal(g->status))
-        snap_fail(r, "virtio status has bits no driver can set, or in the wrong order");
-    else if (g->driver_features & ~offered_features(t))
+        snap_fail(r, "virtio status is not a state the device can be in");
+    else if ((g->status & VIRTIO_STATUS_FEATURES_OK) && (g->driver_features & ~offered_features(t)))
         snap_fail(r, "virtio driver features include features the device does not offer");
     else if ((g->status & VIRTIO_STATUS_FEATURES_OK) &&
              !(g->driver_features & (1ull << VIRTIO_F_VERSION_1)))
@@ -471,8 +463,9 @@ static void queue_load(struct virtio_mmio *t, struct snap_reader *r, uint64_t fe
         snap_fail(r, sec.what);
         return;
     }
+    /* A queue that is not ready may hold any size the driver wrote. */
     n = vq->num;
-    if (n > VIRTQ_MAX_SIZE || (n & (n - 1)))
+    if (vq->ready && (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1))))
         snap_fail(r, "virtio queue size is not a power of two up to 256");
     else if (vq->ready > 1 || vq->event_idx > 1 || vq->indirect > 1)
         snap_fail(r, "virtio queue flag is neither 0 nor 1");
