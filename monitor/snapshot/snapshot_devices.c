@@ -76,7 +76,13 @@ static void slot_save(struct vmm *vmm, unsigned i, struct snap_writer *w)
 
 int vmm_devices_save(struct vmm *vmm, struct snap_writer *w)
 {
-    size_t mark = snap_section_begin(w, SNAP_TAG_DEVICES);
+    size_t mark;
+
+    /* A completion after this point would change guest memory or a ring
+     * the snapshot no longer shows. */
+    if (vmm_devices_busy(vmm))
+        return -EBUSY;
+    mark = snap_section_begin(w, SNAP_TAG_DEVICES);
 
     serial_save(&vmm->serial, w);
     i8042_save(&vmm->i8042, w);

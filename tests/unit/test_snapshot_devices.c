@@ -865,6 +865,20 @@ Test(snapshot_vmm, whole_device_list_round_trips)
     cr_assert_eq(uart_rd(&vm_b.serial, 0), 'x');
 }
 
+Test(snapshot_vmm, save_refuses_while_io_is_in_flight)
+{
+    fake_vmm(&vm_a, &cfg_a, "rootfs");
+    cr_assert_eq(hdriver_init(&h, &vm_a.virtio[0].t, BLK_FEATURES, 1), 0x0f);
+    blk_request(0, true, 0x33, 0);
+    virtio_mmio_notify(&vm_a.virtio[0].t, 0);
+    cr_assert(vmm_devices_busy(&vm_a));
+    cr_assert_eq(vmm_devices_save(&vm_a, &w), -EBUSY);
+    cr_assert_eq(w.len, 0, "nothing written");
+    run_until_used(1);
+    cr_assert_not(vmm_devices_busy(&vm_a));
+    cr_assert_eq(vmm_devices_save(&vm_a, &w), 0);
+}
+
 Test(snapshot_vmm, different_device_list_is_refused_naming_the_difference)
 {
     struct snap_reader r;

@@ -898,11 +898,15 @@ static int net_load(void *dev, struct virtio_mmio *t, struct snap_reader *r)
     return 0;
 }
 
-/* A read into receive buffers or writes from transmit buffers. */
+/* A read into receive buffers or writes from transmit buffers. The
+ * snapshot code polls this while it runs the loop: a quiesced device whose
+ * read could not be cancelled yet (submission queue full) tries again. */
 static bool net_busy(void *dev)
 {
-    const struct virtio_net *net = dev;
+    struct virtio_net *net = dev;
 
+    if (net->rx.inflight && !net->rx.cancelling && net->t && net->t->quiesced)
+        rx_process(net);
     return net->rx.inflight || net->tx_inflight;
 }
 
