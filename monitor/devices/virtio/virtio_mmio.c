@@ -439,8 +439,7 @@ static void regs_load(struct virtio_mmio *t, struct snap_reader *r, struct virti
 }
 
 /* One queue, checked; a ready queue's rings are activated on t->mem. */
-static void queue_load(struct virtio_mmio *t, struct snap_reader *r, uint64_t features,
-                       struct virtq *vq)
+static void queue_load(struct virtio_mmio *t, struct snap_reader *r, struct virtq *vq)
 {
     struct snap_reader sec;
     uint16_t last_avail, used_idx, signalled;
@@ -463,15 +462,15 @@ static void queue_load(struct virtio_mmio *t, struct snap_reader *r, uint64_t fe
         snap_fail(r, sec.what);
         return;
     }
-    /* A queue that is not ready may hold any size the driver wrote. */
+    /* A queue that is not ready may hold any size the driver wrote.
+     * EVENT_IDX and INDIRECT_DESC are kept as saved: they were fixed when
+     * the queue was made ready, possibly before the driver's last change
+     * of features, and the ring walker is safe with either. */
     n = vq->num;
-    if (vq->ready && (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1))))
-        snap_fail(r, "virtio queue size is not a power of two up to 256");
-    else if (vq->ready > 1 || vq->event_idx > 1 || vq->indirect > 1)
+    if (vq->ready > 1 || vq->event_idx > 1 || vq->indirect > 1)
         snap_fail(r, "virtio queue flag is neither 0 nor 1");
-    else if (vq->ready && (vq->event_idx != !!(features & (1ull << VIRTIO_F_EVENT_IDX)) ||
-                           vq->indirect != !!(features & (1ull << VIRTIO_F_INDIRECT_DESC))))
-        snap_fail(r, "virtio queue's ring features differ from the negotiated ones");
+    else if (vq->ready && (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1))))
+        snap_fail(r, "virtio queue size is not a power of two up to 256");
     else if (vq->ready && virtq_activate(vq, t->mem))
         snap_fail(r, "virtio queue size or ring addresses invalid (misaligned or outside RAM)");
     else if (vq->ready && (uint16_t)(last_avail - used_idx) > vq->num)
@@ -517,7 +516,7 @@ static int load_locked(struct virtio_mmio *t, struct snap_reader *r)
         return -EBADMSG;
     regs_load(t, &sec, &regs);
     for (unsigned q = 0; q < t->ops->num_queues && !snap_error(&sec); q++)
-        queue_load(t, &sec, regs.driver_features, &queues[q]);
+        queue_load(t, &sec, &queues[q]);
     if (snap_error(&sec)) {
         snap_fail(r, sec.what);
         return -EBADMSG;
