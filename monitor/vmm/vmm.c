@@ -519,6 +519,9 @@ int vmm_pause(struct vmm *vmm)
         /* A VM on its way out has vCPUs that leave rather than wait. */
         return vmm_stopping(vmm) ? -ESHUTDOWN : -ETIMEDOUT;
     }
+    /* Devices start no new I/O while paused (a snapshot needs guest
+     * memory to stand still once what is in flight has finished). */
+    vmm_quiesce_virtio(vmm, true);
     log_info("VM paused");
     return 0;
 }
@@ -546,6 +549,7 @@ int vmm_on_held_vcpus(struct vmm *vmm, void (*job)(struct vcpu *v, void *arg), v
 
 void vmm_resume(struct vmm *vmm)
 {
+    vmm_quiesce_virtio(vmm, false);
     pthread_mutex_lock(&vmm->pause_lock);
     __atomic_store_n(&vmm->pause_requested, 0, __ATOMIC_SEQ_CST);
     pthread_cond_broadcast(&vmm->pause_cond);

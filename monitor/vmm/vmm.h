@@ -200,6 +200,12 @@ int vmm_build_cmdline(const struct vm_config *cfg, char *buf, size_t len);
 int vmm_create_devices(struct vmm *vmm);
 /* Wire every device into KVM, the MMIO bus and the event loop. */
 int vmm_attach_virtio(struct vmm *vmm);
+/* PATCH /vm: while paused (on), every virtio device starts no new I/O and
+ * gives back buffers it holds, so once what is in flight has finished
+ * (vmm_devices_busy) nothing writes guest memory; off restarts them and
+ * they pick up what the guest posted meanwhile (virtio_mmio_quiesce). VMM
+ * thread. */
+void vmm_quiesce_virtio(struct vmm *vmm, bool on);
 /* Print per-device counters. */
 void vmm_print_virtio_stats(struct vmm *vmm, int fd);
 /* Add the VM's metrics counters to a metrics line's object (metrics.h):

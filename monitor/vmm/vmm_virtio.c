@@ -133,7 +133,9 @@ static int attach_one(struct vmm *vmm, const struct virtio_dev_ops *ops, void *d
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
         s->notify[q].fd = -1;
     vmm->nvirtio = i + 1;
-    virtio_mmio_init(&s->t, ops, dev, &vmm->mem, slot_base(i), slot_gsi(i), slot_irq, s);
+    rc = virtio_mmio_init(&s->t, ops, dev, &vmm->mem, slot_base(i), slot_gsi(i), slot_irq, s);
+    if (rc)
+        return rc;
     s->t.notify_hook = slot_notify_hook;
     s->t.notify_opaque = s;
 
@@ -181,6 +183,12 @@ int vmm_attach_virtio(struct vmm *vmm)
     if (vmm->vsock && !rc)
         rc = attach_or_fail(vmm, &virtio_vsock_ops, vmm->vsock, vmm->cfg->vsock.uds_path);
     return rc;
+}
+
+void vmm_quiesce_virtio(struct vmm *vmm, bool on)
+{
+    for (unsigned i = 0; i < vmm->nvirtio; i++)
+        virtio_mmio_quiesce(&vmm->virtio[i].t, on);
 }
 
 static unsigned long long ull(uint64_t v)

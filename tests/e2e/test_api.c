@@ -1227,3 +1227,35 @@ Test(api, patch_drive_swaps_the_image_under_a_running_guest, .timeout = 900)
     unlink(a);
     unlink(b);
 }
+
+/* While paused the devices take no new work (vmm_quiesce_virtio), so a
+ * snapshot sees guest memory stand still; resumed, they pick up what the
+ * guest asks: here a drive swapped while paused is read at once. */
+Test(api, drive_serves_the_guest_after_pause_and_resume, .timeout = 900)
+{
+    char sock[108], a[] = "/tmp/flint-e2e-pause-a-XXXXXX", b[] = "/tmp/flint-e2e-pause-b-XXXXXX";
+    char body[512];
+    struct live l;
+
+    make_image(a, 1, 'A');
+    make_image(b, 3, 'B');
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    configure(&l, sock, BLKSWAP, "console=ttyS0 hold_ms=1000", 1);
+    snprintf(body, sizeof(body),
+             "{\"drive_id\": \"disk\", \"path_on_host\": \"%s\", \"is_root_device\": false}", a);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/drives/disk", body), 204);
+    instance_start(&l, sock);
+    live_wait_for(&l, "blkswap: waiting for a configuration change");
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 204);
+    patch_drive(&l, sock, "/drives/disk", "disk", b, 204, NULL);
+    usleep(300 * 1000);
+    EXPECT_STATUS(api(&l, sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}"), 204);
+    live_wait_for(&l, "blkswap: changed:");
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "blkswap: changed: capacity 6144 sector0 'BBBBBBBBBBBBBBBB' last "
+                            "sector ok\nblkswap: done"),
+              "%s", l.out);
+    unlink(a);
+    unlink(b);
+}

@@ -44,6 +44,24 @@ static void dummy_reset(void *d)
     ((struct dummy *)d)->resets++;
 }
 
+static void dummy_save(void *d, struct snap_writer *w)
+{
+    snap_put_bytes(w, ((struct dummy *)d)->config, sizeof(dev.config));
+}
+
+static int dummy_load(void *d, struct virtio_mmio *tr, struct snap_reader *r)
+{
+    (void)tr;
+    snap_get_bytes(r, ((struct dummy *)d)->config, sizeof(dev.config));
+    return snap_error(r);
+}
+
+static bool dummy_busy(void *d)
+{
+    (void)d;
+    return false;
+}
+
 static const struct virtio_dev_ops dummy_ops = {
     .name = "dummy",
     .device_id = 42,
@@ -55,6 +73,9 @@ static const struct virtio_dev_ops dummy_ops = {
     .activate = dummy_activate,
     .queue_notify = dummy_notify,
     .reset = dummy_reset,
+    .save = dummy_save,
+    .load = dummy_load,
+    .busy = dummy_busy,
 };
 
 static struct hdrv h;
@@ -74,7 +95,7 @@ static void setup(void)
     memset(&dev, 0, sizeof(dev));
     irqs = 0;
     hdrv_init(&h, H_QSIZE);
-    virtio_mmio_init(&t, &dummy_ops, &dev, &h.mem, 0xc0001000, 5, count_irq, NULL);
+    cr_assert_eq(virtio_mmio_init(&t, &dummy_ops, &dev, &h.mem, 0xc0001000, 5, count_irq, NULL), 0);
 }
 
 static void teardown(void)
@@ -83,6 +104,22 @@ static void teardown(void)
 }
 
 TestSuite(virtio_mmio, .init = setup, .fini = teardown);
+
+/* A device without its snapshot callbacks cannot be attached. */
+Test(virtio_mmio, init_refuses_ops_without_snapshot_callbacks)
+{
+    struct virtio_dev_ops ops = dummy_ops;
+    struct virtio_mmio t2;
+
+    ops.save = NULL;
+    cr_assert_eq(virtio_mmio_init(&t2, &ops, &dev, &h.mem, 0xc0002000, 6, NULL, NULL), -EINVAL);
+    ops = dummy_ops;
+    ops.load = NULL;
+    cr_assert_eq(virtio_mmio_init(&t2, &ops, &dev, &h.mem, 0xc0002000, 6, NULL, NULL), -EINVAL);
+    ops = dummy_ops;
+    ops.busy = NULL;
+    cr_assert_eq(virtio_mmio_init(&t2, &ops, &dev, &h.mem, 0xc0002000, 6, NULL, NULL), -EINVAL);
+}
 
 Test(virtio_mmio, identification_registers)
 {

@@ -381,6 +381,48 @@ Test(virtio_vsock, host_connect_handshake_and_data_both_ways)
     close(fd);
 }
 
+/* A paused VM's device (quiesced) writes no guest memory: host bytes wait
+ * in the device, guest packets in the TX ring, until it is restarted. */
+Test(virtio_vsock, quiesced_device_leaves_guest_memory_alone)
+{
+    uint32_t hport;
+    struct virtio_vsock_hdr hd;
+    uint8_t buf[4096], want[100];
+    int fd;
+
+    open_dev();
+    fd = open_host_conn(1234, 65536, &hport);
+    virtio_mmio_quiesce(&t, true);
+    fill(want, sizeof(want), 3);
+    host_write(fd, want, sizeof(want));
+    guest_queue_raw(&(struct virtio_vsock_hdr){.src_cid = CID,
+                                               .dst_cid = VSOCK_HOST_CID,
+                                               .src_port = 1234,
+                                               .dst_port = hport,
+                                               .type = VIRTIO_VSOCK_TYPE_STREAM,
+                                               .op = VIRTIO_VSOCK_OP_CREDIT_REQUEST,
+                                               .buf_alloc = 65536},
+                    HDR, NULL, 0);
+    virtio_mmio_notify(&t, TXQ);
+    uint16_t rx_before = hq_used_idx(&rxq), tx_before = hq_used_idx(&txq);
+    pump(40);
+    cr_assert_eq(hq_used_idx(&rxq), rx_before, "nothing delivered while quiesced");
+    cr_assert_eq(hq_used_idx(&txq), tx_before, "nothing taken while quiesced");
+    cr_assert_not(virtio_mmio_busy(&t));
+
+    virtio_mmio_quiesce(&t, false);
+    bool data = false;
+    for (int i = 0; i < 4 && !data; i++) {
+        guest_recv(&hd, buf, sizeof(buf));
+        data = hd.op == VIRTIO_VSOCK_OP_RW;
+    }
+    cr_assert(data, "the host's bytes arrive after the restart");
+    cr_assert_eq(hd.len, sizeof(want));
+    cr_assert_eq(memcmp(buf, want, sizeof(want)), 0);
+    cr_assert_eq(hq_used_idx(&txq), (uint16_t)(tx_before + 1));
+    close(fd);
+}
+
 Test(virtio_vsock, bytes_after_the_connect_line_reach_the_guest)
 {
     struct virtio_vsock_hdr hd;

@@ -6,6 +6,7 @@
 
 #include <flint-abi.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,3 +59,36 @@ static void boot_timer_read(void *opaque, uint64_t offset, uint8_t *data, unsign
 
 const struct bus_dev_ops boot_timer_ops = {
     .name = "boot-timer", .read = boot_timer_read, .write = boot_timer_write};
+
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_BOOT_TIMER SNAP_TAG('B', 'T', 'I', 'M')
+
+void boot_timer_save(struct boot_timer *t, struct snap_writer *w)
+{
+    size_t mark = snap_section_begin(w, SNAP_TAG_BOOT_TIMER);
+
+    snap_put_u32(w, __atomic_load_n(&t->marks, __ATOMIC_SEQ_CST));
+    snap_section_end(w, mark);
+}
+
+int boot_timer_load(struct boot_timer *t, struct snap_reader *r)
+{
+    struct snap_reader sec;
+    uint32_t marks;
+
+    if (snap_section_enter(r, SNAP_TAG_BOOT_TIMER, &sec, "boot timer section"))
+        return -EBADMSG;
+    marks = snap_get_u32(&sec);
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    /* Any count is valid: only the limit on log lines depends on it, and
+     * every count past the limit means the same, so it is clamped there
+     * (a hostile count near the wrap gains the guest nothing). */
+    if (marks > BOOT_TIMER_MAX_LOGS)
+        marks = BOOT_TIMER_MAX_LOGS;
+    __atomic_store_n(&t->marks, marks, __ATOMIC_SEQ_CST);
+    return 0;
+}

@@ -14,6 +14,7 @@
 #define FLINT_BOOT_TIMER_H
 
 #include "bus.h"
+#include "snap_io.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,14 @@ void boot_timer_init(struct boot_timer *t, struct timespec start_wall, uint64_t 
 
 /* Write the log line for a mark into buf; returns snprintf's result. */
 int boot_timer_format(char *buf, size_t len, uint64_t wall_us, uint64_t cpu_us);
+
+/* Snapshots: the number of marks seen, so a restored guest cannot log
+ * more than BOOT_TIMER_MAX_LOGS lines in all. The start instants and the
+ * last mark's times are readings of this process's clocks, meaningless in
+ * another: a restored timer keeps the start it was given. Load returns 0
+ * or -EBADMSG with r->what set, changing nothing then. */
+void boot_timer_save(struct boot_timer *t, struct snap_writer *w);
+int boot_timer_load(struct boot_timer *t, struct snap_reader *r);
 
 /* Bus ops for the MMIO window; reads return zeros. */
 extern const struct bus_dev_ops boot_timer_ops;

@@ -199,3 +199,58 @@ int i8042_register(struct i8042 *k, struct bus *pio)
     int err = bus_register(pio, I8042_DATA_PORT, 1, &i8042_data_ops, k);
     return err ? err : bus_register(pio, FLINT_PORT_I8042_CMD, 1, &i8042_cmd_ops, k);
 }
+
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_I8042 SNAP_TAG('I', '8', '0', '4')
+
+void i8042_save(struct i8042 *k, struct snap_writer *w)
+{
+    const struct i8042_regs *r = &k->regs;
+    size_t mark;
+
+    pthread_mutex_lock(&k->lock);
+    mark = snap_section_begin(w, SNAP_TAG_I8042);
+    snap_put_u8(w, r->cmd_byte);
+    snap_put_u8(w, r->pending_cmd);
+    snap_put_u8(w, r->last_was_cmd);
+    snap_put_u32(w, r->out_head);
+    snap_put_u32(w, r->out_count);
+    snap_put_bytes(w, r->outbuf, I8042_OUTBUF);
+    snap_section_end(w, mark);
+    pthread_mutex_unlock(&k->lock);
+}
+
+int i8042_load(struct i8042 *k, struct snap_reader *r)
+{
+    struct snap_reader sec;
+    struct i8042_regs g;
+
+    if (snap_section_enter(r, SNAP_TAG_I8042, &sec, "i8042 section"))
+        return -EBADMSG;
+    g.cmd_byte = snap_get_u8(&sec);
+    g.pending_cmd = snap_get_u8(&sec);
+    g.last_was_cmd = snap_get_u8(&sec);
+    g.out_head = snap_get_u32(&sec);
+    g.out_count = snap_get_u32(&sec);
+    snap_get_bytes(&sec, g.outbuf, I8042_OUTBUF);
+    if (snap_error(&sec))
+        ;
+    else if (g.pending_cmd != 0 && g.pending_cmd != CMD_WRITE_CB &&
+             g.pending_cmd != CMD_WRITE_KBD_OUT)
+        snap_fail(&sec, "i8042 pending command is not one that takes a data byte");
+    else if (g.last_was_cmd > 1)
+        snap_fail(&sec, "i8042 command flag is neither 0 nor 1");
+    else if (g.out_head >= I8042_OUTBUF || g.out_count > I8042_OUTBUF)
+        snap_fail(&sec, "i8042 output buffer cursor out of range");
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    pthread_mutex_lock(&k->lock);
+    k->regs = g;
+    if (g.out_count && (g.cmd_byte & CB_KBD_INT) && k->irq_trigger)
+        k->irq_trigger(k->irq_opaque);
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}

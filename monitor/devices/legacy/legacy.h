@@ -10,6 +10,7 @@
 #define FLINT_LEGACY_H
 
 #include "bus.h"
+#include "snap_io.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -46,6 +47,14 @@ int i8042_register(struct i8042 *k, struct bus *pio);
  * Returns 0 or -ENOSPC when the output buffer has no room for all n. Safe
  * from any thread. */
 int i8042_push_keys(struct i8042 *k, const uint8_t *codes, unsigned n);
+
+/* Snapshots: the controller's registers and the bytes queued for the
+ * guest, as one section. Load checks every value and changes nothing
+ * unless it returns 0 (else -EBADMSG with r->what naming the value); queued
+ * bytes raise IRQ 1 again. Both take the lock. The exit device (pvexit)
+ * has no state. */
+void i8042_save(struct i8042 *k, struct snap_writer *w);
+int i8042_load(struct i8042 *k, struct snap_reader *r);
 
 /* Ops for the two ports, exposed for unit tests. */
 extern const struct bus_dev_ops i8042_data_ops, i8042_cmd_ops;

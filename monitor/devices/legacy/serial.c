@@ -3,6 +3,7 @@
  */
 #include "serial.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -232,3 +233,74 @@ const struct bus_dev_ops serial_bus_ops = {
     .read = serial_bus_read,
     .write = serial_bus_write,
 };
+
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_SERIAL SNAP_TAG('U', 'A', 'R', 'T')
+
+void serial_save(struct serial *s, struct snap_writer *w)
+{
+    const struct serial_regs *r = &s->regs;
+    size_t mark;
+
+    pthread_mutex_lock(&s->lock);
+    mark = snap_section_begin(w, SNAP_TAG_SERIAL);
+    snap_put_u8(w, r->ier);
+    snap_put_u8(w, r->lcr);
+    snap_put_u8(w, r->mcr);
+    snap_put_u8(w, r->scr);
+    snap_put_u8(w, r->dll);
+    snap_put_u8(w, r->dlm);
+    snap_put_u8(w, r->fcr);
+    snap_put_u8(w, r->thr_empty_irq);
+    snap_put_u32(w, r->rx_head);
+    snap_put_u32(w, r->rx_count);
+    snap_put_bytes(w, r->rx_fifo, SERIAL_RX_FIFO);
+    snap_section_end(w, mark);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void serial_check(const struct serial_regs *g, struct snap_reader *r)
+{
+    if (g->ier & ~IER_MASK)
+        snap_fail(r, "serial IER has bits the UART does not implement");
+    else if (g->mcr & ~MCR_MASK)
+        snap_fail(r, "serial MCR has bits the UART does not implement");
+    else if (g->fcr & ~FCR_ENABLE)
+        snap_fail(r, "serial FCR holds more than the FIFO enable bit");
+    else if (g->thr_empty_irq > 1)
+        snap_fail(r, "serial THRE interrupt flag is neither 0 nor 1");
+    else if (g->rx_head >= SERIAL_RX_FIFO || g->rx_count > SERIAL_RX_FIFO)
+        snap_fail(r, "serial receive FIFO cursor out of range");
+}
+
+int serial_load(struct serial *s, struct snap_reader *r)
+{
+    struct snap_reader sec;
+    struct serial_regs g;
+
+    if (snap_section_enter(r, SNAP_TAG_SERIAL, &sec, "serial section"))
+        return -EBADMSG;
+    g.ier = snap_get_u8(&sec);
+    g.lcr = snap_get_u8(&sec);
+    g.mcr = snap_get_u8(&sec);
+    g.scr = snap_get_u8(&sec);
+    g.dll = snap_get_u8(&sec);
+    g.dlm = snap_get_u8(&sec);
+    g.fcr = snap_get_u8(&sec);
+    g.thr_empty_irq = snap_get_u8(&sec);
+    g.rx_head = snap_get_u32(&sec);
+    g.rx_count = snap_get_u32(&sec);
+    snap_get_bytes(&sec, g.rx_fifo, SERIAL_RX_FIFO);
+    if (!snap_error(&sec))
+        serial_check(&g, &sec);
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->regs = g;
+    serial_raise(s);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}

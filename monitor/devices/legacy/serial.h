@@ -10,6 +10,7 @@
 #define FLINT_SERIAL_H
 
 #include "bus.h"
+#include "snap_io.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -38,6 +39,14 @@ void serial_init(struct serial *s, int out_fd, void (*irq_trigger)(void *), void
 
 /* Queue received bytes for the guest; returns how many fit in the FIFO. */
 size_t serial_push_input(struct serial *s, const uint8_t *buf, size_t len);
+
+/* Snapshots: the registers and the bytes in the receive FIFO, as one
+ * section. Load checks every value (bits the UART cannot hold, FIFO
+ * cursors) and changes nothing unless it returns 0 (else -EBADMSG with
+ * r->what naming the value); an interrupt the loaded state has pending is
+ * raised again. Both take the lock. */
+void serial_save(struct serial *s, struct snap_writer *w);
+int serial_load(struct serial *s, struct snap_reader *r);
 
 /* Bus ops for the 8 registers at FLINT_PORT_COM1. */
 extern const struct bus_dev_ops serial_bus_ops;

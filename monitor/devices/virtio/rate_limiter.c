@@ -8,6 +8,7 @@
  */
 #include "rate_limiter.h"
 
+#include <errno.h>
 #include <time.h>
 
 typedef unsigned __int128 u128;
@@ -188,6 +189,70 @@ uint64_t rate_limiter_wait_ns(struct rate_limiter *rl, uint64_t ops, uint64_t by
     uint64_t a = token_bucket_wait_ns(&rl->bandwidth, bytes, now_ns);
     uint64_t b = token_bucket_wait_ns(&rl->ops, ops, now_ns);
     return a > b ? a : b;
+}
+
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_BUCKET SNAP_TAG('T', 'B', 'K', 'T')
+
+static void bucket_save(const struct token_bucket *b, struct snap_writer *w)
+{
+    size_t mark = snap_section_begin(w, SNAP_TAG_BUCKET);
+
+    snap_put_u64(w, b->size);
+    snap_put_u64(w, b->refill_time_ms);
+    snap_put_u64(w, b->one_time_burst);
+    snap_put_u64(w, b->budget);
+    snap_put_u64(w, b->debt);
+    snap_put_u64(w, b->partial);
+    snap_section_end(w, mark);
+}
+
+static int bucket_load(struct token_bucket *out, struct snap_reader *r, uint64_t now_ns)
+{
+    struct snap_reader sec;
+    struct token_bucket b = {.last_ns = now_ns};
+
+    if (snap_section_enter(r, SNAP_TAG_BUCKET, &sec, "rate limiter bucket section"))
+        return -EBADMSG;
+    b.size = snap_get_u64(&sec);
+    b.refill_time_ms = snap_get_u64(&sec);
+    b.one_time_burst = snap_get_u64(&sec);
+    b.budget = snap_get_u64(&sec);
+    b.debt = snap_get_u64(&sec);
+    b.partial = snap_get_u64(&sec);
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    /* The invariants refill() relies on: budget <= size, partial < one
+     * token's worth (refill_ns), no debt or fraction in an unlimited bucket. */
+    if (b.budget > b.size)
+        snap_fail(r, "rate limiter bucket holds more tokens than its size");
+    else if (token_bucket_enabled(&b) && b.partial >= refill_ns(&b))
+        snap_fail(r, "rate limiter bucket's token fraction is a whole token or more");
+    else if (!token_bucket_enabled(&b) && (b.debt || b.partial))
+        snap_fail(r, "unlimited rate limiter bucket carries a debt");
+    if (snap_error(r))
+        return -EBADMSG;
+    *out = b;
+    return 0;
+}
+
+void rate_limiter_save(const struct rate_limiter *rl, struct snap_writer *w)
+{
+    bucket_save(&rl->bandwidth, w);
+    bucket_save(&rl->ops, w);
+}
+
+int rate_limiter_load(struct rate_limiter *rl, struct snap_reader *r, uint64_t now_ns)
+{
+    struct rate_limiter n;
+
+    if (bucket_load(&n.bandwidth, r, now_ns) || bucket_load(&n.ops, r, now_ns))
+        return -EBADMSG;
+    *rl = n;
+    return 0;
 }
 
 uint64_t rate_limiter_now_ns(void)

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "evloop.h"
+#include "snap_io.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,6 +66,16 @@ void rate_limiter_charge(struct rate_limiter *rl, uint64_t ops, uint64_t bytes, 
 /* Nanoseconds until rate_limiter_consume(rl, ops, bytes) would succeed. */
 uint64_t rate_limiter_wait_ns(struct rate_limiter *rl, uint64_t ops, uint64_t bytes,
                               uint64_t now_ns);
+
+/* Snapshots: a rate limiter's buckets (limits, tokens left, one-time
+ * burst left, debt and the fraction of a token). The time of the last
+ * refill is a CLOCK_MONOTONIC reading of this process, meaningless in
+ * another, so it is not stored: a loaded bucket starts its refill clock at
+ * `now_ns`, as if the snapshot had been taken then. Load checks every
+ * value (tokens within the bucket's size, fraction below one token) and
+ * fails with -EBADMSG and r->what naming it, leaving rl unchanged. */
+void rate_limiter_save(const struct rate_limiter *rl, struct snap_writer *w);
+int rate_limiter_load(struct rate_limiter *rl, struct snap_reader *r, uint64_t now_ns);
 
 /* CLOCK_MONOTONIC in nanoseconds, for the devices. */
 uint64_t rate_limiter_now_ns(void);

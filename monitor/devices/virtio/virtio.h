@@ -21,6 +21,7 @@
 #include "bus.h"
 #include "guest_mem.h"
 #include "log.h"
+#include "snap_io.h"
 #include <virtio-spec.h>
 
 #include <pthread.h>
@@ -117,6 +118,18 @@ struct virtio_dev_ops {
     void (*queue_notify)(void *dev, struct virtio_mmio *t, unsigned q);
     /* The device was reset: forget queue state, drop in-flight work. */
     void (*reset)(void *dev);
+    /* Snapshots (mandatory: virtio_mmio_init refuses a table without
+     * them, so a new device cannot forget its state). save writes the
+     * device's own state (not the transport's) as one section; load reads
+     * it back into a device created from the same configuration, checking
+     * every value, and changes nothing unless it returns 0 (else -EBADMSG
+     * with r->what set, or -errno). load runs after the transport's state
+     * is in place, so it may look at the negotiated features and status.
+     * busy: I/O in flight whose completion would write guest memory or a
+     * ring (vmm_devices_busy). */
+    void (*save)(void *dev, struct snap_writer *w);
+    int (*load)(void *dev, struct virtio_mmio *t, struct snap_reader *r);
+    bool (*busy)(void *dev);
 };
 
 struct virtio_mmio_regs {
@@ -148,12 +161,18 @@ struct virtio_mmio {
     void *notify_opaque;
     struct log_ratelimit log_rl;
     uint64_t notifies, interrupts; /* counters for stats/metrics */
+    /* While the VM is paused: devices start no new work (see
+     * virtio_mmio_work_queue), so once what is in flight has finished
+     * nothing writes guest memory until the VM runs again. */
+    bool quiesced;
 };
 
-/* Initialise a transport for `dev` at `base` with interrupt line `gsi`. */
-void virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, void *dev,
-                      const struct guest_mem *mem, gpa_t base, unsigned gsi,
-                      void (*irq_trigger)(void *), void *irq_opaque);
+/* Initialise a transport for `dev` at `base` with interrupt line `gsi`.
+ * Returns 0, or -EINVAL when the ops table lacks a mandatory callback
+ * (features, read_config, queue_notify, save, load, busy). */
+int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_dev_ops *ops, void *dev,
+                     const struct guest_mem *mem, gpa_t base, unsigned gsi,
+                     void (*irq_trigger)(void *), void *irq_opaque);
 
 /* Bus ops for the 4 KiB register window. */
 extern const struct bus_dev_ops virtio_mmio_bus_ops;
@@ -164,6 +183,34 @@ void virtio_mmio_notify(struct virtio_mmio *t, unsigned q);
 
 /* The queue if the device is live (DRIVER_OK, not NEEDS_RESET) and q ready. */
 struct virtq *virtio_mmio_live_queue(struct virtio_mmio *t, unsigned q);
+/* The queue to take new work from: the live queue, or NULL while the
+ * transport is quiesced. Completions of work already started use
+ * virtio_mmio_live_queue, so they still reach the guest. */
+struct virtq *virtio_mmio_work_queue(struct virtio_mmio *t, unsigned q);
+
+/* Stop (on) or restart (off) new work: sets the flag, then calls the
+ * device's queue_notify for every live queue, so a device gives back what
+ * it holds and cancels what waits (on) or picks up what the guest posted
+ * meanwhile (off). Takes the lock; VMM thread. */
+void virtio_mmio_quiesce(struct virtio_mmio *t, bool on);
+/* The device has I/O in flight that would write guest memory (ops->busy). */
+bool virtio_mmio_busy(struct virtio_mmio *t);
+
+/* Snapshots. save: the registers, every queue (configuration and
+ * cursors) and then the device's own state, as one section; the device
+ * must be quiesced with nothing in flight. load: the same into a transport
+ * whose device was created from the same configuration, on the new
+ * process's guest memory. Every value is checked as hostile, and every
+ * state a guest can put the transport in is accepted (status one byte with
+ * DRIVER_OK only after FEATURES_OK, features a subset of the offer once
+ * FEATURES_OK is set, a ready queue's size a power of two up to
+ * VIRTQ_MAX_SIZE and its rings inside RAM through virtq_activate, which
+ * also re-derives the host pointers); on error -EBADMSG with r->what naming the value, and the
+ * transport is left as after a reset. A device the driver had running is
+ * live again at once: its activate callback runs, and pending interrupts
+ * are raised again. Both take the lock. */
+void virtio_mmio_save(struct virtio_mmio *t, struct snap_writer *w);
+int virtio_mmio_load(struct virtio_mmio *t, struct snap_reader *r);
 /* Set DEVICE_NEEDS_RESET, log `why`, and tell the driver (config interrupt). */
 void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why);
 /* Raise a used-buffer interrupt for queue q if the driver wants one. */

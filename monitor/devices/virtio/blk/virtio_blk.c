@@ -62,6 +62,7 @@ struct virtio_blk {
     /* Rate limiting: while the gate is closed, requests stay in the avail
      * ring until its timer reopens it (rate_limiter.h). */
     struct rl_gate gate;
+    char snap_why[160]; /* a load's error message (r->what points here) */
 };
 
 /* §5.2.4 struct virtio_blk_config, little-endian on x86. */
@@ -337,7 +338,7 @@ static uint64_t blk_cost_bytes(const struct blk_req *r, const struct virtq_chain
 
 static void blk_process(struct virtio_blk *b, struct virtio_mmio *t)
 {
-    struct virtq *vq = virtio_mmio_live_queue(t, 0);
+    struct virtq *vq = virtio_mmio_work_queue(t, 0);
     bool pushed = false;
 
     rl_gate_flush(&b->gate);
@@ -490,6 +491,65 @@ static void blk_reset(void *dev)
 
 static void blk_attach(void *dev, struct virtio_mmio *t);
 
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_BLK SNAP_TAG('V', 'B', 'L', 'K')
+
+/* The negotiated state is the transport's; the device adds what must
+ * match the reopened image and its rate limiter's buckets. */
+static void blk_save(void *dev, struct snap_writer *w)
+{
+    struct virtio_blk *b = dev;
+    size_t mark = snap_section_begin(w, SNAP_TAG_BLK);
+
+    snap_put_u64(w, b->capacity);
+    snap_put_u8(w, b->read_only);
+    rate_limiter_save(&b->gate.rl, w);
+    snap_section_end(w, mark);
+}
+
+static int blk_load(void *dev, struct virtio_mmio *t, struct snap_reader *r)
+{
+    struct virtio_blk *b = dev;
+    struct snap_reader sec;
+    struct rate_limiter rl;
+    uint64_t capacity;
+    uint8_t read_only;
+
+    (void)t;
+    if (snap_section_enter(r, SNAP_TAG_BLK, &sec, "virtio-blk section"))
+        return -EBADMSG;
+    capacity = snap_get_u64(&sec);
+    read_only = snap_get_u8(&sec);
+    if (!snap_error(&sec) && capacity != b->capacity) {
+        /* The guest's file system knows the old size: a different image
+         * would be read past its end or silently truncated. */
+        snprintf(b->snap_why, sizeof(b->snap_why),
+                 "drive %s has %llu sectors, the snapshot's had %llu", b->path,
+                 (unsigned long long)b->capacity, (unsigned long long)capacity);
+        snap_fail(&sec, b->snap_why);
+    } else if (!snap_error(&sec) && read_only != b->read_only) {
+        snap_fail(&sec, "drive's read-only mode differs from the snapshot's");
+    }
+    rate_limiter_load(&rl, &sec, rate_limiter_now_ns());
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    b->gate.rl = rl;
+    return 0;
+}
+
+static bool blk_busy(void *dev)
+{
+    const struct virtio_blk *b = dev;
+    unsigned idle = 0;
+
+    for (const struct blk_req *r = b->free_reqs; r; r = r->next_free)
+        idle++;
+    return idle < VIRTQ_MAX_SIZE;
+}
+
 const struct virtio_dev_ops virtio_blk_ops = {
     .name = "blk",
     .device_id = VIRTIO_ID_BLOCK,
@@ -501,6 +561,9 @@ const struct virtio_dev_ops virtio_blk_ops = {
     .activate = blk_activate,
     .queue_notify = blk_queue_notify,
     .reset = blk_reset,
+    .save = blk_save,
+    .load = blk_load,
+    .busy = blk_busy,
 };
 
 /* Size through fstat and lseek only: swaps run under the VMM thread's

@@ -391,6 +391,20 @@ static bool rx_can_start(const struct virtio_net *net)
 
 static void on_rx_done(struct ev_handler *h, int res, uint32_t flags);
 
+/* Quiesced with no read outstanding: return the chains held for the next
+ * read to the avail ring, untouched (nothing was written to them or to
+ * the used ring), so a snapshot holds no half-taken buffers; they are
+ * taken again when RX resumes. Chains are taken and used in ring order, so
+ * the ones held are the last ones taken. */
+static void rx_give_back(struct virtio_net *net)
+{
+    struct virtq *vq = virtio_mmio_live_queue(net->t, VIRTIO_NET_RXQ);
+
+    if (vq && net->rx.generation == net->t->generation)
+        vq->last_avail = (uint16_t)(vq->last_avail - net->rx.nchains);
+    rx_forget(&net->rx, net->t->generation);
+}
+
 static void rx_submit(struct virtio_net *net)
 {
     struct net_rx *rx = &net->rx;
@@ -424,14 +438,20 @@ static void rx_process(struct virtio_net *net)
 
     if (rx->inflight) {
         /* A read into the buffers of a driver that has since reset: the
-         * buffers are no longer ours (§2.4), take the read back. */
-        if (rx->generation != t->generation && !rx->cancelling) {
+         * buffers are no longer ours (§2.4), take the read back. Paused:
+         * a frame arriving now would write guest memory after a snapshot
+         * was taken, so the read is taken back too. */
+        if ((rx->generation != t->generation || t->quiesced) && !rx->cancelling) {
             struct io_uring_sqe *sqe = evloop_sqe(net->loop, &net->cancel_ev);
             if (sqe) {
                 io_uring_prep_cancel(sqe, &rx->ev, 0);
                 rx->cancelling = true;
             }
         }
+        return;
+    }
+    if (t->quiesced) {
+        rx_give_back(net);
         return;
     }
     vq = virtio_mmio_live_queue(t, VIRTIO_NET_RXQ);
@@ -690,7 +710,7 @@ static int tx_submit(struct virtio_net *net, struct net_tx_req *r, struct io_uri
 static void tx_process(struct virtio_net *net)
 {
     struct virtio_mmio *t = net->t;
-    struct virtq *vq = virtio_mmio_live_queue(t, VIRTIO_NET_TXQ);
+    struct virtq *vq = virtio_mmio_work_queue(t, VIRTIO_NET_TXQ);
     struct io_uring_sqe *prev = NULL;
     unsigned n = 0;
 
@@ -849,6 +869,62 @@ static void net_reset(void *dev)
         wake_vmm_thread(net);
 }
 
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_NET SNAP_TAG('V', 'N', 'E', 'T')
+
+/* Features and offloads are the transport's (activate re-applies them to
+ * the new tap); the device adds the MAC the guest knows, which a restored
+ * guest keeps even if it was generated, and the two rate limiters. */
+static void net_save(void *dev, struct snap_writer *w)
+{
+    struct virtio_net *net = dev;
+    size_t mark = snap_section_begin(w, SNAP_TAG_NET);
+
+    snap_put_bytes(w, net->mac, 6);
+    rate_limiter_save(&net->rx_gate.rl, w);
+    rate_limiter_save(&net->tx_gate.rl, w);
+    snap_section_end(w, mark);
+}
+
+static int net_load(void *dev, struct virtio_mmio *t, struct snap_reader *r)
+{
+    struct virtio_net *net = dev;
+    struct snap_reader sec;
+    struct rate_limiter rx, tx;
+    uint8_t mac[6];
+    uint64_t now = rate_limiter_now_ns();
+
+    if (snap_section_enter(r, SNAP_TAG_NET, &sec, "virtio-net section"))
+        return -EBADMSG;
+    snap_get_bytes(&sec, mac, 6);
+    if (!snap_error(&sec) && (mac[0] & 1))
+        snap_fail(&sec, "virtio-net MAC is a multicast address");
+    rate_limiter_load(&rx, &sec, now);
+    rate_limiter_load(&tx, &sec, now);
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    net->t = t;
+    memcpy(net->mac, mac, 6);
+    net->rx_gate.rl = rx;
+    net->tx_gate.rl = tx;
+    return 0;
+}
+
+/* A read into receive buffers or writes from transmit buffers. The
+ * snapshot code polls this while it runs the loop: a quiesced device whose
+ * read could not be cancelled yet (submission queue full) tries again. */
+static bool net_busy(void *dev)
+{
+    struct virtio_net *net = dev;
+
+    if (net->rx.inflight && !net->rx.cancelling && net->t && net->t->quiesced)
+        rx_process(net);
+    return net->rx.inflight || net->tx_inflight;
+}
+
 const struct virtio_dev_ops virtio_net_ops = {
     .name = "net",
     .device_id = VIRTIO_ID_NET,
@@ -859,6 +935,9 @@ const struct virtio_dev_ops virtio_net_ops = {
     .activate = net_activate,
     .queue_notify = net_queue_notify,
     .reset = net_reset,
+    .save = net_save,
+    .load = net_load,
+    .busy = net_busy,
 };
 
 /* ---- creation ---- */

@@ -794,7 +794,7 @@ static int rx_chain(struct virtio_vsock *vs, struct virtq *vq, struct virtq_chai
 
 static void rx_process(struct virtio_vsock *vs)
 {
-    struct virtq *vq = vs->t ? virtio_mmio_live_queue(vs->t, VIRTIO_VSOCK_RXQ) : NULL;
+    struct virtq *vq = vs->t ? virtio_mmio_work_queue(vs->t, VIRTIO_VSOCK_RXQ) : NULL;
 
     if (!vq)
         return;
@@ -1028,7 +1028,7 @@ static void tx_packet(struct virtio_vsock *vs, const struct iovec *iov, unsigned
 
 static void tx_process(struct virtio_vsock *vs)
 {
-    struct virtq *vq = virtio_mmio_live_queue(vs->t, VIRTIO_VSOCK_TXQ);
+    struct virtq *vq = virtio_mmio_work_queue(vs->t, VIRTIO_VSOCK_TXQ);
     unsigned budget = TX_BUDGET;
 
     if (!vq)
@@ -1065,7 +1065,7 @@ static void tx_process(struct virtio_vsock *vs)
 
 static void ev_process(struct virtio_vsock *vs)
 {
-    struct virtq *vq = vs->t ? virtio_mmio_live_queue(vs->t, VIRTIO_VSOCK_EVQ) : NULL;
+    struct virtq *vq = vs->t ? virtio_mmio_work_queue(vs->t, VIRTIO_VSOCK_EVQ) : NULL;
     struct virtq_chain ch;
     struct virtio_vsock_event e = {.id = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET};
     int rc = 0;
@@ -1305,6 +1305,55 @@ static void vsock_reset(void *dev)
     wake_vmm_thread(vs);
 }
 
+/* ---- snapshots ---- */
+
+#define SNAP_TAG_VSOCK SNAP_TAG('V', 'S', 'C', 'K')
+
+/* Connections are not saved: their host ends (Unix sockets) belong to
+ * this process. A restored device drops every connection the guest knew
+ * and posts VIRTIO_VSOCK_EVENT_TRANSPORT_RESET once the event queue is
+ * live (§5.10.6.6, as Firecracker does), so the guest's sockets fail and
+ * its applications reconnect. */
+static void vsock_save(void *dev, struct snap_writer *w)
+{
+    struct virtio_vsock *vs = dev;
+    size_t mark = snap_section_begin(w, SNAP_TAG_VSOCK);
+
+    snap_put_u64(w, vs->guest_cid);
+    snap_section_end(w, mark);
+}
+
+static int vsock_load(void *dev, struct virtio_mmio *t, struct snap_reader *r)
+{
+    struct virtio_vsock *vs = dev;
+    struct snap_reader sec;
+    uint64_t cid;
+
+    if (snap_section_enter(r, SNAP_TAG_VSOCK, &sec, "virtio-vsock section"))
+        return -EBADMSG;
+    cid = snap_get_u64(&sec);
+    if (!snap_error(&sec) && cid != vs->guest_cid)
+        snap_fail(&sec, "vsock guest_cid differs from the snapshot's");
+    if (snap_section_leave(&sec)) {
+        snap_fail(r, sec.what);
+        return -EBADMSG;
+    }
+    vs->t = t;
+    /* Done on the VMM thread (apply_reset), which the transport's
+     * activate wakes; the event waits for a buffer (ev_process). */
+    vs->reset_pending = true;
+    vs->event_pending = (t->regs.status & VIRTIO_STATUS_DRIVER_OK) != 0;
+    return 0;
+}
+
+/* Every write to guest memory happens synchronously under the lock; host
+ * socket I/O fills only the device's own buffers. */
+static bool vsock_busy(void *dev)
+{
+    (void)dev;
+    return false;
+}
+
 const struct virtio_dev_ops virtio_vsock_ops = {
     .name = "vsock",
     .device_id = VIRTIO_ID_VSOCK,
@@ -1316,6 +1365,9 @@ const struct virtio_dev_ops virtio_vsock_ops = {
     .activate = vsock_activate,
     .queue_notify = vsock_queue_notify,
     .reset = vsock_reset,
+    .save = vsock_save,
+    .load = vsock_load,
+    .busy = vsock_busy,
 };
 
 void virtio_vsock_transport_reset(struct virtio_vsock *vs)
