@@ -163,6 +163,7 @@ void config_free(struct vm_config *cfg)
     free(cfg->kernel_path);
     free(cfg->initrd_path);
     free(cfg->cmdline);
+    cpu_template_free(cfg->custom_cpu);
     config_init(cfg);
 }
 

@@ -6,6 +6,7 @@
 #ifndef FLINT_CONFIG_H
 #define FLINT_CONFIG_H
 
+#include "cpu_template.h"
 #include "log.h"
 
 #include <stdbool.h>
@@ -79,6 +80,10 @@ struct vm_config {
     unsigned vcpus;
     bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
     bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
+    /* machine-config cpu_template, or CUSTOM after PUT /cpu-config (the
+     * later of the two wins, as in Firecracker); custom_cpu is that one. */
+    enum cpu_template_id cpu_template;
+    struct cpu_template *custom_cpu;
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
