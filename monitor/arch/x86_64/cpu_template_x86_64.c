@@ -115,23 +115,24 @@ static const struct msr_mod t2cl_msrs[] = {
     {MSR_IA32_ARCH_CAPABILITIES, 0xfffffffff2f51e00ull, 0},
 };
 
+#define TEMPLATE(l, m, nm)                                                                         \
+    {                                                                                              \
+        .leaves = (l), .nleaves = ARRAY_SIZE(l), .msrs = (m), .nmsrs = (nm)                        \
+    }
+
 static const struct {
     const char *name;
     enum cpu_vendor vendor;
     struct cpu_template t;
 } statics[] = {
     [CPU_TEMPLATE_NONE] = {"None", CPU_VENDOR_OTHER, {0}},
-    [CPU_TEMPLATE_C3] = {"C3", CPU_VENDOR_INTEL, {c3_leaves, NULL, NULL, ARRAY_SIZE(c3_leaves)}},
-    [CPU_TEMPLATE_T2] = {"T2", CPU_VENDOR_INTEL, {t2_leaves, NULL, NULL, ARRAY_SIZE(t2_leaves)}},
-    [CPU_TEMPLATE_T2S] = {"T2S",
-                          CPU_VENDOR_INTEL,
-                          {t2s_leaves, t2s_msrs, NULL, ARRAY_SIZE(t2s_leaves),
-                           ARRAY_SIZE(t2s_msrs)}},
-    [CPU_TEMPLATE_T2CL] = {"T2CL",
-                           CPU_VENDOR_INTEL,
-                           {t2s_leaves, t2cl_msrs, NULL, ARRAY_SIZE(t2s_leaves),
-                            ARRAY_SIZE(t2cl_msrs)}},
-    [CPU_TEMPLATE_T2A] = {"T2A", CPU_VENDOR_AMD, {t2a_leaves, NULL, NULL, ARRAY_SIZE(t2a_leaves)}},
+    [CPU_TEMPLATE_C3] = {"C3", CPU_VENDOR_INTEL, TEMPLATE(c3_leaves, NULL, 0)},
+    [CPU_TEMPLATE_T2] = {"T2", CPU_VENDOR_INTEL, TEMPLATE(t2_leaves, NULL, 0)},
+    [CPU_TEMPLATE_T2S] = {"T2S", CPU_VENDOR_INTEL,
+                          TEMPLATE(t2s_leaves, t2s_msrs, ARRAY_SIZE(t2s_msrs))},
+    [CPU_TEMPLATE_T2CL] = {"T2CL", CPU_VENDOR_INTEL,
+                           TEMPLATE(t2s_leaves, t2cl_msrs, ARRAY_SIZE(t2cl_msrs))},
+    [CPU_TEMPLATE_T2A] = {"T2A", CPU_VENDOR_AMD, TEMPLATE(t2a_leaves, NULL, 0)},
     [CPU_TEMPLATE_CUSTOM] = {"Custom", CPU_VENDOR_OTHER, {0}},
 };
 
