@@ -391,7 +391,8 @@ static char *read_small_file(const char *path, size_t *len)
     struct stat st;
     char *buf = NULL;
     size_t have = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO at the path must not hold flint up in open(). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
     if (fd < 0)
         return NULL;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ONES32 "11111111111111111111111111111111"
@@ -434,6 +435,15 @@ Test(api_cpu_config, config_file_cpu_config_is_a_path)
              kern);
     cr_assert_eq(api_load_config(&ctl, json, strlen(json), err, sizeof(err)), -EINVAL);
     cr_assert(strstr(err, "cpu-config: /nonexistent: cannot read it"), "%s", err);
+    /* A FIFO (nobody writing) or a directory is refused, not waited on. */
+    char fifo[64];
+    snprintf(fifo, sizeof(fifo), "/tmp/flint-cpu-fifo-%d", (int)getpid());
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    cr_assert_eq(api_load_cpu_config_file(&cfg, fifo, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "cannot read it"), "%s", err);
+    unlink(fifo);
+    cr_assert_eq(api_load_cpu_config_file(&cfg, "/tmp", err, sizeof(err)), -EINVAL);
     fd = open(tmpl, O_WRONLY | O_TRUNC);
     cr_assert_eq(write(fd, "{\"x\": 1}", 8), 8);
     close(fd);
