@@ -45,17 +45,18 @@
  * CLFLUSHOPT, CLWB, PT, SHA off. ECX: AVX512_VBMI*, UMIP, PKU, OSPKE, GFNI,
  * VAES, VPCLMULQDQ, VNNI, BITALG, VPOPCNTDQ, LA57, RDPID, SGX_LC off.
  * EDX: 4VNNIW, 4FMAPS, FSRM, VP2INTERSECT off. */
-#define T2S_L7_EBX B(0xffefda14u, 0x00000200u)
-#define T2_L7_ECX  B(0x40415f5eu, 0)
-#define T2_L7_EDX  B(0x0000011cu, 0)
+#define T2_L7_EBX B(0xffefda14u, 0x00000200u)
+#define T2_L7_ECX B(0x40415f5eu, 0)
+#define T2_L7_EDX B(0x0000011cu, 0)
 /* Leaf 0xD.0 EAX: MPX, AVX-512 and PKRU state off; 0xD.1 EAX: XSAVEC,
  * XGETBV, XSAVES off. */
 #define XSTATE_L0_EAX B(0x000002f8u, 0)
 #define XSTATE_L1_EAX B(0x0000000eu, 0)
 
+/* T2, T2S and T2CL share their CPUID. */
 static const struct cpuid_leaf_mod t2_leaves[] = {
     LEAF(0x1, 0, 0, B(FMS_MASK, 0x000306f2u), KEEP, T2_L1_ECX, T2_L1_EDX),
-    LEAF(0x7, 0, SIG, KEEP, B(0xffeffa54u, 0x00000200u), T2_L7_ECX, T2_L7_EDX),
+    LEAF(0x7, 0, SIG, KEEP, T2_L7_EBX, T2_L7_ECX, T2_L7_EDX),
     LEAF(0xd, 0, SIG, XSTATE_L0_EAX, KEEP, KEEP, KEEP),
     LEAF(0xd, 1, SIG, XSTATE_L1_EAX, KEEP, KEEP, KEEP),
     /* ECX: PREFETCHW, MONITORX off; EDX: 1 GiB pages off. */
@@ -64,28 +65,18 @@ static const struct cpuid_leaf_mod t2_leaves[] = {
     LEAF(0x80000008, 0, 0, KEEP, B(0x00000200u, 0), KEEP, KEEP),
 };
 
-/* T2S and T2CL: T2's CPUID (with leaf 7 EBX bits 6 and 13 left to KVM). */
-static const struct cpuid_leaf_mod t2s_leaves[] = {
-    LEAF(0x1, 0, 0, B(FMS_MASK, 0x000306f2u), KEEP, T2_L1_ECX, T2_L1_EDX),
-    LEAF(0x7, 0, SIG, KEEP, T2S_L7_EBX, T2_L7_ECX, T2_L7_EDX),
-    LEAF(0xd, 0, SIG, XSTATE_L0_EAX, KEEP, KEEP, KEEP),
-    LEAF(0xd, 1, SIG, XSTATE_L1_EAX, KEEP, KEEP, KEEP),
-    LEAF(0x80000001, 0, 0, KEEP, KEEP, B(0x20000100u, 0), B(0x04000000u, 0)),
-    LEAF(0x80000008, 0, 0, KEEP, B(0x00000200u, 0), KEEP, KEEP),
-};
-
 /* T2A: T2CL's view on an AMD host, so the two hosts look alike. */
 static const struct cpuid_leaf_mod t2a_leaves[] = {
     LEAF(0x1, 0, 0, B(FMS_MASK, 0x000306f2u), KEEP, T2_L1_ECX, T2_L1_EDX),
-    LEAF(0x7, 0, SIG, KEEP, T2S_L7_EBX, T2_L7_ECX, T2_L7_EDX),
+    LEAF(0x7, 0, SIG, KEEP, T2_L7_EBX, T2_L7_ECX, T2_L7_EDX),
     LEAF(0xd, 0, SIG, XSTATE_L0_EAX, KEEP, KEEP, KEEP),
     LEAF(0xd, 1, SIG, XSTATE_L1_EAX, KEEP, KEEP, KEEP),
-    /* ECX: SSE4A, MisAlignSse, 3DNowPrefetch, MONITORX off; EDX: MmxExt,
-     * MMX, FXSR, FFXSR, 1 GiB pages off (AMD APM E.4.2). */
-    LEAF(0x80000001, 0, 0, KEEP, KEEP, B(0x200001c0u, 0), B(0x07c00000u, 0)),
-    /* EBX: IbrsPreferred and IbrsSameMode on; CLZERO, RstrFpErrPtrs,
-     * WBNOINVD off (AMD APM E.4.7). */
-    LEAF(0x80000008, 0, 0, KEEP, B(0x000c0205u, 0x000c0000u), KEEP, KEEP),
+    /* ECX: SVM, SSE4A, MisAlignSse, 3DNowPrefetch, MONITORX off; EDX:
+     * MmxExt, FFXSR, 1 GiB pages off (AMD APM E.4.2). */
+    LEAF(0x80000001, 0, 0, KEEP, KEEP, B(0x200001c4u, 0), B(0x06400000u, 0)),
+    /* EBX: RstrFpErrPtrs, IbrsPreferred, IbrsSameMode and
+     * EferLmsleUnsupported on; CLZERO, WBNOINVD off (AMD APM E.4.7). */
+    LEAF(0x80000008, 0, 0, KEEP, B(0x001c0205u, 0x001c0004u), KEEP, KEEP),
 };
 
 static const struct cpuid_leaf_mod c3_leaves[] = {
@@ -129,9 +120,9 @@ static const struct {
     [CPU_TEMPLATE_C3] = {"C3", CPU_VENDOR_INTEL, TEMPLATE(c3_leaves, NULL, 0)},
     [CPU_TEMPLATE_T2] = {"T2", CPU_VENDOR_INTEL, TEMPLATE(t2_leaves, NULL, 0)},
     [CPU_TEMPLATE_T2S] = {"T2S", CPU_VENDOR_INTEL,
-                          TEMPLATE(t2s_leaves, t2s_msrs, ARRAY_SIZE(t2s_msrs))},
+                          TEMPLATE(t2_leaves, t2s_msrs, ARRAY_SIZE(t2s_msrs))},
     [CPU_TEMPLATE_T2CL] = {"T2CL", CPU_VENDOR_INTEL,
-                           TEMPLATE(t2s_leaves, t2cl_msrs, ARRAY_SIZE(t2cl_msrs))},
+                           TEMPLATE(t2_leaves, t2cl_msrs, ARRAY_SIZE(t2cl_msrs))},
     [CPU_TEMPLATE_T2A] = {"T2A", CPU_VENDOR_AMD, TEMPLATE(t2a_leaves, NULL, 0)},
     [CPU_TEMPLATE_CUSTOM] = {"Custom", CPU_VENDOR_OTHER, {0}},
 };
