@@ -118,8 +118,11 @@ Test(cpu_template, intel_templates_on_all_ones)
 
     b = applied(CPU_TEMPLATE_T2S, "GenuineIntel");
     cr_assert_eq(find(&b, 7, 0)->ebx, ~0xffefda14u | BIT(9));
+    cr_assert_eq(find(&b, 0x80000001, 0)->ecx, ~0x20000100u);
     b = applied(CPU_TEMPLATE_T2CL, "GenuineIntel");
     cr_assert_eq(find(&b, 7, 0)->ebx, ~0xffefda14u | BIT(9));
+    cr_assert_eq(find(&b, 0x80000001, 0)->ecx, ~0x200001c0u, "T2CL also hides AMD's bits");
+    cr_assert_eq(find(&b, 0x80000001, 0)->edx, ~0x07c00000u);
 
     b = applied(CPU_TEMPLATE_C3, "GenuineIntel");
     cr_assert_eq(find(&b, 1, 0)->eax & 0x0fff3fffu, 0x000306e4u);

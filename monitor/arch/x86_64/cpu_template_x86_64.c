@@ -53,7 +53,7 @@
 #define XSTATE_L0_EAX B(0x000002f8u, 0)
 #define XSTATE_L1_EAX B(0x0000000eu, 0)
 
-/* T2, T2S and T2CL share their CPUID. */
+/* T2 and T2S. */
 static const struct cpuid_leaf_mod t2_leaves[] = {
     LEAF(0x1, 0, 0, B(FMS_MASK, 0x000306f2u), KEEP, T2_L1_ECX, T2_L1_EDX),
     LEAF(0x7, 0, SIG, KEEP, T2_L7_EBX, T2_L7_ECX, T2_L7_EDX),
@@ -62,6 +62,18 @@ static const struct cpuid_leaf_mod t2_leaves[] = {
     /* ECX: PREFETCHW, MONITORX off; EDX: 1 GiB pages off. */
     LEAF(0x80000001, 0, 0, KEEP, KEEP, B(0x20000100u, 0), B(0x04000000u, 0)),
     /* EBX: WBNOINVD off. */
+    LEAF(0x80000008, 0, 0, KEEP, B(0x00000200u, 0), KEEP, KEEP),
+};
+
+/* T2CL: T2's leaves 1, 7 and 0xD; in 0x8000_0001 it also hides the bits
+ * only AMD defines (SSE4A, MisAlignSse; MmxExt, MMX, FXSR, FFXSR), so that
+ * Intel and AMD hosts (T2A) look alike. */
+static const struct cpuid_leaf_mod t2cl_leaves[] = {
+    LEAF(0x1, 0, 0, B(FMS_MASK, 0x000306f2u), KEEP, T2_L1_ECX, T2_L1_EDX),
+    LEAF(0x7, 0, SIG, KEEP, T2_L7_EBX, T2_L7_ECX, T2_L7_EDX),
+    LEAF(0xd, 0, SIG, XSTATE_L0_EAX, KEEP, KEEP, KEEP),
+    LEAF(0xd, 1, SIG, XSTATE_L1_EAX, KEEP, KEEP, KEEP),
+    LEAF(0x80000001, 0, 0, KEEP, KEEP, B(0x200001c0u, 0), B(0x07c00000u, 0)),
     LEAF(0x80000008, 0, 0, KEEP, B(0x00000200u, 0), KEEP, KEEP),
 };
 
@@ -122,7 +134,7 @@ static const struct {
     [CPU_TEMPLATE_T2S] = {"T2S", CPU_VENDOR_INTEL,
                           TEMPLATE(t2_leaves, t2s_msrs, ARRAY_SIZE(t2s_msrs))},
     [CPU_TEMPLATE_T2CL] = {"T2CL", CPU_VENDOR_INTEL,
-                           TEMPLATE(t2_leaves, t2cl_msrs, ARRAY_SIZE(t2cl_msrs))},
+                           TEMPLATE(t2cl_leaves, t2cl_msrs, ARRAY_SIZE(t2cl_msrs))},
     [CPU_TEMPLATE_T2A] = {"T2A", CPU_VENDOR_AMD, TEMPLATE(t2a_leaves, NULL, 0)},
     [CPU_TEMPLATE_CUSTOM] = {"Custom", CPU_VENDOR_OTHER, {0}},
 };
