@@ -13,9 +13,12 @@
 #include "run_flint.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define TIMEOUT_S 150.0
@@ -152,4 +155,83 @@ Test(linux_cpu_template, intel_template_on_an_amd_host_is_refused)
               "stderr:\n%s", r.err);
     cr_assert_not(strstr(r.out, "Linux version"), "the guest must not run:\n%s", r.out);
     flint_result_free(&r);
+}
+
+/* One HTTP request on the API socket, retried while flint is starting;
+ * the status code (answer in `answer`), or -1. */
+static int api_call(const char *sock, const char *method, const char *path, const char *body,
+                    char *answer, size_t cap)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    char req[1024];
+    size_t have = 0;
+    int fd = -1, status = -1;
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+    for (int i = 0; i < 600 && fd < 0; i++) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+            close(fd);
+            fd = -1;
+            usleep(100 * 1000);
+        }
+    }
+    if (fd < 0)
+        return -1;
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n%s", method,
+                     path, strlen(body), body);
+    cr_assert_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    answer[0] = '\0';
+    for (int waited = 0; waited < 120000 && have + 1 < cap;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) {
+            waited += 100;
+            continue;
+        }
+        ssize_t k = recv(fd, answer + have, cap - 1 - have, 0);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+        answer[have] = '\0';
+        char *end = strstr(answer, "\r\n\r\n"), *cl = strcasestr(answer, "Content-Length:");
+        if (end && (!cl || strlen(end + 4) >= (size_t)atol(cl + 15)))
+            break;
+    }
+    close(fd);
+    if (sscanf(answer, "HTTP/1.1 %d", &status) != 1)
+        status = -1;
+    return status;
+}
+
+/* Through the API: the PUT is accepted (the host is not looked at yet),
+ * InstanceStart answers 400 with the reason, and flint then exits. */
+Test(linux_cpu_template, intel_template_refused_at_instance_start_through_the_api)
+{
+    const char *dir = getenv("FLINT_LINUX_KERNEL_DIR");
+    char *sock = temp_path("api.sock"), body[512], answer[4096];
+
+    cr_assert(dir && *dir, "FLINT_LINUX_KERNEL_DIR is not set (tools/build-kernel)");
+    unlink(sock);
+    char *argv[] = {FLINT_BIN, "--api-sock", sock, NULL};
+    static struct live l;
+    live_start(&l, argv);
+    cr_assert_eq(api_call(sock, "PUT", "/machine-config",
+                          "{\"vcpu_count\": 1, \"mem_size_mib\": 128, \"cpu_template\": \"C3\"}",
+                          answer, sizeof(answer)),
+                 204, "%s", answer);
+    cr_assert_eq(api_call(sock, "GET", "/machine-config", "", answer, sizeof(answer)), 200);
+    cr_assert(strstr(answer, "\"cpu_template\":\"C3\""), "%s", answer);
+    snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s/vmlinux\"}", dir);
+    cr_assert_eq(api_call(sock, "PUT", "/boot-source", body, answer, sizeof(answer)), 204, "%s",
+                 answer);
+    cr_assert_eq(api_call(sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", answer,
+                          sizeof(answer)),
+                 400, "%s", answer);
+    cr_assert(strstr(answer, "cpu_template C3 is for Intel CPUs, and this host's CPU is AMD"), "%s",
+              answer);
+    cr_assert_neq(live_finish(&l), 0, "flint exits after a failed InstanceStart");
+    unlink(sock);
+    free(sock);
 }
