@@ -62,8 +62,8 @@ struct msr_mod {
     uint64_t mask, value;
 };
 
-/* kvm_capabilities: "N" (KVM must offer capability N) or "!N" (flint
- * needs it anyway: recorded, and refused if it is one flint requires). */
+/* kvm_capabilities: "N" (KVM must offer capability N, checked at start)
+ * or "!N" (recorded only: flint still requires the capabilities it uses). */
 struct kvm_cap_mod {
     uint32_t cap;
     bool remove;
