@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "api.h"
+#include "api_cpu_config.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -288,12 +289,12 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         {"smt", FIELD_BOOL, false},          {"track_dirty_pages", FIELD_BOOL, false},
         {"huge_pages", FIELD_STRING, false}, {"cpu_template", FIELD_STRING, false},
     };
-    static const char *const none[] = {"None", NULL};
     static const char *const page_sizes[] = {"None", "2M", NULL};
     struct vm_config *cfg = ctl->cfg;
     uint64_t vcpus, mem;
+    const char *name;
     bool dirty, smt;
-    int huge;
+    int huge, tmpl;
 
     if (check_body(body, fields, ARRAY_SIZE(fields), patch, err, errlen))
         return -EINVAL;
@@ -306,9 +307,20 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         config_check_smt(vcpus, smt, "vcpu_count", err, errlen))
         return -EINVAL;
     huge = get_choice(body, "huge_pages", page_sizes, patch ? cfg->huge_pages : 0, err, errlen);
-    if (huge < 0 || get_choice(body, "cpu_template", none, 0, err, errlen) < 0 ||
-        config_check_huge_pages(mem, huge == 1, "mem_size_mib", err, errlen))
+    if (huge < 0 || config_check_huge_pages(mem, huge == 1, "mem_size_mib", err, errlen))
         return -EINVAL;
+    /* An absent cpu_template keeps the one set (or PUT /cpu-config's), as
+     * in Firecracker; a vendor mismatch is refused at InstanceStart. */
+    name = get_str(body, "cpu_template");
+    tmpl = name ? cpu_template_parse_name(name) : -1;
+    if (name && tmpl < 0)
+        return failf(err, errlen,
+                     "'%s' is not a valid cpu_template (None, C3, T2, T2S, T2CL or T2A)", name);
+    if (tmpl >= 0) {
+        cpu_template_free(cfg->custom_cpu);
+        cfg->custom_cpu = NULL;
+        cfg->cpu_template = (enum cpu_template_id)tmpl;
+    }
     cfg->vcpus = (unsigned)vcpus;
     cfg->mem_mib = mem;
     cfg->track_dirty_pages = dirty;
@@ -624,11 +636,22 @@ static int put_vsock(struct api_ctl *ctl, json_t *body, char *err, size_t errlen
 
 /* ---- JSON views ---- */
 
+/* cpu_template as Firecracker shows it: absent when none was set, "None"
+ * for a custom template (PUT /cpu-config). */
+static const char *cpu_template_view(const struct vm_config *cfg)
+{
+    if (cfg->cpu_template == CPU_TEMPLATE_NONE)
+        return NULL;
+    return cpu_template_name(cfg->cpu_template == CPU_TEMPLATE_CUSTOM ? CPU_TEMPLATE_NONE
+                                                                      : cfg->cpu_template);
+}
+
 static json_t *machine_config_json(const struct vm_config *cfg)
 {
-    return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
+    return json_pack("{s:I, s:I, s:b, s:b, s:s, s:s*}", "vcpu_count", (json_int_t)cfg->vcpus,
                      "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt, "track_dirty_pages",
-                     cfg->track_dirty_pages, "huge_pages", cfg->huge_pages ? "2M" : "None");
+                     cfg->track_dirty_pages, "huge_pages", cfg->huge_pages ? "2M" : "None",
+                     "cpu_template", cpu_template_view(cfg));
 }
 
 static json_t *drive_json(const struct drive_config *d)
@@ -744,7 +767,6 @@ int api_add_metrics(struct api_ctl *ctl, json_t *counters, json_t *gauges)
  * GET /vm/config, and only null in a config file. */
 static const char *const unsupported_sections[] = {
     "mmds-config",
-    "cpu-config",
 };
 
 static json_t *vm_config_json(const struct vm_config *cfg)
@@ -768,6 +790,8 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "machine-config", machine_config_json(cfg)) &&
          !json_object_set_new(root, "network-interfaces", nets) &&
          !json_object_set_new(root, "vsock", vsock) &&
+         /* A config file's cpu-config is a path; the template is not shown. */
+         !json_object_set_new(root, "cpu-config", json_null()) &&
          /* The logger and metrics are the process's, not the VM's. */
          !json_object_set_new(root, "logger", json_null()) &&
          !json_object_set_new(root, "metrics", json_null());
@@ -857,6 +881,11 @@ static int get_machine_config(struct request *r)
 static int get_vm_config(struct request *r)
 {
     return answer_json(r, vm_config_json(r->ctl->cfg));
+}
+
+static int route_put_cpu_config(struct request *r)
+{
+    return api_put_cpu_config(r->ctl->cfg, r->body, r->err, r->errlen);
 }
 
 static int route_put_machine_config(struct request *r)
@@ -1024,6 +1053,7 @@ static const struct route routes[] = {
     {"/machine-config", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_machine_config},
     {"/machine-config", API_METHOD_PATCH, PHASE_PRE_BOOT, route_patch_machine_config},
     {"/vm/config", API_METHOD_GET, PHASE_ANY, get_vm_config},
+    {"/cpu-config", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_cpu_config},
     {"/boot-source", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_boot_source},
     {"/drives/", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_drive},
     {"/drives/", API_METHOD_PATCH, PHASE_POST_BOOT, route_patch_drive},
@@ -1042,7 +1072,6 @@ static const struct route routes[] = {
 static const char *const later_paths[] = {
     "/metrics",
     "/mmds",
-    "/cpu-config",
     "/serial",
 };
 
@@ -1212,7 +1241,7 @@ static bool known_key(const char *key)
 {
     static const char *const keys[] = {
         "boot-source", "drives", "machine-config", "network-interfaces",
-        "vsock",       "logger", "metrics"};
+        "vsock",       "logger", "metrics",        "cpu-config"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
@@ -1253,6 +1282,14 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     v = json_object_get(root, "machine-config");
     if (v && !json_is_null(v) && put_machine_config(ctl, v, false, why, sizeof(why)))
         return failf(err, errlen, "machine-config: %s", why);
+    /* After machine-config, so a template file wins over its cpu_template,
+     * as in Firecracker. */
+    v = json_object_get(root, "cpu-config");
+    if (v && !json_is_null(v) && !json_is_string(v))
+        return failf(err, errlen, "cpu-config: must be the path of a CPU template file");
+    if (v && json_is_string(v) &&
+        api_load_cpu_config_file(ctl->cfg, json_string_value(v), err, errlen))
+        return -EINVAL;
     v = json_object_get(root, "boot-source");
     if (!v || json_is_null(v))
         return failf(err, errlen, "missing required key 'boot-source'");

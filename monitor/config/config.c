@@ -179,6 +179,7 @@ void config_free(struct vm_config *cfg)
     free(cfg->snapshot_on_signal);
     free(cfg->restore_state);
     free(cfg->restore_mem);
+    cpu_template_free(cfg->custom_cpu);
     config_init(cfg);
 }
 

@@ -6,6 +6,7 @@
 #ifndef FLINT_CONFIG_H
 #define FLINT_CONFIG_H
 
+#include "cpu_template.h"
 #include "log.h"
 
 #include <stdbool.h>
@@ -85,6 +86,10 @@ struct vm_config {
     bool smt;               /* two threads per core (x86_64): vcpus is then 1 or even */
     bool track_dirty_pages; /* KVM dirty log + device writes, for Diff snapshots */
     bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
+    /* machine-config cpu_template, or CUSTOM after PUT /cpu-config (the
+     * later of the two wins, as in Firecracker); custom_cpu is that one. */
+    enum cpu_template_id cpu_template;
+    struct cpu_template *custom_cpu;
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */

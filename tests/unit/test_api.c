@@ -420,7 +420,12 @@ Test(api, machine_config_errors_name_the_field_and_change_nothing)
          "mem_size_mib: 127 MiB is not a multiple of the 2 MiB huge page size"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":2}",
          "'huge_pages' must be a string"},
-        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T2\"}", "'T2' is not a valid"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"T3\"}",
+         "'T3' is not a valid cpu_template"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":\"t2a\"}",
+         "'t2a' is not a valid cpu_template"},
+        {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"cpu_template\":1}",
+         "'cpu_template' must be a string"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"bogus\":1}", "unknown field 'bogus'"},
     };
 

@@ -61,8 +61,8 @@ static const struct endpoint spec[] = {
     {API_METHOD_PUT, "/boot-source",
      "{\"kernel_image_path\":\"%K\",\"boot_args\":\"console=ttyS0\",\"initrd_path\":\"%D\"}",
      PRE_BOOT, NULL, NULL},
-    {API_METHOD_PUT, "/cpu-config", "{\"cpuid_modifiers\":[],\"msr_modifiers\":[]}", OTHER_BRANCH,
-     NULL, NULL},
+    {API_METHOD_PUT, "/cpu-config", "{\"cpuid_modifiers\":[],\"msr_modifiers\":[]}", PRE_BOOT, NULL,
+     NULL},
     {API_METHOD_PUT, "/drives/root",
      "{\"drive_id\":\"root\",\"partuuid\":\"0eaa91a0-01\",\"is_root_device\":true,"
      "\"cache_type\":\"Writeback\",\"is_read_only\":false,\"path_on_host\":\"%D\","

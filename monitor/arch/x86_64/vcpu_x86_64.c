@@ -1,6 +1,8 @@
 /*
  * vcpu_x86_64.c - x86_64 vCPU state at power-on and for the PVH entry.
  */
+#include "config.h"
+#include "cpu_template.h"
 #include "kvm.h"
 #include "loader.h"
 #include "vcpu.h"
@@ -53,10 +55,11 @@ static int arch_fail(char *err, size_t errlen, unsigned id, const char *what)
     return rc ? rc : -EIO;
 }
 
-static int setup_cpuid(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen)
+static int setup_cpuid(struct vcpu *v, unsigned nvcpus, const struct cpu_template *tmpl, char *err,
+                       size_t errlen)
 {
     const struct kvm_cpuid2 *base = v->vmm->kvm.cpuid;
-    unsigned max = base->nent + CPUID_EXTRA_ENTRIES;
+    unsigned max = base->nent + CPUID_EXTRA_ENTRIES + (tmpl ? tmpl->nleaves : 0);
     struct kvm_cpuid2 *cpuid = malloc(sizeof(*base) + max * sizeof(base->entries[0]));
     int rc = 0;
 
@@ -67,7 +70,9 @@ static int setup_cpuid(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen
     const struct cpu_topology topo = {
         .ncpus = nvcpus, .threads_per_core = cpu_threads_per_core(v->vmm->cfg->smt, nvcpus)};
 
-    if (cpuid_for_vcpu(base, cpuid, max, v->id, &topo)) {
+    /* The template goes last, so it decides over flint's own fix-ups. */
+    if (cpuid_for_vcpu(base, cpuid, max, v->id, &topo) ||
+        cpu_template_apply_cpuid(tmpl, cpuid, max)) {
         snprintf(err, errlen, "vcpu%u: too many CPUID entries", v->id);
         free(cpuid);
         return -E2BIG;
@@ -146,11 +151,23 @@ static int setup_lapic(struct vcpu *v, char *err, size_t errlen)
 int vcpu_arch_init(struct vcpu *v, unsigned nvcpus, char *err, size_t errlen)
 {
     struct kvm_fpu fpu = {.fcw = 0x37f, .mxcsr = 0x1f80};
+    const struct vm_config *cfg = v->vmm->cfg;
+    const struct cpu_template *tmpl;
     int rc;
 
-    rc = setup_cpuid(v, nvcpus, err, errlen);
+    /* A template for the other vendor is refused here, at InstanceStart,
+     * where Firecracker refuses it too. */
+
+    rc = cpu_template_resolve(cfg->cpu_template, cfg->custom_cpu, v->vmm->kvm.cpuid, &tmpl, err,
+                              errlen);
+    if (!rc && v->id == 0)
+        rc = cpu_template_check_caps(tmpl, v->vmm->kvm.sys_fd, err, errlen);
+    if (!rc)
+        rc = setup_cpuid(v, nvcpus, tmpl, err, errlen);
     if (!rc)
         rc = setup_msrs(v, err, errlen);
+    if (!rc)
+        rc = cpu_template_apply_msrs(tmpl, v->fd, err, errlen);
     if (!rc && ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
         rc = arch_fail(err, errlen, v->id, "KVM_SET_FPU");
     if (!rc)
