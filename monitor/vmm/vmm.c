@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,6 +61,26 @@ static int append_boot_timer(char *cmdline, size_t len)
     return k < 0 || (size_t)k >= len - n ? -E2BIG : 0;
 }
 
+/* The kernel, a bzImage unpacked on the host unless the user said not to
+ * (bzimage_direct.c), with its cache when there is one. */
+static int load_kernel(struct vmm *vmm, int fd, struct kernel_image *img, char *err, size_t errlen)
+{
+    struct vm_config *cfg = vmm->cfg;
+    char dir[PATH_MAX], note[KERNEL_NOTE_LEN];
+    struct kernel_load_opts opts = {.unpack_bzimage = !cfg->no_kernel_unpack,
+                                    .cache_max = KERNEL_CACHE_MAX_SIZE};
+    int rc;
+
+    if (opts.unpack_bzimage && !cfg->no_kernel_cache && kernel_cache_dir(dir, sizeof(dir)) == 0)
+        opts.cache_dir = dir;
+    rc = kernel_load_with(&vmm->mem, fd, &opts, img, note, sizeof(note), err, errlen);
+    if (!rc && note[0] && img->unpacked)
+        log_info("kernel %s: %s", cfg->kernel_path, note);
+    else if (!rc && note[0])
+        log_warn("kernel %s: %s", cfg->kernel_path, note);
+    return rc;
+}
+
 /* RAM, kernel, initrd and boot information: everything the guest sees at
  * its first instruction. Needs no KVM, so a bad image fails before any VM
  * exists. */
@@ -91,7 +112,7 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
                           (unsigned long long)cfg->mem_mib, strerror(-rc));
     if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
         return rc;
-    rc = kernel_load(&vmm->mem, fd, img, err, sizeof(err));
+    rc = load_kernel(vmm, fd, img, err, sizeof(err));
     close(fd);
     if (rc)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "kernel %s: %s", cfg->kernel_path, err);
