@@ -164,6 +164,7 @@ static int setup_devices(struct vmm *vmm)
     serial_init(&vmm->serial, STDOUT_FILENO, irq_com1, vmm);
     i8042_init(&vmm->i8042, device_exit, vmm, irq_kbd, vmm);
     vmm->pvexit = (struct pvexit){.on_exit = device_exit, .exit_opaque = vmm};
+    pvconsole_init(&vmm->pvconsole, &vmm->mem, &vmm->serial);
 
     rc = bus_register(&vmm->pio, FLINT_PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, &vmm->serial);
     if (!rc && vmm->cfg->boot_timer) {
@@ -175,6 +176,8 @@ static int setup_devices(struct vmm *vmm)
         rc = i8042_register(&vmm->i8042, &vmm->pio);
     if (!rc)
         rc = bus_register(&vmm->pio, FLINT_PORT_EXIT, 4, &pvexit_ops, &vmm->pvexit);
+    if (!rc)
+        rc = bus_register(&vmm->pio, FLINT_PORT_PVCONSOLE, 4, &pvconsole_ops, &vmm->pvconsole);
     if (rc)
         return setup_fail(FLINT_EXIT_UNEXPECTED, "device setup: %s", strerror(-rc));
     return 0;

@@ -39,6 +39,11 @@ void serial_init(struct serial *s, int out_fd, void (*irq_trigger)(void *), void
 /* Queue received bytes for the guest; returns how many fit in the FIFO. */
 size_t serial_push_input(struct serial *s, const uint8_t *buf, size_t len);
 
+/* Write bytes to the console output as if transmitted one by one through
+ * THR, under the UART's lock so they stay in order with its own output
+ * (the paravirtual console, pvconsole.c). Raises no interrupt. */
+void serial_write_console(struct serial *s, const uint8_t *buf, size_t len);
+
 /* Bus ops for the 8 registers at FLINT_PORT_COM1. */
 extern const struct bus_dev_ops serial_bus_ops;
 
