@@ -576,3 +576,27 @@ Test(kernel_cache, directory_from_the_environment_is_made_private)
     cr_assert_eq(kernel_cache_dir(dir, sizeof(dir)), -EPERM, "a directory open to others");
     unsetenv("FLINT_KERNEL_CACHE");
 }
+
+/* The unpacked ELF here boots through the Linux 64-bit entry; with a PVH
+ * note it would get hvm_start_info. Either way the bzImage's cmdline_size
+ * binds, as it does for the bzImage. */
+Test(bzimage_unpack, the_bzimage_cmdline_limit_still_binds)
+{
+    struct buf elf = test_elf(), c = compress_gzip(&elf), bz = make_bz(&c);
+    struct kernel_image ki;
+    char line[1200];
+    struct boot_args args = {.cmdline = line, .ncpus = 1};
+
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    cr_assert_eq(load(&bz, NULL, &ki), 0, "%s", err);
+    cr_assert_eq(boot_write_info(&mem, &ki, &args, err, sizeof(err)), -E2BIG);
+    ki.protocol = BOOT_PVH;
+    cr_assert_eq(boot_write_info(&mem, &ki, &args, err, sizeof(err)), -E2BIG);
+    cr_assert(strstr(err, "cmdline_size"), "%s", err);
+    line[900] = '\0';
+    cr_assert_eq(boot_write_info(&mem, &ki, &args, err, sizeof(err)), 0, "%s", err);
+    free(bz.p);
+    free(c.p);
+    free(elf.p);
+}
