@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,9 +160,9 @@ static int read_whole(int fd, uint64_t size, uint8_t **out, char *err, size_t er
     return 0;
 }
 
-int bzimage_load_unpacked(const struct guest_mem *mem, int fd, const struct kernel_load_opts *opts,
-                          struct kernel_image *img, char *note, size_t notelen, char *err,
-                          size_t errlen)
+static int load_unpacked(const struct guest_mem *mem, int fd, const struct kernel_load_opts *opts,
+                         struct kernel_image *img, char *note, size_t notelen, char *err,
+                         size_t errlen)
 {
     struct bzimage_info bz;
     char key[KERNEL_CACHE_KEY_LEN] = "";
@@ -192,4 +193,18 @@ int bzimage_load_unpacked(const struct guest_mem *mem, int fd, const struct kern
         img->load_end = elf_end;
     img->unpacked = true;
     return 0;
+}
+
+int bzimage_load_unpacked(const struct guest_mem *mem, int fd, const struct kernel_load_opts *o,
+                          struct kernel_image *img, char *note, size_t notelen, char *err,
+                          size_t errlen)
+{
+    /* The default directory is looked up (and created) only for a
+     * bzImage: an ELF kernel never touches it. */
+    char dir[PATH_MAX];
+    struct kernel_load_opts resolved = *o, *opts = &resolved;
+
+    if (!opts->cache_dir && opts->cache_default && kernel_cache_dir(dir, sizeof(dir)) == 0)
+        opts->cache_dir = dir;
+    return load_unpacked(mem, fd, opts, img, note, notelen, err, errlen);
 }

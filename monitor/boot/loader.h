@@ -132,7 +132,8 @@ void kernel_cache_drop(const char *dir, const char *key);
 
 struct kernel_load_opts {
     bool unpack_bzimage;   /* boot a bzImage's payload as an ELF vmlinux */
-    const char *cache_dir; /* unpacked payloads kept here; NULL: in memory */
+    const char *cache_dir; /* unpacked payloads kept here; NULL: see below */
+    bool cache_default;    /* no cache_dir: use kernel_cache_dir's, if any */
     uint64_t cache_max;    /* bytes the cache directory may hold */
 };
 

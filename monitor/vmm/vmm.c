@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,13 +65,12 @@ static int append_boot_timer(char *cmdline, size_t len)
 static int load_kernel(struct vmm *vmm, int fd, struct kernel_image *img, char *err, size_t errlen)
 {
     struct vm_config *cfg = vmm->cfg;
-    char dir[PATH_MAX], note[KERNEL_NOTE_LEN];
+    char note[KERNEL_NOTE_LEN];
     struct kernel_load_opts opts = {.unpack_bzimage = !cfg->no_kernel_unpack,
+                                    .cache_default = !cfg->no_kernel_cache,
                                     .cache_max = KERNEL_CACHE_MAX_SIZE};
     int rc;
 
-    if (opts.unpack_bzimage && !cfg->no_kernel_cache && kernel_cache_dir(dir, sizeof(dir)) == 0)
-        opts.cache_dir = dir;
     rc = kernel_load_with(&vmm->mem, fd, &opts, img, note, sizeof(note), err, errlen);
     if (!rc && note[0] && img->unpacked)
         log_info("kernel %s: %s", cfg->kernel_path, note);

@@ -600,3 +600,33 @@ Test(bzimage_unpack, the_bzimage_cmdline_limit_still_binds)
     free(c.p);
     free(elf.p);
 }
+
+/* Without a directory given, the default one ($FLINT_KERNEL_CACHE here) is
+ * looked up, and only for a bzImage. */
+Test(kernel_cache, default_directory_is_used_for_a_bzimage_only)
+{
+    struct buf elf = test_elf(), c = compress_lz4(&elf), bz = make_bz(&c);
+    struct kernel_load_opts o = {
+        .unpack_bzimage = true, .cache_default = true, .cache_max = KERNEL_CACHE_MAX_SIZE};
+    struct kernel_image ki;
+    char sub[128];
+    int fd;
+
+    snprintf(sub, sizeof(sub), "%s/default", cache);
+    setenv("FLINT_KERNEL_CACHE", sub, 1);
+    fd = as_fd(&elf);
+    cr_assert_eq(kernel_load_with(&mem, fd, &o, &ki, note, sizeof(note), err, sizeof(err)), 0, "%s",
+                 err);
+    close(fd);
+    cr_assert_neq(access(sub, F_OK), 0, "an ELF kernel must not create the cache");
+    fd = as_fd(&bz);
+    cr_assert_eq(kernel_load_with(&mem, fd, &o, &ki, note, sizeof(note), err, sizeof(err)), 0, "%s",
+                 err);
+    close(fd);
+    cr_assert(strstr(note, "cache miss, stored"), "%s", note);
+    cr_assert_eq(access(sub, F_OK), 0);
+    unsetenv("FLINT_KERNEL_CACHE");
+    free(bz.p);
+    free(c.p);
+    free(elf.p);
+}
