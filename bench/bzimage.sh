@@ -4,6 +4,7 @@
 #   flint --no-kernel-unpack   the bzImage decompresses itself in the guest
 #   flint --no-kernel-cache    flint unpacks the payload on the host, every boot
 #   flint                      the unpacked vmlinux from the cache (primed once)
+#   flint vmlinux              the same kernel's vmlinux: what the cache should match
 #   QEMU microvm               the same bzImage (its linuxboot option ROM)
 # interleaved, in one run. Needs KVM:
 #   FLINT_LINUX_KERNEL_DIR=DIR tests/kvm-run bench/bzimage.sh [BUILD_DIR]
@@ -45,13 +46,16 @@ run_qemu() {
 us() { sed -n 's/^boot_us //p' "$1" 2>/dev/null; }
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 
+grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs debugfs /sys/kernel/debug ||
+  echo "bench/bzimage.sh: no debugfs: KVM counters will be missing" >&2
 run_flint prime 0 # fills the cache
 grep -h "kernel .*:" "$tmp/prime.0.log" || true
-names="inguest hostunpack cached qemu"
+names="inguest hostunpack cached vmlinux qemu"
 for i in $(seq 1 "$runs"); do
   run_flint inguest "$i" --no-kernel-unpack
   run_flint hostunpack "$i" --no-kernel-cache
   run_flint cached "$i"
+  kernel=$kdir/vmlinux run_flint vmlinux "$i"
   run_qemu "$i"
   printf 'run %d:' "$i"
   for n in $names; do printf ' %s %s us,' "$n" "$(us "$tmp/$n.$i.res")"; done
@@ -65,6 +69,14 @@ for n in $names; do
     "$(echo "$vals" | sort -n | head -n 1)" "$(echo "$vals" | sort -n | tail -n 1)"
 done
 grep -h "unpacked ELF" "$tmp/cached.1.log" | head -n 1 || true
+echo
+echo "== KVM counters up to the init line, run 1 (/sys/kernel/debug/kvm)"
+printf '%-16s' counter; for n in $names; do printf ' %11s' "$n"; done; echo
+for stat in exits io_exits mmio_exits pf_fixed irq_injections; do
+  printf '%-16s' "$stat"
+  for n in $names; do v=$(sed -n "s/^kvm $stat //p" "$tmp/$n.1.res"); printf ' %11s' "${v:--}"; done
+  echo
+done
 echo
 echo "== flint's exits to user space, run 1 (--stats)"
 for n in inguest cached; do echo "-- $n"; sed -n '/vm exits:/,/device accesses/p' "$tmp/$n.1.log"; done
