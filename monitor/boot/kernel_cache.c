@@ -24,9 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define CACHE_SUFFIX ".elf"
+#define CACHE_SUFFIX       ".elf"
+#define CACHE_TEMP_PREFIX  ".unpack-"
+#define CACHE_TEMP_MAX_AGE 3600 /* s: older temporary files are a crash's leftovers */
 
 void kernel_cache_key(const uint8_t *data, size_t len, char key[KERNEL_CACHE_KEY_LEN])
 {
@@ -129,6 +132,20 @@ void kernel_cache_drop(const char *dir, const char *key)
         unlink(path);
 }
 
+/* A temporary file a crashed flint left behind (more than an hour old) is
+ * removed; true if `name` was one. */
+static bool is_stale_temp(DIR *d, const char *name)
+{
+    struct stat st;
+
+    if (strncmp(name, CACHE_TEMP_PREFIX, strlen(CACHE_TEMP_PREFIX)) ||
+        fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return false;
+    if (time(NULL) - st.st_mtime > CACHE_TEMP_MAX_AGE)
+        unlinkat(dirfd(d), name, 0);
+    return true;
+}
+
 /* Remove the least recently used entries until `incoming` more bytes fit
  * under `cap`. */
 static void cache_evict(const char *dir, uint64_t incoming, uint64_t cap)
@@ -145,6 +162,8 @@ static void cache_evict(const char *dir, uint64_t incoming, uint64_t cap)
         while ((de = readdir(d))) {
             struct stat st;
             size_t l = strlen(de->d_name);
+            if (is_stale_temp(d, de->d_name))
+                continue;
             if (l <= strlen(CACHE_SUFFIX) ||
                 strcmp(de->d_name + l - strlen(CACHE_SUFFIX), CACHE_SUFFIX) ||
                 fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
@@ -175,7 +194,7 @@ int kernel_cache_store(const char *dir, const char *key, const uint8_t *data, si
     cache_evict(dir, len, cap);
     snprintf(name, sizeof(name), "%s%s", key, CACHE_SUFFIX);
     if (entry_path(path, sizeof(path), dir, name) ||
-        entry_path(tmp, sizeof(tmp), dir, ".unpack-XXXXXX"))
+        entry_path(tmp, sizeof(tmp), dir, CACHE_TEMP_PREFIX "XXXXXX"))
         return -ENAMETOOLONG;
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)

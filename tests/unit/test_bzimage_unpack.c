@@ -630,3 +630,22 @@ Test(kernel_cache, default_directory_is_used_for_a_bzimage_only)
     free(c.p);
     free(elf.p);
 }
+
+Test(kernel_cache, a_crashed_writers_temporary_file_is_removed)
+{
+    uint8_t data[100] = {0x7f, 'E', 'L', 'F'};
+    char stale[128], fresh[128];
+    struct timespec old[2] = {{.tv_sec = 1000000}, {.tv_sec = 1000000}};
+    int fd;
+
+    snprintf(stale, sizeof(stale), "%s/.unpack-abcdef", cache);
+    snprintf(fresh, sizeof(fresh), "%s/.unpack-123456", cache);
+    close(open(stale, O_CREAT | O_WRONLY, 0600));
+    close(open(fresh, O_CREAT | O_WRONLY, 0600));
+    cr_assert_eq(utimensat(AT_FDCWD, stale, old, 0), 0);
+    fd = kernel_cache_store(cache, "eeee", data, sizeof(data), KERNEL_CACHE_MAX_SIZE);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    cr_assert_neq(access(stale, F_OK), 0, "the stale temporary file should be gone");
+    cr_assert_eq(access(fresh, F_OK), 0, "a fresh one may belong to a running flint");
+}
