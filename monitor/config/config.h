@@ -80,11 +80,15 @@ struct vm_config {
     bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
     bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
     bool stats;
-    bool seccomp;          /* per-thread system call filters (seccomp.h); off: --no-seccomp */
-    bool api_socket;       /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
-    bool boot_timer;       /* the boot-timer device at FLINT_BOOT_TIMER_ADDR (boot_timer.h) */
-    bool no_kernel_unpack; /* a bzImage decompresses itself in the guest (--no-kernel-unpack) */
-    bool no_kernel_cache;  /* unpack a bzImage in memory, no cache (--no-kernel-cache) */
+    bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
+    bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
+    bool boot_timer; /* the boot-timer device at FLINT_BOOT_TIMER_ADDR (boot_timer.h) */
+
+    /* A bzImage decompresses itself in the guest (--no-kernel-unpack). */
+    bool no_kernel_unpack;
+    /* A bzImage is unpacked in memory, without the cache (--no-kernel-cache). */
+    bool no_kernel_cache;
+
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;
