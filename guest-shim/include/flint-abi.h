@@ -26,6 +26,26 @@
 #define FLINT_PORT_COM1 0x3f8
 #define FLINT_GSI_COM1  4
 
+/* Paravirtual console: one exit per write instead of one per byte.
+ *
+ * A 32-bit IN from FLINT_PORT_PVCONSOLE returns FLINT_PVCONSOLE_MAGIC when
+ * flint offers the console (under QEMU an unclaimed port reads as all
+ * ones, and the guest keeps the 16550). A 32-bit OUT of the guest-physical
+ * address of a struct flint_pvconsole_desc (below 4 GiB, 8-byte aligned)
+ * writes desc.len bytes from desc.buf to the console, in order with the
+ * 16550's output. len is at most FLINT_PVCONSOLE_MAX; a descriptor or
+ * buffer outside guest RAM, a longer len or a nonzero reserved field is
+ * dropped (flint logs it, rate-limited). Any other access is ignored. */
+#define FLINT_PORT_PVCONSOLE  0x4f0
+#define FLINT_PVCONSOLE_MAGIC 0x464c4e43u /* "CNLF": flint console */
+#define FLINT_PVCONSOLE_MAX   4096u
+
+struct flint_pvconsole_desc {
+    uint64_t buf;      /* guest-physical address of the bytes */
+    uint32_t len;      /* number of bytes, at most FLINT_PVCONSOLE_MAX */
+    uint32_t reserved; /* 0 */
+};
+
 /* i8042 command port: writing 0xFE pulses the CPU reset line. */
 #define FLINT_PORT_I8042_CMD 0x64
 #define FLINT_I8042_RESET    0xfe

@@ -1,5 +1,6 @@
 /*
- * console.c - polled 16550 UART on COM1 and the console lock.
+ * console.c - the console: flint's paravirtual console when it offers one,
+ * else a polled 16550 UART on COM1; and the console lock.
  */
 #include "shim-internal.h"
 
@@ -14,6 +15,37 @@
 #define CONSOLE_SPIN_MAX (1u << 24)
 
 static unsigned console_owner; /* 0 free, else owning CPU index + 1 */
+static bool console_pv;        /* flint's paravirtual console answered the probe */
+
+void console_init(void)
+{
+    console_pv = inl(FLINT_PORT_PVCONSOLE) == FLINT_PVCONSOLE_MAGIC;
+}
+
+/* One exit per chunk: the port write carries the descriptor's address. The
+ * shim's memory is identity-mapped, so a pointer is a guest-physical
+ * address; the "memory" clobber makes the descriptor and the bytes visible
+ * before the OUT. Returns false when the descriptor is not addressable in
+ * 32 bits (then the UART takes the output). */
+static bool pv_write(const char *buf, size_t n)
+{
+    struct flint_pvconsole_desc desc __attribute__((aligned(8)));
+    uintptr_t at = (uintptr_t)&desc;
+
+    if (at > UINT32_MAX)
+        return false;
+    while (n) {
+        uint32_t chunk = n > FLINT_PVCONSOLE_MAX ? FLINT_PVCONSOLE_MAX : (uint32_t)n;
+        desc = (struct flint_pvconsole_desc){.buf = (uintptr_t)buf, .len = chunk};
+        __asm__ volatile("outl %0, %1"
+                         :
+                         : "a"((uint32_t)at), "Nd"((uint16_t)FLINT_PORT_PVCONSOLE)
+                         : "memory");
+        buf += chunk;
+        n -= chunk;
+    }
+    return true;
+}
 
 /* Write a whole chunk with one string OUT: the emulated UART (flint's or
  * QEMU's) takes every byte at once, and KVM turns `rep outsb` into a single
@@ -22,6 +54,8 @@ static unsigned console_owner; /* 0 free, else owning CPU index + 1 */
  * load; the shim only runs on emulated ones. */
 void console_write(const char *buf, size_t n)
 {
+    if (console_pv && pv_write(buf, n))
+        return;
     for (unsigned i = 0; i < UART_POLL_MAX; i++) {
         if (inb(FLINT_PORT_COM1 + UART_LSR) & UART_LSR_THRE)
             break;

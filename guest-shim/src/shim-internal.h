@@ -147,8 +147,12 @@ void cmdline_init(uint64_t paddr);
  * true if the caller must call console_unlock (false when this CPU already
  * holds it, e.g. an exception raised while printing). */
 bool console_lock(void);
-/* Write n bytes to the console UART in one string OUT (caller holds the lock). */
+/* Write n bytes to the console (caller holds the lock): through flint's
+ * paravirtual console once console_init found it, else the 16550. */
 void console_write(const char *buf, size_t n);
+/* Probe for flint's paravirtual console (flint-abi.h); output before this
+ * goes to the 16550, and so does all output where it is absent (QEMU). */
+void console_init(void);
 void console_unlock(void);
 
 /* Inline helpers for the few privileged instructions the shim uses. */
@@ -160,6 +164,13 @@ static inline void outb(uint16_t port, uint8_t v)
 static inline void outl(uint16_t port, uint32_t v)
 {
     __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
 }
 
 static inline uint8_t inb(uint16_t port)

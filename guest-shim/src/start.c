@@ -41,6 +41,7 @@ static void boot_info_copy(uint32_t info_paddr)
 _Noreturn void shim_start(uint32_t info_paddr)
 {
     boot_cpu_init();
+    console_init();
     boot_info_copy(info_paddr);
     time_init();
     mem_unmap_null_page();

@@ -73,8 +73,8 @@ static bool run_address(const struct linux_setup_header *h, uint64_t *run)
     return true;
 }
 
-int bzimage_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
-                 size_t errlen)
+int bzimage_check(const struct guest_mem *mem, int fd, struct bzimage_info *bz, char *err,
+                  size_t errlen)
 {
     struct linux_setup_header h;
     struct stat st;
@@ -141,8 +141,40 @@ int bzimage_load(const struct guest_mem *mem, int fd, struct kernel_image *img, 
                                                     : BZIMAGE_LOAD_ADDR + pm_bytes),
                            h.init_size, (unsigned long long)run, (unsigned long long)low_end);
 
+    bz->hdr = h;
+    bz->file_size = fsize;
+    bz->setup_bytes = setup_bytes;
+    bz->pm_bytes = pm_bytes;
+    bz->run_end = run_end;
+    return 0;
+}
+
+void bzimage_describe(const struct bzimage_info *bz, struct kernel_image *img)
+{
+    const struct linux_setup_header *h = &bz->hdr;
+    uint64_t pm_end = BZIMAGE_LOAD_ADDR + bz->pm_bytes;
+
+    img->load_end = bz->run_end > pm_end ? bz->run_end : pm_end;
+    img->initrd_end_max = (h->xloadflags & LINUX_XLF_CAN_BE_LOADED_ABOVE_4G)
+                              ? FLINT_MMIO_GAP_START
+                              : (uint64_t)h->initrd_addr_max + 1;
+    img->cmdline_max =
+        h->cmdline_size < FLINT_CMDLINE_MAX - 1 ? h->cmdline_size : FLINT_CMDLINE_MAX - 1;
+    img->has_setup_header = true;
+    img->hdr = *h;
+}
+
+int bzimage_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
+                 size_t errlen)
+{
+    struct bzimage_info bz;
+    int rc = bzimage_check(mem, fd, &bz, err, errlen);
+
+    if (rc)
+        return rc;
     /* Validated: load the protected-mode part. */
-    rc = loader_read(fd, guest_mem_slice(mem, BZIMAGE_LOAD_ADDR, pm_bytes), pm_bytes, setup_bytes);
+    rc = loader_read(fd, guest_mem_slice(mem, BZIMAGE_LOAD_ADDR, bz.pm_bytes), bz.pm_bytes,
+                     bz.setup_bytes);
     if (rc)
         return loader_fail(err, errlen, rc, "cannot read the kernel: %s", strerror(-rc));
 
@@ -150,13 +182,6 @@ int bzimage_load(const struct guest_mem *mem, int fd, struct kernel_image *img, 
     img->protocol = BOOT_LINUX64;
     img->entry = BZIMAGE_LOAD_ADDR + LINUX_ENTRY64_OFFSET;
     img->load_start = BZIMAGE_LOAD_ADDR;
-    img->load_end = run_end > BZIMAGE_LOAD_ADDR + pm_bytes ? run_end : BZIMAGE_LOAD_ADDR + pm_bytes;
-    img->initrd_end_max = (h.xloadflags & LINUX_XLF_CAN_BE_LOADED_ABOVE_4G)
-                              ? FLINT_MMIO_GAP_START
-                              : (uint64_t)h.initrd_addr_max + 1;
-    img->cmdline_max =
-        h.cmdline_size < FLINT_CMDLINE_MAX - 1 ? h.cmdline_size : FLINT_CMDLINE_MAX - 1;
-    img->has_setup_header = true;
-    img->hdr = h;
+    bzimage_describe(&bz, img);
     return 0;
 }

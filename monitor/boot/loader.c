@@ -48,9 +48,40 @@ int loader_read(int fd, void *buf, size_t len, uint64_t off)
 int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
                 size_t errlen)
 {
+    const struct kernel_load_opts none = {0};
+    char note[KERNEL_NOTE_LEN];
+
+    return kernel_load_with(mem, fd, &none, img, note, sizeof(note), err, errlen);
+}
+
+/* A bzImage: unpacked on the host when asked, else (or when its payload
+ * cannot boot that way) as it is. */
+static int load_bzimage(const struct guest_mem *mem, int fd, const struct kernel_load_opts *opts,
+                        struct kernel_image *img, char *note, size_t notelen, char *err,
+                        size_t errlen)
+{
+    char why[KERNEL_NOTE_LEN];
+    int rc;
+
+    if (!opts->unpack_bzimage)
+        return bzimage_load(mem, fd, img, err, errlen);
+    rc = bzimage_load_unpacked(mem, fd, opts, img, note, notelen, err, errlen);
+    if (rc != 1)
+        return rc;
+    snprintf(why, sizeof(why), "%s", note);
+    snprintf(note, notelen, "booting the bzImage as it is (its decompressor runs in the guest): %s",
+             why);
+    return bzimage_load(mem, fd, img, err, errlen);
+}
+
+int kernel_load_with(const struct guest_mem *mem, int fd, const struct kernel_load_opts *opts,
+                     struct kernel_image *img, char *note, size_t notelen, char *err, size_t errlen)
+{
     uint8_t magic[SELFMAG];
     struct linux_setup_header hdr;
     struct stat st;
+
+    note[0] = '\0';
 
     if (fstat(fd, &st) < 0)
         return loader_fail(err, errlen, -errno, "cannot stat: %s", strerror(errno));
@@ -62,7 +93,7 @@ int kernel_load(const struct guest_mem *mem, int fd, struct kernel_image *img, c
     if ((uint64_t)st.st_size >= LINUX_SETUP_HEADER_OFFSET + sizeof(hdr) &&
         loader_read(fd, &hdr, sizeof(hdr), LINUX_SETUP_HEADER_OFFSET) == 0 &&
         hdr.header == LINUX_HDRS_MAGIC)
-        return bzimage_load(mem, fd, img, err, errlen);
+        return load_bzimage(mem, fd, opts, img, note, notelen, err, errlen);
     if (st.st_size < SELFMAG)
         return loader_fail(err, errlen, -ENOEXEC, "too small to be a kernel (%lld bytes)",
                            (long long)st.st_size);

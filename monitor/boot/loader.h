@@ -34,6 +34,7 @@ struct kernel_image {
     uint32_t cmdline_max; /* longest command line the kernel accepts, NUL excluded */
     bool has_setup_header;
     struct linux_setup_header hdr; /* bzImage: its setup header, for the zero page */
+    bool unpacked;                 /* a bzImage booting as its unpacked payload */
 };
 
 /* Load a kernel of any supported format: an ELF vmlinux (elf_load) or a
@@ -59,6 +60,100 @@ int elf_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char
  * Returns 0 or -errno. */
 int bzimage_load(const struct guest_mem *mem, int fd, struct kernel_image *img, char *err,
                  size_t errlen);
+
+/* What bzimage_check learnt about a bzImage. */
+struct bzimage_info {
+    struct linux_setup_header hdr; /* fields beyond the kernel's protocol zeroed */
+    uint64_t file_size;
+    uint64_t setup_bytes; /* real-mode part: the protected-mode part starts here */
+    uint64_t pm_bytes;    /* protected-mode part, syssize * 16 */
+    uint64_t run_end;     /* end of the decompression buffer (init_size bytes) */
+};
+
+/* Every check bzimage_load makes, without loading anything. Returns 0 or
+ * -errno with one line in err. */
+int bzimage_check(const struct guest_mem *mem, int fd, struct bzimage_info *bz, char *err,
+                  size_t errlen);
+
+/* Fill img's load_end, initrd_end_max, cmdline_max and setup header from a
+ * checked bzImage: what the zero page and the initrd placement need, the
+ * same whether the bzImage or its unpacked payload boots. */
+void bzimage_describe(const struct bzimage_info *bz, struct kernel_image *img);
+
+/* ---- a bzImage's payload unpacked on the host (bzimage_unpack.c) ---- */
+
+/* The compressors Linux builds a payload with, told apart by magic bytes. */
+enum bz_format { BZ_GZIP, BZ_XZ, BZ_LZMA, BZ_LZO, BZ_LZ4, BZ_ZSTD, BZ_BZIP2, BZ_UNKNOWN };
+
+enum bz_format bzimage_payload_format(const uint8_t *payload, size_t len);
+const char *bzimage_format_name(enum bz_format fmt);
+
+/* Largest unpacked payload flint accepts, whatever the header says. */
+#define BZIMAGE_UNPACK_MAX (256u * 1024 * 1024)
+
+/* Decompress `payload` (its last 4 bytes: the uncompressed size, which
+ * must be at most out_max) into a malloc'd buffer that must hold exactly
+ * that many bytes, starting with the ELF magic. Returns 0 with *out and
+ * *out_len, -EOPNOTSUPP for a format flint does not unpack (bzip2), or
+ * -errno with one line in err (unknown magic, corrupt or truncated stream,
+ * more output than promised, not an ELF image). */
+int bzimage_unpack(const uint8_t *payload, size_t len, size_t out_max, uint8_t **out,
+                   size_t *out_len, char *err, size_t errlen);
+
+/* ---- the cache of unpacked payloads (kernel_cache.c) ---- */
+
+#define KERNEL_CACHE_KEY_LEN  65 /* SHA-256 in hex, NUL */
+#define KERNEL_CACHE_MAX_SIZE (512ull * 1024 * 1024)
+
+/* The cache directory: $FLINT_KERNEL_CACHE, else /var/cache/flint/unpacked
+ * for root, else $XDG_CACHE_HOME/flint/unpacked or ~/.cache/flint/unpacked,
+ * created mode 0700 (only its last two components). Returns 0, or -errno
+ * when there is none usable (no base directory, as in a jail; not ours;
+ * open to others). */
+int kernel_cache_dir(char *buf, size_t len);
+
+/* The cache key of a bzImage: the SHA-256 of all its bytes, in hex. */
+void kernel_cache_key(const uint8_t *data, size_t len, char key[KERNEL_CACHE_KEY_LEN]);
+
+/* Open the entry for key read-only; refuses one not owned by flint's user
+ * or writable by others. Returns the fd or -errno (-ENOENT: a miss). */
+int kernel_cache_open(const char *dir, const char *key);
+
+/* Write an entry atomically (a temporary file renamed), first evicting the
+ * least recently used entries so the directory stays under cap bytes.
+ * Returns a readable fd of the new entry or -errno. */
+int kernel_cache_store(const char *dir, const char *key, const uint8_t *data, size_t len,
+                       uint64_t cap);
+
+/* Remove the entry for key (a corrupt one). */
+void kernel_cache_drop(const char *dir, const char *key);
+
+/* ---- loading a bzImage through its unpacked payload (bzimage_direct.c) ---- */
+
+struct kernel_load_opts {
+    bool unpack_bzimage;   /* boot a bzImage's payload as an ELF vmlinux */
+    const char *cache_dir; /* unpacked payloads kept here; NULL: see below */
+    bool cache_default;    /* no cache_dir: use kernel_cache_dir's, if any */
+    uint64_t cache_max;    /* bytes the cache directory may hold */
+};
+
+#define KERNEL_NOTE_LEN 320
+
+/* Load a bzImage by unpacking its payload and loading the ELF vmlinux
+ * inside, with the bzImage's setup header (bzimage_describe) for the zero
+ * page. Returns 0 (note: how it went, for the log), 1 when the payload
+ * cannot be booted this way and the bzImage must boot as it is (note: why),
+ * or -errno with one line in err for a bad image. */
+int bzimage_load_unpacked(const struct guest_mem *mem, int fd, const struct kernel_load_opts *opts,
+                          struct kernel_image *img, char *note, size_t notelen, char *err,
+                          size_t errlen);
+
+/* kernel_load with options: a bzImage goes through bzimage_load_unpacked
+ * when opts->unpack_bzimage, falling back to bzimage_load. note (may be
+ * empty) says which path was taken. */
+int kernel_load_with(const struct guest_mem *mem, int fd, const struct kernel_load_opts *opts,
+                     struct kernel_image *img, char *note, size_t notelen, char *err,
+                     size_t errlen);
 
 struct initrd_placement {
     gpa_t addr;

@@ -33,6 +33,8 @@ enum opt_id {
     OPT_VSOCK,
     OPT_NO_SECCOMP,
     OPT_BOOT_TIMER,
+    OPT_NO_KERNEL_UNPACK,
+    OPT_NO_KERNEL_CACHE,
     OPT_HELP,
     OPT_API_SOCK,
     OPT_ID,
@@ -70,6 +72,8 @@ static const struct opt run_opts[] = {
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--id", OPT_ID, true},
     {"--boot-timer", OPT_BOOT_TIMER, false},
+    {"--no-kernel-unpack", OPT_NO_KERNEL_UNPACK, false},
+    {"--no-kernel-cache", OPT_NO_KERNEL_CACHE, false},
     {"--huge-pages", OPT_HUGE_PAGES, true},
     {"--snapshot-on-signal", OPT_SNAPSHOT_ON_SIGNAL, true},
     {"--restore", OPT_RESTORE, true},
@@ -92,6 +96,8 @@ static const struct opt serve_opts[] = {
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--stats", OPT_STATS, false},
     {"--boot-timer", OPT_BOOT_TIMER, false},
+    {"--no-kernel-unpack", OPT_NO_KERNEL_UNPACK, false},
+    {"--no-kernel-cache", OPT_NO_KERNEL_CACHE, false},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
     {"--version", OPT_VERSION, false},
@@ -136,7 +142,8 @@ void cli_usage(FILE *out)
           "  --http-api-max-payload-size BYTES\n"
           "                      the largest request body the API takes (default 51200,\n"
           "                      at most 16 MiB)\n"
-          "  --level, --no-seccomp, --stats, --boot-timer: as for `run`\n"
+          "  --level, --no-seccomp, --stats, --boot-timer, --no-kernel-unpack,\n"
+          "  --no-kernel-cache: as for `run`\n"
           "\n"
           "Options for `run`:\n"
           "  --kernel PATH    kernel to boot: ELF (PVH entry, or Linux vmlinux) or bzImage\n"
@@ -156,6 +163,14 @@ void cli_usage(FILE *out)
           "  --boot-timer     add the boot-timer device: when the guest writes 123 to its\n"
           "                   first byte (address in flint.boot_timer= on the command\n"
           "                   line), log \"Guest-boot-time = ...\" since process start\n"
+          "  --no-kernel-unpack\n"
+          "                   boot a bzImage as it is, its decompressor running in the\n"
+          "                   guest (default: flint unpacks its payload and boots the\n"
+          "                   ELF vmlinux inside)\n"
+          "  --no-kernel-cache\n"
+          "                   unpack a bzImage in memory at every boot instead of\n"
+          "                   keeping it in $FLINT_KERNEL_CACHE (default\n"
+          "                   /var/cache/flint/unpacked, ~/.cache/flint/unpacked)\n"
           "  --huge-pages 2M  back guest memory with 2 MiB huge pages (the host must\n"
           "                   have them reserved: vm.nr_hugepages); --mem even\n"
           "  --snapshot-on-signal STATE,MEM\n"
@@ -284,6 +299,12 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return 0;
     case OPT_BOOT_TIMER:
         cfg->boot_timer = true;
+        return 0;
+    case OPT_NO_KERNEL_UNPACK:
+        cfg->no_kernel_unpack = true;
+        return 0;
+    case OPT_NO_KERNEL_CACHE:
+        cfg->no_kernel_cache = true;
         return 0;
     case OPT_HUGE_PAGES:
         if (strcmp(val, "2M") && strcmp(val, "None"))

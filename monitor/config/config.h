@@ -99,6 +99,12 @@ struct vm_config {
     char *snapshot_on_signal;
     /* flint run --restore STATE --mem-file MEM: start from a snapshot. */
     char *restore_state, *restore_mem;
+
+    /* A bzImage decompresses itself in the guest (--no-kernel-unpack). */
+    bool no_kernel_unpack;
+    /* A bzImage is unpacked in memory, without the cache (--no-kernel-cache). */
+    bool no_kernel_cache;
+
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

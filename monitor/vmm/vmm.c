@@ -60,6 +60,25 @@ static int append_boot_timer(char *cmdline, size_t len)
     return k < 0 || (size_t)k >= len - n ? -E2BIG : 0;
 }
 
+/* The kernel, a bzImage unpacked on the host unless the user said not to
+ * (bzimage_direct.c), with its cache when there is one. */
+static int load_kernel(struct vmm *vmm, int fd, struct kernel_image *img, char *err, size_t errlen)
+{
+    struct vm_config *cfg = vmm->cfg;
+    char note[KERNEL_NOTE_LEN];
+    struct kernel_load_opts opts = {.unpack_bzimage = !cfg->no_kernel_unpack,
+                                    .cache_default = !cfg->no_kernel_cache,
+                                    .cache_max = KERNEL_CACHE_MAX_SIZE};
+    int rc;
+
+    rc = kernel_load_with(&vmm->mem, fd, &opts, img, note, sizeof(note), err, errlen);
+    if (!rc && note[0] && img->unpacked)
+        log_info("kernel %s: %s", cfg->kernel_path, note);
+    else if (!rc && note[0])
+        log_warn("kernel %s: %s", cfg->kernel_path, note);
+    return rc;
+}
+
 /* RAM, kernel, initrd and boot information: everything the guest sees at
  * its first instruction. Needs no KVM, so a bad image fails before any VM
  * exists. */
@@ -91,7 +110,7 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
                           (unsigned long long)cfg->mem_mib, strerror(-rc));
     if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
         return rc;
-    rc = kernel_load(&vmm->mem, fd, img, err, sizeof(err));
+    rc = load_kernel(vmm, fd, img, err, sizeof(err));
     close(fd);
     if (rc)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "kernel %s: %s", cfg->kernel_path, err);
@@ -143,6 +162,7 @@ static int setup_devices(struct vmm *vmm)
     serial_init(&vmm->serial, STDOUT_FILENO, irq_com1, vmm);
     i8042_init(&vmm->i8042, device_exit, vmm, irq_kbd, vmm);
     vmm->pvexit = (struct pvexit){.on_exit = device_exit, .exit_opaque = vmm};
+    pvconsole_init(&vmm->pvconsole, &vmm->mem, &vmm->serial);
 
     rc = bus_register(&vmm->pio, FLINT_PORT_COM1, SERIAL_REG_COUNT, &serial_bus_ops, &vmm->serial);
     if (!rc && vmm->cfg->boot_timer) {
@@ -154,6 +174,8 @@ static int setup_devices(struct vmm *vmm)
         rc = i8042_register(&vmm->i8042, &vmm->pio);
     if (!rc)
         rc = bus_register(&vmm->pio, FLINT_PORT_EXIT, 4, &pvexit_ops, &vmm->pvexit);
+    if (!rc)
+        rc = bus_register(&vmm->pio, FLINT_PORT_PVCONSOLE, 4, &pvconsole_ops, &vmm->pvconsole);
     if (rc)
         return setup_fail(FLINT_EXIT_UNEXPECTED, "device setup: %s", strerror(-rc));
     return 0;

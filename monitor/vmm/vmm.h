@@ -76,6 +76,7 @@ struct vmm {
     struct serial serial;
     struct i8042 i8042;
     struct pvexit pvexit;
+    struct pvconsole pvconsole;
     struct boot_timer boot_timer; /* on the bus only with cfg->boot_timer */
 
     struct virtio_blk *blks[CONFIG_MAX_DRIVES];

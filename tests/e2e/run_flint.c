@@ -272,3 +272,20 @@ int live_finish(struct live *l)
     l->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return l->status;
 }
+
+char *console_text_expected(void)
+{
+    char *out = malloc(16384), *p = out;
+
+    p += sprintf(p, "consoletext: begin\n");
+    for (int i = 0; i < 20; i++)
+        p += sprintf(p, "line %02d: %s %d %x\n", i, i % 2 ? "odd" : "even", i * i, i * 4099);
+    for (int i = 0; i < 5000; i++)
+        *p++ = (char)('a' + i % 26);
+    *p++ = '\n';
+    for (int c = 32; c < 127; c++)
+        *p++ = (char)c;
+    p += sprintf(p, "\nconsoletext: end\n");
+    *p = '\0';
+    return out;
+}

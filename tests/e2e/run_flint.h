@@ -71,4 +71,8 @@ void live_wait_for(struct live *l, const char *needle);
  * + the signal. Calling it again returns the same status. */
 int live_finish(struct live *l);
 
+/* The exact console output of the consoletext guest (guests/consoletext.c),
+ * malloc'd: the byte-for-byte reference for both console paths. */
+char *console_text_expected(void);
+
 #endif

@@ -209,8 +209,43 @@ Test(stats, exits_and_startup_time_are_reported)
     expect_in(r.err, "process start -> first KVM_RUN:", "stats");
     expect_in(r.err, "vm exits:", "stats");
     expect_in(r.err, "io-out", "stats");
-    expect_in(r.err, "serial", "stats");
+    expect_in(r.err, "pvconsole", "stats");
     expect_in(r.err, "pvexit", "stats");
+    flint_result_free(&r);
+}
+
+/* The hello guest's console goes through the paravirtual console: one exit
+ * per write, not one per byte (132 of its 133 exits through the 16550). */
+Test(stats, hello_console_costs_a_few_exits)
+{
+    struct flint_result r = flint("run", "--stats", NULL);
+    const char *line;
+    unsigned long long exits = 0, io_out = ~0ull;
+
+    expect_status(&r, 0);
+    expect_in(r.out, "Hello from flint guest-shim", "stdout");
+    line = strstr(r.err, "vm exits:");
+    cr_assert(line && sscanf(line, "vm exits: %llu", &exits) == 1, "%s", r.err);
+    line = strstr(r.err, "io-out");
+    cr_assert(line && sscanf(line, "io-out %llu", &io_out) == 1, "%s", r.err);
+    cr_assert_lt(io_out, 10, "port writes: %llu\n%s", io_out, r.err);
+    cr_assert_lt(exits, 20, "exits: %llu\n%s", exits, r.err);
+    cr_assert_null(strstr(r.err, "serial"), "the 16550 should not be used:\n%s", r.err);
+    flint_result_free(&r);
+}
+
+/* What the guest writes through the paravirtual console reaches stdout
+ * byte for byte, in order, long lines included. */
+Test(boot, paravirtual_console_output_is_byte_identical)
+{
+    struct flint_result r = flint("run", "--kernel", GUEST("consoletext"), "--stats", NULL);
+    char *want = console_text_expected();
+
+    expect_status(&r, 0);
+    cr_assert_str_eq(r.out, want, "stdout differs from the guest's text");
+    expect_in(r.err, "pvconsole", "stats");
+    cr_assert_null(strstr(r.err, "pvconsole: write dropped"), "%s", r.err);
+    free(want);
     flint_result_free(&r);
 }
 

@@ -192,6 +192,37 @@ static char *temp_path(const char *what)
     return path;
 }
 
+/* The bzImage tests unpack its payload (bzimage_direct.c) into a cache:
+ * one private to this run, never the host's /var/cache/flint. Workers are
+ * forked from this process; only it removes the directory. */
+static char kernel_cache_dir[64];
+static pid_t kernel_cache_owner;
+
+static void remove_kernel_cache(void)
+{
+    char cmd[128];
+
+    if (getpid() != kernel_cache_owner || !kernel_cache_dir[0])
+        return;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", kernel_cache_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "test_linux: cannot remove %s\n", kernel_cache_dir);
+}
+
+__attribute__((constructor)) static void private_kernel_cache(void)
+{
+    if (getenv("FLINT_KERNEL_CACHE"))
+        return;
+    snprintf(kernel_cache_dir, sizeof(kernel_cache_dir), "/tmp/flint-linux-kcache-XXXXXX");
+    if (!mkdtemp(kernel_cache_dir)) {
+        kernel_cache_dir[0] = '\0';
+        return;
+    }
+    kernel_cache_owner = getpid();
+    setenv("FLINT_KERNEL_CACHE", kernel_cache_dir, 1);
+    atexit(remove_kernel_cache);
+}
+
 /* ---- booting ---- */
 
 Test(linux_boot, vmlinux_boots_through_pvh_to_init)
@@ -208,16 +239,46 @@ Test(linux_boot, vmlinux_boots_through_pvh_to_init)
     free(k);
 }
 
+/* The bzImage as it is: its own decompressor runs in the guest. */
 Test(linux_boot, bzimage_boots_to_init)
 {
     char *k = kernel("bzImage");
     char *cl = cmdline("flint.cmd=\"echo hello from the bzImage\"");
     struct flint_result r = flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl,
-                                      "--level", "Debug", NULL);
+                                      "--level", "Debug", "--no-kernel-unpack", NULL);
     expect_clean_run(&r);
     expect_in(r.out, "hello from the bzImage", "guest console");
     expect_in(r.err, "Linux 64-bit entry 0x100200", "flint's debug log");
     flint_result_free(&r);
+    free(cl);
+    free(k);
+}
+
+/* By default flint unpacks the payload on the host and boots the ELF
+ * inside; the second boot finds it in the cache. */
+Test(linux_boot, bzimage_boots_through_its_unpacked_payload_and_the_cache)
+{
+    char *k = kernel("bzImage"), dir[] = "/tmp/flint-linux-unpack-XXXXXX";
+    char *cl = cmdline("flint.cmd=\"echo hello from the unpacked bzImage\"");
+    const char *saved = getenv("FLINT_KERNEL_CACHE");
+    char *old = saved ? strdup(saved) : NULL;
+
+    cr_assert_not_null(mkdtemp(dir));
+    setenv("FLINT_KERNEL_CACHE", dir, 1);
+    for (int boot = 0; boot < 2; boot++) {
+        struct flint_result r = flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl,
+                                          "--level", "Debug", NULL);
+        expect_clean_run(&r);
+        expect_in(r.out, "hello from the unpacked bzImage", "guest console");
+        expect_in(r.err, "booting the unpacked ELF vmlinux", "flint's log");
+        expect_in(r.err, boot == 0 ? "gzip payload" : "cache hit", "flint's log");
+        expect_in(r.err, "PVH entry", "flint's debug log");
+        flint_result_free(&r);
+    }
+    host_sh("rm -rf %s", dir);
+    if (old)
+        setenv("FLINT_KERNEL_CACHE", old, 1);
+    free(old);
     free(cl);
     free(k);
 }
@@ -880,6 +941,27 @@ Test(linux_config, truncated_bzimage_is_refused)
     flint_result_free(&r);
     unlink(cut);
     free(cut);
+    free(k);
+}
+
+/* A payload that does not decompress is a bad kernel, like any other. */
+Test(linux_config, bzimage_with_a_corrupt_payload_is_refused)
+{
+    char *k = kernel("bzImage"), *bad = temp_path("bad-payload");
+    /* Garble 256 bytes 64 KiB into the payload (setup_sects at 0x1f1,
+     * payload_offset at 0x248). */
+    cr_assert_eq(host_sh("cp %s %s && off=$(( ($(od -An -tu1 -j497 -N1 %s) + 1) * 512 + "
+                         "$(od -An -tu4 -j584 -N4 %s) + 65536 )) && "
+                         "head -c 256 /dev/zero | tr '\\0' 'Z' | "
+                         "dd of=%s bs=1 seek=$off conv=notrunc status=none",
+                         k, bad, k, k, bad),
+                 0);
+    struct flint_result r = flint_run("--kernel", bad, NULL);
+    expect_refusal(&r, "gzip");
+    expect_in(r.err, bad, "stderr");
+    flint_result_free(&r);
+    unlink(bad);
+    free(bad);
     free(k);
 }
 

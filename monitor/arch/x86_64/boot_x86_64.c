@@ -146,6 +146,10 @@ int boot_write_info(const struct guest_mem *mem, const struct kernel_image *img,
 
     if (img->protocol == BOOT_LINUX64)
         rc = linux_write_boot_params(mem, img, args, err, errlen);
+    else if (img->has_setup_header && strlen(args->cmdline) > img->cmdline_max)
+        /* A bzImage booting as its unpacked ELF through PVH: its header's
+         * cmdline_size still binds, as on the zero-page path. */
+        rc = write_cmdline(mem, args->cmdline, img->cmdline_max, err, errlen);
     else
         rc = pvh_write_boot_info(mem, args, err, errlen);
     if (rc)

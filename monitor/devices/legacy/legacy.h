@@ -1,7 +1,7 @@
 /*
  * legacy.h - the small port-I/O devices besides the UART: the i8042
- * keyboard controller (used by Linux guests to reset with reboot=k) and the
- * paravirtual exit device used by guest-shim.
+ * keyboard controller (used by Linux guests to reset with reboot=k), and the
+ * paravirtual exit and console devices used by guest-shim.
  *
  * Both report to the VMM through an action callback rather than calling it,
  * so they can be unit-tested alone.
@@ -11,6 +11,9 @@
 
 #include "bus.h"
 #include "snap_io.h"
+#include "guest_mem.h"
+#include "log.h"
+#include "serial.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -67,5 +70,20 @@ struct pvexit {
 };
 
 extern const struct bus_dev_ops pvexit_ops;
+
+/* Paravirtual console at FLINT_PORT_PVCONSOLE (flint-abi.h): a 32-bit read
+ * returns FLINT_PVCONSOLE_MAGIC; a 32-bit write of a descriptor's address
+ * sends the descriptor's buffer to the serial console's output. Bad
+ * descriptors are counted, logged (rate-limited) and dropped. */
+struct pvconsole {
+    const struct guest_mem *mem;
+    struct serial *serial;
+    struct log_ratelimit log_rl;
+    uint64_t writes, dropped;
+};
+
+void pvconsole_init(struct pvconsole *c, const struct guest_mem *mem, struct serial *serial);
+
+extern const struct bus_dev_ops pvconsole_ops;
 
 #endif /* FLINT_LEGACY_H */

@@ -99,6 +99,23 @@ static uint8_t rx_pop(struct serial_regs *r)
     return byte;
 }
 
+void serial_write_console(struct serial *s, const uint8_t *buf, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    while (len && s->out_fd >= 0) {
+        ssize_t n = write(s->out_fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            s->out_fd = -1; /* as serial_transmit: a closed stdout only loses output */
+            break;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void serial_transmit(struct serial *s, uint8_t byte)
 {
     struct serial_regs *r = &s->regs;

@@ -47,6 +47,10 @@ size_t serial_push_input(struct serial *s, const uint8_t *buf, size_t len);
  * raised again. Both take the lock. */
 void serial_save(struct serial *s, struct snap_writer *w);
 int serial_load(struct serial *s, struct snap_reader *r);
+/* Write bytes to the console output as if transmitted one by one through
+ * THR, under the UART's lock so they stay in order with its own output
+ * (the paravirtual console, pvconsole.c). Raises no interrupt. */
+void serial_write_console(struct serial *s, const uint8_t *buf, size_t len);
 
 /* Bus ops for the 8 registers at FLINT_PORT_COM1. */
 extern const struct bus_dev_ops serial_bus_ops;
