@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "vmm.h"
+#include "boot_phases.h"
 #include "loader.h"
 #include "log.h"
 #include "util.h"
@@ -78,6 +79,7 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
                           "cmdline: with the device entries it exceeds %d bytes",
                           FLINT_CMDLINE_MAX - 1);
 
+    boot_phase_begin(&boot_phases, BOOT_PHASE_GUEST_MEM);
     rc = guest_mem_create_pages(&vmm->mem, cfg->mem_mib * MIB,
                                 cfg->huge_pages ? GUEST_MEM_PAGES_2M : GUEST_MEM_PAGES_4K);
     if (rc == -ENOMEM && cfg->huge_pages)
@@ -89,6 +91,8 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
         return setup_fail(rc == -EINVAL ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC,
                           "cannot allocate %llu MiB of guest memory: %s",
                           (unsigned long long)cfg->mem_mib, strerror(-rc));
+    boot_phase_end(&boot_phases, BOOT_PHASE_GUEST_MEM);
+    boot_phase_begin(&boot_phases, BOOT_PHASE_KERNEL_LOAD);
     if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
         return rc;
     rc = kernel_load(&vmm->mem, fd, img, err, sizeof(err));
@@ -107,6 +111,7 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
     }
     if (boot_write_info(&vmm->mem, img, &boot, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "boot information: %s", err);
+    boot_phase_end(&boot_phases, BOOT_PHASE_KERNEL_LOAD);
     log_debug("kernel %s: %s entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
               img->protocol == BOOT_PVH ? "PVH" : "Linux 64-bit", (unsigned long long)img->entry,
               (unsigned long long)img->load_start, (unsigned long long)img->load_end);
@@ -167,6 +172,7 @@ static int build_seccomp(struct vmm *vmm)
                         (vmm->cfg->api_socket ? SECCOMP_FEAT_API : 0);
     int rc;
 
+    boot_phase_begin(&boot_phases, BOOT_PHASE_SECCOMP);
     if (!vmm->cfg->seccomp) {
         log_warn("seccomp filters are off (--no-seccomp): for debugging only");
         return 0;
@@ -192,16 +198,19 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
     char err[256];
     int rc;
 
+    boot_phase_begin(&boot_phases, BOOT_PHASE_CREATE_VM);
     if (kvm_open(&vmm->kvm, "/dev/kvm", err, sizeof(err)) ||
         kvm_create_vm(&vmm->kvm, err, sizeof(err)) ||
         kvm_map_guest_mem(&vmm->kvm, &vmm->mem, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
+    boot_phase_end(&boot_phases, BOOT_PHASE_CREATE_VM);
     rc = kvm_irqfd(&vmm->kvm, vmm->kbd_irq_fd, 1);
     if (rc)
         return setup_fail(FLINT_EXIT_GENERIC, "KVM_IRQFD for the i8042: %s", strerror(-rc));
     if ((int)vmm->cfg->vcpus > vmm->kvm.max_vcpus)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "vcpus: %u exceeds this host's KVM limit of %d",
                           vmm->cfg->vcpus, vmm->kvm.max_vcpus);
+    boot_phase_begin(&boot_phases, BOOT_PHASE_VCPUS);
     for (unsigned i = 0; i < vmm->cfg->vcpus; i++) {
         rc = vcpu_create(&vmm->vcpus[i], vmm, i, vmm->cfg->vcpus, err, sizeof(err));
         vmm->nvcpus = i + 1;
@@ -216,6 +225,7 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
         rc = vcpu_set_pvh_entry(&vmm->vcpus[0], img->entry, FLINT_PVH_INFO_ADDR);
     if (rc)
         return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the entry state: %s", strerror(-rc));
+    boot_phase_end(&boot_phases, BOOT_PHASE_VCPUS);
     return 0;
 }
 
@@ -235,6 +245,7 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
     struct kernel_image img;
     int rc;
 
+    boot_phase_end(&boot_phases, BOOT_PHASE_CONFIG);
     memset(vmm, 0, sizeof(*vmm));
     vmm->cfg = cfg;
     vmm->loop = loop;
@@ -281,6 +292,7 @@ void vmm_request_exit(struct vmm *vmm, int status, const char *why)
     pthread_mutex_unlock(&vmm->exit_lock);
     if (!first)
         return;
+    boot_phase_end(&boot_phases, BOOT_PHASE_GUEST_EXIT);
     if (status == FLINT_EXIT_GUEST_CRASH || status == FLINT_EXIT_UNEXPECTED)
         log_error("%s", why);
     else
@@ -368,6 +380,7 @@ int vmm_start(struct vmm *vmm)
     int rc;
 
     log_set_thread_name("vmm");
+    boot_phase_begin(&boot_phases, BOOT_PHASE_FIRST_RUN);
     if ((rc = vcpu_signals_init()))
         return setup_fail(FLINT_EXIT_GENERIC, "signal setup: %s", strerror(-rc));
     vmm->exit_ev.fn = on_exit_request;
@@ -396,6 +409,7 @@ int vmm_start(struct vmm *vmm)
         log_error("%s", why);
         vmm_request_exit(vmm, FLINT_EXIT_GENERIC, why);
     }
+    boot_phase_end(&boot_phases, BOOT_PHASE_SECCOMP);
     return 0;
 }
 
@@ -515,6 +529,7 @@ static void print_bus(int fd, struct bus *bus)
 void vmm_print_stats(struct vmm *vmm, int fd)
 {
     uint64_t total[VCPU_EXIT_KINDS] = {0}, sum = 0;
+    char phases[1024];
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -528,6 +543,8 @@ void vmm_print_stats(struct vmm *vmm, int fd)
         dprintf(fd, "  process start -> first KVM_RUN: %lld us\n",
                 ts_diff_us(process_start, vmm->t_first_run));
     dprintf(fd, "  process start -> exit: %lld us\n", ts_diff_us(process_start, now));
+    if (boot_phases_format(&boot_phases, phases, sizeof(phases)) > 0)
+        dprintf(fd, "  boot phases (from process start):\n%s", phases);
     for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
         sum += total[k];
     dprintf(fd, "  vm exits: %llu\n", (unsigned long long)sum);
