@@ -143,18 +143,30 @@ static uint64_t get_uint(json_t *obj, const char *key, uint64_t dflt)
 }
 
 /* One of `choices` (NULL-terminated) or absent: its index, dflt, or -1. */
+/* "a", "a or b", "a, b or c". */
+static void format_choices(const char *const *choices, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; choices[i] && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s",
+                              i == 0 ? "" : (choices[i + 1] ? ", " : " or "), choices[i]);
+}
+
 static int get_choice(json_t *obj, const char *key, const char *const *choices, int dflt, char *err,
                       size_t errlen)
 {
     const char *s = get_str(obj, key);
+    char list[128];
 
     if (!s)
         return dflt;
     for (int i = 0; choices[i]; i++)
         if (!strcmp(s, choices[i]))
             return i;
-    failf(err, errlen, "'%s' is not a valid %s (%s%s%s)", s, key, choices[0],
-          choices[1] ? " or " : "", choices[1] ? choices[1] : "");
+    format_choices(choices, list, sizeof(list));
+    failf(err, errlen, "'%s' is not a valid %s (%s)", s, key, list);
     return -1;
 }
 
@@ -289,7 +301,6 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         {"huge_pages", FIELD_STRING, false}, {"cpu_template", FIELD_STRING, false},
     };
     static const char *const none[] = {"None", NULL};
-    static const char *const page_sizes[] = {"None", "2M", NULL};
     struct vm_config *cfg = ctl->cfg;
     uint64_t vcpus, mem;
     bool dirty;
@@ -307,14 +318,15 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         return failf(err, errlen,
                      "smt: true is not supported (flint gives the guest no SMT "
                      "siblings)");
-    huge = get_choice(body, "huge_pages", page_sizes, patch ? cfg->huge_pages : 0, err, errlen);
+    huge = get_choice(body, "huge_pages", config_huge_pages_names,
+                      patch ? (int)cfg->huge_pages : CONFIG_DEFAULT_HUGE_PAGES, err, errlen);
     if (huge < 0 || get_choice(body, "cpu_template", none, 0, err, errlen) < 0 ||
-        config_check_huge_pages(mem, huge == 1, "mem_size_mib", err, errlen))
+        config_check_huge_pages(mem, huge, "mem_size_mib", err, errlen))
         return -EINVAL;
     cfg->vcpus = (unsigned)vcpus;
     cfg->mem_mib = mem;
     cfg->track_dirty_pages = dirty;
-    cfg->huge_pages = huge == 1;
+    cfg->huge_pages = huge;
     return 0;
 }
 
@@ -621,7 +633,8 @@ static json_t *machine_config_json(const struct vm_config *cfg)
 {
     return json_pack("{s:I, s:I, s:b, s:b, s:s}", "vcpu_count", (json_int_t)cfg->vcpus,
                      "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", 0, "track_dirty_pages",
-                     cfg->track_dirty_pages, "huge_pages", cfg->huge_pages ? "2M" : "None");
+                     cfg->track_dirty_pages, "huge_pages",
+                     config_huge_pages_names[cfg->huge_pages]);
 }
 
 static json_t *drive_json(const struct drive_config *d)

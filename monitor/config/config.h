@@ -70,6 +70,18 @@ struct vsock_config {
     char *uds_path; /* host-side Unix socket; guest-initiated: <uds_path>_<port> */
 };
 
+/* Guest memory backing: Firecracker's machine-config huge_pages, whose
+ * names config_huge_pages_names holds in this order (guest_mem.h). */
+enum config_huge_pages {
+    CONFIG_HUGE_PAGES_NONE,        /* "None": a memfd of 4 KiB pages */
+    CONFIG_HUGE_PAGES_2M,          /* "2M": a memfd of 2 MiB hugetlb pages */
+    CONFIG_HUGE_PAGES_TRANSPARENT, /* "Transparent": anonymous, MADV_HUGEPAGE */
+};
+extern const char *const config_huge_pages_names[]; /* NULL-terminated */
+
+/* Where flint puts guest memory when nothing says otherwise. */
+#define CONFIG_DEFAULT_HUGE_PAGES CONFIG_HUGE_PAGES_NONE
+
 struct vm_config {
     char *vm_id;       /* --id (the jailer passes its own); NULL: none. Log lines only */
     char *kernel_path; /* NULL: the built-in guest-shim hello image */
@@ -77,8 +89,8 @@ struct vm_config {
     char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
     uint64_t mem_mib;
     unsigned vcpus;
-    bool track_dirty_pages; /* accepted and reported; nothing tracks them yet */
-    bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
+    bool track_dirty_pages;            /* accepted and reported; nothing tracks them yet */
+    enum config_huge_pages huge_pages; /* guest memory backing (huge_pages, --huge-pages) */
     bool stats;
     bool seccomp;    /* per-thread system call filters (seccomp.h); off: --no-seccomp */
     bool api_socket; /* the VMM thread serves the API socket (seccomp.h: SECCOMP_FEAT_API) */
@@ -119,8 +131,8 @@ int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t 
 int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen);
 
 /* With 2 MiB huge pages, memory must be a whole number of them. */
-int config_check_huge_pages(uint64_t mib, bool huge_pages, const char *field, char *err,
-                            size_t errlen);
+int config_check_huge_pages(uint64_t mib, enum config_huge_pages huge_pages, const char *field,
+                            char *err, size_t errlen);
 int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen);
 int config_check_cmdline(const char *cmdline, const char *field, char *err, size_t errlen);
 /* A host network interface name: 1 to 15 bytes, no '/'. */

@@ -82,6 +82,8 @@ static const struct seccomp_allow allow_list[] = {
     ALLOW(close, VMM, SECCOMP_ARGS_ANY),
     ALLOW(newfstatat, VMM, SECCOMP_ARGS_EMPTY_PATH),
     ALLOW(lseek, VMM, SECCOMP_ARGS_ANY),
+    /* --stats reports the process's peak resident memory. */
+    ALLOW(getrusage, VMM, SECCOMP_ARGS_ANY),
     ALLOW(exit, VCPU, SECCOMP_ARGS_ANY),
     ALLOW(exit_group, ALL, SECCOMP_ARGS_ANY),
     /* vsock (virtio_vsock.h), only in VMs that have it: Unix stream

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static struct timespec process_start;
@@ -61,6 +62,12 @@ static int append_boot_timer(char *cmdline, size_t len)
     return k < 0 || (size_t)k >= len - n ? -E2BIG : 0;
 }
 
+static const enum guest_mem_pages mem_pages[] = {
+    [CONFIG_HUGE_PAGES_NONE] = GUEST_MEM_PAGES_4K,
+    [CONFIG_HUGE_PAGES_2M] = GUEST_MEM_PAGES_2M,
+    [CONFIG_HUGE_PAGES_TRANSPARENT] = GUEST_MEM_PAGES_THP,
+};
+
 /* RAM, kernel, initrd and boot information: everything the guest sees at
  * its first instruction. Needs no KVM, so a bad image fails before any VM
  * exists. */
@@ -80,9 +87,8 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
                           FLINT_CMDLINE_MAX - 1);
 
     boot_phase_begin(&boot_phases, BOOT_PHASE_GUEST_MEM);
-    rc = guest_mem_create_pages(&vmm->mem, cfg->mem_mib * MIB,
-                                cfg->huge_pages ? GUEST_MEM_PAGES_2M : GUEST_MEM_PAGES_4K);
-    if (rc == -ENOMEM && cfg->huge_pages)
+    rc = guest_mem_create_pages(&vmm->mem, cfg->mem_mib * MIB, mem_pages[cfg->huge_pages]);
+    if (rc == -ENOMEM && cfg->huge_pages == CONFIG_HUGE_PAGES_2M)
         return setup_fail(FLINT_EXIT_GENERIC,
                           "huge pages: the host cannot reserve %llu free 2 MiB huge pages for "
                           "%llu MiB of guest memory (see vm.nr_hugepages)",
@@ -530,6 +536,7 @@ void vmm_print_stats(struct vmm *vmm, int fd)
 {
     uint64_t total[VCPU_EXIT_KINDS] = {0}, sum = 0;
     char phases[1024];
+    struct rusage ru;
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -537,8 +544,12 @@ void vmm_print_stats(struct vmm *vmm, int fd)
         for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
             total[k] += vmm->vcpus[i].exits[k];
     dprintf(fd, "flint stats:\n");
-    dprintf(fd, "  vcpus: %u, memory: %llu MiB\n", vmm->nvcpus,
-            (unsigned long long)(vmm->mem.size / MIB));
+    dprintf(fd, "  vcpus: %u, memory: %llu MiB (huge pages: %s)\n", vmm->nvcpus,
+            (unsigned long long)(vmm->mem.size / MIB),
+            config_huge_pages_names[vmm->cfg->huge_pages]);
+    /* Peak, not current: the guest's pages stay resident until exit. */
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        dprintf(fd, "  peak resident memory: %ld KiB\n", ru.ru_maxrss);
     if (vmm->first_run_recorded)
         dprintf(fd, "  process start -> first KVM_RUN: %lld us\n",
                 ts_diff_us(process_start, vmm->t_first_run));

@@ -13,8 +13,8 @@
 #define COLDSTART_TIMEOUT_S 240.0
 
 static const char *const phase_names[] = {
-    "exec_to_main",  "config",      "guest_memory",  "kernel_load",        "kvm_create_vm",
-    "vcpu_create",   "seccomp",     "first_kvm_run", "first_console_byte", "guest_exit",
+    "exec_to_main", "config",  "guest_memory",  "kernel_load",        "kvm_create_vm",
+    "vcpu_create",  "seccomp", "first_kvm_run", "first_console_byte", "guest_exit",
 };
 #define NPHASES (sizeof(phase_names) / sizeof(phase_names[0]))
 
@@ -68,5 +68,32 @@ Test(coldstart, stats_print_every_boot_phase_in_order)
     check_status(&r, 0);
     check_has(r.out, "Hello from flint guest-shim");
     check_phases(r.err);
+    flint_result_free(&r);
+}
+
+/* Firecracker's huge_pages "Transparent": anonymous memory with
+ * MADV_HUGEPAGE boots the guest, with every phase still reported. */
+Test(coldstart, transparent_huge_pages_boot_the_guest)
+{
+    char *extra[] = {"--huge-pages", "transparent", "--mem", "63", NULL};
+    struct flint_result r = run_hello(extra);
+
+    check_status(&r, 0);
+    check_has(r.out, "Hello from flint guest-shim");
+    check_has(r.err, "memory: 63 MiB (huge pages: Transparent)");
+    check_has(r.err, "peak resident memory:");
+    check_phases(r.err);
+    flint_result_free(&r);
+}
+
+/* "None" stays a 4 KiB memfd, and says so. */
+Test(coldstart, no_huge_pages_boot_the_guest)
+{
+    char *extra[] = {"--huge-pages", "none", NULL};
+    struct flint_result r = run_hello(extra);
+
+    check_status(&r, 0);
+    check_has(r.out, "Hello from flint guest-shim");
+    check_has(r.err, "(huge pages: None)");
     flint_result_free(&r);
 }

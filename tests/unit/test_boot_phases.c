@@ -50,8 +50,8 @@ Test(boot_phases, start_time_rejects_malformed_lines)
     cr_assert_eq(boot_phases_parse_start("", 100, 0, 0, &start), -EINVAL);
     cr_assert_eq(boot_phases_parse_start("1 (x R 1 2", 100, 0, 0, &start), -EINVAL);
     cr_assert_eq(boot_phases_parse_start("1 (x) R 1 2 3", 100, 0, 0, &start), -EINVAL);
-    cr_assert_eq(boot_phases_parse_start("1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12x 1",
-                                         100, 0, 0, &start),
+    cr_assert_eq(boot_phases_parse_start("1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 12x 1", 100,
+                                         0, 0, &start),
                  -EINVAL);
     cr_assert_eq(boot_phases_parse_start(
                      "1 (x) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999 1", 100, 0,
@@ -90,9 +90,9 @@ Test(boot_phases, table_lists_every_phase_in_order_relative_to_the_start)
         const char *line = strstr(at, boot_phase_name(p));
         long long start, took;
         cr_assert(line, "%s missing or out of order:\n%s", boot_phase_name(p), buf);
-        cr_assert_eq(sscanf(line + strlen(boot_phase_name(p)), " start %lld us took %lld us",
-                            &start, &took),
-                     2, "%s", line);
+        cr_assert_eq(
+            sscanf(line + strlen(boot_phase_name(p)), " start %lld us took %lld us", &start, &took),
+            2, "%s", line);
         /* The exec estimate comes before the origin: a negative start. */
         cr_assert_eq(start, (-10 + 10 * (long long)p) * 1000);
         cr_assert_eq(took, 5000);
