@@ -27,7 +27,7 @@ enum boot_phase {
     BOOT_PHASE_KERNEL_LOAD,   /* kernel, initrd and boot information into RAM */
     BOOT_PHASE_CREATE_VM,     /* open /dev/kvm, KVM_CREATE_VM, memory slots */
     BOOT_PHASE_VCPUS,         /* KVM_CREATE_VCPU and register state, every vCPU */
-    BOOT_PHASE_SECCOMP,       /* building the filters (loaded by each thread later) */
+    BOOT_PHASE_SECCOMP,       /* preparing the filters (each thread loads its own later) */
     BOOT_PHASE_FIRST_RUN,     /* vmm_start -> vCPU 0's first KVM_RUN */
     BOOT_PHASE_FIRST_CONSOLE, /* guest entry -> first console byte */
     BOOT_PHASE_GUEST_EXIT,    /* first console byte -> the VM ends */

@@ -178,7 +178,6 @@ static int build_seccomp(struct vmm *vmm)
                         (vmm->cfg->api_socket ? SECCOMP_FEAT_API : 0);
     int rc;
 
-    boot_phase_begin(&boot_phases, BOOT_PHASE_SECCOMP);
     if (!vmm->cfg->seccomp) {
         log_warn("seccomp filters are off (--no-seccomp): for debugging only");
         return 0;
@@ -275,7 +274,13 @@ int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
         return rc;
     if ((rc = vmm_attach_virtio(vmm)))
         return rc;
-    return build_seccomp(vmm);
+    /* Preparing the filters only: each thread's load is part of the
+     * first_kvm_run phase (the VMM thread's comes after it starts the
+     * vCPU threads). */
+    boot_phase_begin(&boot_phases, BOOT_PHASE_SECCOMP);
+    rc = build_seccomp(vmm);
+    boot_phase_end(&boot_phases, BOOT_PHASE_SECCOMP);
+    return rc;
 }
 
 bool vmm_stopping(struct vmm *vmm)
@@ -415,7 +420,6 @@ int vmm_start(struct vmm *vmm)
         log_error("%s", why);
         vmm_request_exit(vmm, FLINT_EXIT_GENERIC, why);
     }
-    boot_phase_end(&boot_phases, BOOT_PHASE_SECCOMP);
     return 0;
 }
 
