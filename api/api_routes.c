@@ -144,18 +144,30 @@ static uint64_t get_uint(json_t *obj, const char *key, uint64_t dflt)
 }
 
 /* One of `choices` (NULL-terminated) or absent: its index, dflt, or -1. */
+/* "a", "a or b", "a, b or c". */
+static void format_choices(const char *const *choices, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (int i = 0; choices[i] && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s",
+                              i == 0 ? "" : (choices[i + 1] ? ", " : " or "), choices[i]);
+}
+
 static int get_choice(json_t *obj, const char *key, const char *const *choices, int dflt, char *err,
                       size_t errlen)
 {
     const char *s = get_str(obj, key);
+    char list[128];
 
     if (!s)
         return dflt;
     for (int i = 0; choices[i]; i++)
         if (!strcmp(s, choices[i]))
             return i;
-    failf(err, errlen, "'%s' is not a valid %s (%s%s%s)", s, key, choices[0],
-          choices[1] ? " or " : "", choices[1] ? choices[1] : "");
+    format_choices(choices, list, sizeof(list));
+    failf(err, errlen, "'%s' is not a valid %s (%s)", s, key, list);
     return -1;
 }
 
@@ -289,7 +301,6 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         {"smt", FIELD_BOOL, false},          {"track_dirty_pages", FIELD_BOOL, false},
         {"huge_pages", FIELD_STRING, false}, {"cpu_template", FIELD_STRING, false},
     };
-    static const char *const page_sizes[] = {"None", "2M", NULL};
     struct vm_config *cfg = ctl->cfg;
     uint64_t vcpus, mem;
     const char *name;
@@ -306,8 +317,9 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
         config_check_mem_mib(mem, "mem_size_mib", err, errlen) ||
         config_check_smt(vcpus, smt, "vcpu_count", err, errlen))
         return -EINVAL;
-    huge = get_choice(body, "huge_pages", page_sizes, patch ? cfg->huge_pages : 0, err, errlen);
-    if (huge < 0 || config_check_huge_pages(mem, huge == 1, "mem_size_mib", err, errlen))
+    huge = get_choice(body, "huge_pages", config_huge_pages_names,
+                      patch ? (int)cfg->huge_pages : CONFIG_DEFAULT_HUGE_PAGES, err, errlen);
+    if (huge < 0 || config_check_huge_pages(mem, huge, "mem_size_mib", err, errlen))
         return -EINVAL;
     /* An absent cpu_template keeps the one set (or PUT /cpu-config's), as
      * in Firecracker; a vendor mismatch is refused at InstanceStart. */
@@ -325,7 +337,7 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
     cfg->mem_mib = mem;
     cfg->track_dirty_pages = dirty;
     cfg->smt = smt;
-    cfg->huge_pages = huge == 1;
+    cfg->huge_pages = huge;
     return 0;
 }
 
@@ -650,7 +662,7 @@ static json_t *machine_config_json(const struct vm_config *cfg)
 {
     return json_pack("{s:I, s:I, s:b, s:b, s:s, s:s*}", "vcpu_count", (json_int_t)cfg->vcpus,
                      "mem_size_mib", (json_int_t)cfg->mem_mib, "smt", cfg->smt, "track_dirty_pages",
-                     cfg->track_dirty_pages, "huge_pages", cfg->huge_pages ? "2M" : "None",
+                     cfg->track_dirty_pages, "huge_pages", config_huge_pages_names[cfg->huge_pages],
                      "cpu_template", cpu_template_view(cfg));
 }
 

@@ -10,7 +10,10 @@
  *   boot_us N
  *   kvm <stat> N          (one line per file in /sys/kernel/debug/kvm/<pid>-*)
  *
- * then waits for CMD and prints "exit_us N" and "status N". Used by
+ *   rss_kib N             (CMD's resident memory then, VmRSS)
+ *
+ * then waits for CMD and prints "exit_us N", "maxrss_kib N" (its peak
+ * resident memory) and "status N". Used by
  * bench/boot.sh for flint and QEMU alike, so both are measured the same
  * way. debugfs must be mounted (boot.sh mounts it); without it the kvm lines
  * are missing.
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +77,23 @@ static void print_kvm_stats(pid_t pid)
         closedir(vm);
     }
     closedir(top);
+}
+
+/* VmRSS of `pid` from /proc/<pid>/status. */
+static void print_rss(pid_t pid)
+{
+    char path[64], line[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "r")))
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        long kib;
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            printf("rss_kib %ld\n", kib);
+    }
+    fclose(f);
 }
 
 int main(int argc, char **argv)
@@ -128,13 +149,16 @@ int main(int argc, char **argv)
                 seen = true;
                 printf("boot_us %lld\n", t - t0);
                 print_kvm_stats(pid);
+                print_rss(pid);
                 fflush(stdout);
                 break;
             }
         }
     }
-    waitpid(pid, &status, 0);
+    struct rusage ru = {0};
+    wait4(pid, &status, 0, &ru);
     printf("exit_us %lld\n", now_us() - t0);
+    printf("maxrss_kib %ld\n", ru.ru_maxrss);
     printf("status %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     if (!seen)
         printf("marker not seen\n");

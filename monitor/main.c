@@ -4,6 +4,7 @@
  * InstanceStart (or --config-file) says so; report; exit with its status.
  */
 #include "api.h"
+#include "boot_phases.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
@@ -177,7 +178,8 @@ static int flush_metrics(void *opaque)
         return -ENODEV;
     }
     if (!counters || !gauges || api_add_metrics(p->ctl, counters, gauges) ||
-        (p->vm_started && vmm_add_metrics(&p->vmm, counters))) {
+        (p->vm_started &&
+         (vmm_add_metrics(&p->vmm, counters) || boot_phases_add_metrics(&boot_phases, gauges)))) {
         json_decref(counters);
         json_decref(gauges);
         return -ENOMEM;
@@ -487,6 +489,7 @@ int main(int argc, char **argv)
     char err[512];
     int status;
 
+    boot_phases_note_main(&boot_phases, vmm_process_start());
     /* A closed stdout or socket must be an error code, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
     /* jansson seeds its hash tables from /dev/urandom on first use: do it

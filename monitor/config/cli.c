@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #ifndef FLINT_VERSION
@@ -171,15 +172,16 @@ void cli_usage(FILE *out)
           "                   unpack a bzImage in memory at every boot instead of\n"
           "                   keeping it in $FLINT_KERNEL_CACHE (default\n"
           "                   /var/cache/flint/unpacked, ~/.cache/flint/unpacked)\n"
-          "  --huge-pages 2M  back guest memory with 2 MiB huge pages (the host must\n"
-          "                   have them reserved: vm.nr_hugepages); --mem even\n"
+          "  --huge-pages P   guest memory: transparent (anonymous, transparent huge\n"
+          "                   pages), 2M (hugetlb: the host must have them reserved,\n"
+          "                   vm.nr_hugepages; --mem even) or none (a 4 KiB memfd)\n"
           "  --snapshot-on-signal STATE,MEM\n"
           "                   on SIGUSR1: pause, write a Full snapshot (state file\n"
           "                   STATE, memory file MEM), end the VM with status 0\n"
           "  --restore STATE --mem-file MEM\n"
           "                   start from a snapshot instead of a kernel (the\n"
           "                   snapshot's configuration; --mem/--vcpus are ignored)\n"
-          "  --stats          print VM exits by kind and boot timings on exit\n"
+          "  --stats          print VM exits by kind, boot phases and timings on exit\n"
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
@@ -307,10 +309,13 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         cfg->no_kernel_cache = true;
         return 0;
     case OPT_HUGE_PAGES:
-        if (strcmp(val, "2M") && strcmp(val, "None"))
-            return bad(err, errlen, "%s: '%s' is not a page size (2M or None)", name, val);
-        cfg->huge_pages = !strcmp(val, "2M");
-        return 0;
+        /* The API's names, in any case ("transparent", "none" too). */
+        for (int i = 0; config_huge_pages_names[i]; i++)
+            if (!strcasecmp(val, config_huge_pages_names[i])) {
+                cfg->huge_pages = (enum config_huge_pages)i;
+                return 0;
+            }
+        return bad(err, errlen, "%s: '%s' is not a page size (transparent, 2M or none)", name, val);
     case OPT_SNAPSHOT_ON_SIGNAL: {
         const char *comma = strchr(val, ',');
         if (!comma || comma == val || !comma[1] || strchr(comma + 1, ','))

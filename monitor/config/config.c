@@ -19,6 +19,7 @@ void config_init(struct vm_config *cfg)
     cfg->vcpus = 1;
     cfg->level = LOG_WARN;
     cfg->seccomp = true;
+    cfg->huge_pages = CONFIG_DEFAULT_HUGE_PAGES;
 }
 
 int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen)
@@ -32,10 +33,14 @@ int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errl
     return 0;
 }
 
-int config_check_huge_pages(uint64_t mib, bool huge_pages, const char *field, char *err,
-                            size_t errlen)
+const char *const config_huge_pages_names[] = {"None", "2M", "Transparent", NULL};
+
+int config_check_huge_pages(uint64_t mib, enum config_huge_pages huge_pages, const char *field,
+                            char *err, size_t errlen)
 {
-    if (huge_pages && mib % 2) {
+    /* Transparent huge pages take any size: a tail short of 2 MiB gets
+     * 4 KiB pages. */
+    if (huge_pages == CONFIG_HUGE_PAGES_2M && mib % 2) {
         snprintf(err, errlen, "%s: %llu MiB is not a multiple of the 2 MiB huge page size", field,
                  (unsigned long long)mib);
         return -EINVAL;

@@ -76,6 +76,18 @@ struct vsock_config {
     char *uds_path; /* host-side Unix socket; guest-initiated: <uds_path>_<port> */
 };
 
+/* Guest memory backing: Firecracker's machine-config huge_pages, whose
+ * names config_huge_pages_names holds in this order (guest_mem.h). */
+enum config_huge_pages {
+    CONFIG_HUGE_PAGES_NONE,        /* "None": a memfd of 4 KiB pages */
+    CONFIG_HUGE_PAGES_2M,          /* "2M": a memfd of 2 MiB hugetlb pages */
+    CONFIG_HUGE_PAGES_TRANSPARENT, /* "Transparent": anonymous, MADV_HUGEPAGE */
+};
+extern const char *const config_huge_pages_names[]; /* NULL-terminated */
+
+/* Where flint puts guest memory when nothing says otherwise. */
+#define CONFIG_DEFAULT_HUGE_PAGES CONFIG_HUGE_PAGES_NONE
+
 struct vm_config {
     char *vm_id;       /* --id (the jailer passes its own); NULL: none. Log lines only */
     char *kernel_path; /* NULL: the built-in guest-shim hello image */
@@ -83,9 +95,9 @@ struct vm_config {
     char *cmdline;     /* NULL: CONFIG_DEFAULT_CMDLINE */
     uint64_t mem_mib;
     unsigned vcpus;
-    bool smt;               /* two threads per core (x86_64): vcpus is then 1 or even */
-    bool track_dirty_pages; /* KVM dirty log + device writes, for Diff snapshots */
-    bool huge_pages;        /* 2 MiB hugetlb pages (huge_pages "2M", --huge-pages 2M) */
+    bool smt;                          /* two threads per core (x86_64): vcpus is then 1 or even */
+    bool track_dirty_pages;            /* KVM dirty log + device writes, for Diff snapshots */
+    enum config_huge_pages huge_pages; /* guest memory backing (huge_pages, --huge-pages) */
     /* machine-config cpu_template, or CUSTOM after PUT /cpu-config (the
      * later of the two wins, as in Firecracker); custom_cpu is that one. */
     enum cpu_template_id cpu_template;
@@ -141,8 +153,8 @@ int config_set_vsock(struct vm_config *cfg, const char *spec, char *err, size_t 
 int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen);
 
 /* With 2 MiB huge pages, memory must be a whole number of them. */
-int config_check_huge_pages(uint64_t mib, bool huge_pages, const char *field, char *err,
-                            size_t errlen);
+int config_check_huge_pages(uint64_t mib, enum config_huge_pages huge_pages, const char *field,
+                            char *err, size_t errlen);
 int config_check_vcpus(uint64_t n, const char *field, char *err, size_t errlen);
 /* smt (two threads per core) needs 1 or an even number of vCPUs, as
  * Firecracker's machine-config rule on x86_64. */

@@ -6,6 +6,10 @@
  * the SIGSYS handler writes one line naming the thread and the system call
  * number and ends flint with status 148 (FLINT_EXIT_BAD_SYSCALL).
  *
+ * The lists (seccomp_rules.c) are compiled to BPF at build time by
+ * seccomp_gen, which links libseccomp; flint ships the programs as arrays
+ * (seccomp_bpf_progs) and only copies one and writes its pid into it.
+ *
  * Use: seccomp_prog_build() for every kind and seccomp_signals_init() on
  * the main thread while it may still allocate and open files; then each
  * thread calls seccomp_thread_load() for its own kind before it touches
@@ -61,6 +65,27 @@ enum seccomp_feature {
     SECCOMP_FEAT_SNAPSHOT = 1u << 2,
 };
 
+/* Every combination of enum seccomp_feature bits: one shipped program each. */
+#define SECCOMP_FEATURE_SETS 8
+
+/* Stands for flint's pid in a shipped program (tgkill's check): above any
+ * pid Linux hands out (pid_max is at most 2^22), and the generator checks
+ * that no other comparison in a program uses it. */
+#define SECCOMP_PID_PLACEHOLDER 0x7ffe5eedu
+
+/* A program as the build compiled it: pid_checks comparisons with
+ * SECCOMP_PID_PLACEHOLDER to patch. */
+struct seccomp_bpf_prog {
+    const struct sock_filter *insns;
+    unsigned short len;
+    unsigned pid_checks;
+};
+
+/* Generated (seccomp_gen): every thread kind's program for every feature
+ * set, and the AUDIT_ARCH_* they were compiled for. */
+extern const struct seccomp_bpf_prog seccomp_bpf_progs[SECCOMP_THREAD_KINDS][SECCOMP_FEATURE_SETS];
+extern const uint32_t seccomp_bpf_arch;
+
 /* One allow-list entry: the system call `nr` is allowed to the thread
  * kinds in the `kinds` bit mask (1 << enum seccomp_thread) when `args`
  * holds, and only in VMs with one of the `feature` bits if that is not 0. */
@@ -95,12 +120,21 @@ bool seccomp_available(void);
 /* "vmm", "vcpu". */
 const char *seccomp_thread_name(enum seccomp_thread kind);
 
-/* Build `kind`'s filter (default action: trap) for this process (pid) and
- * a VM with `features` as a BPF program. Returns 0 or -errno; release it
- * with seccomp_prog_free. */
+/* `kind`'s filter (default action: trap) for this process and a VM with
+ * `features`: a copy of the shipped program with flint's pid written in.
+ * Returns 0, -EINVAL (no such kind or features), -ENOEXEC when the shipped
+ * program was built for another architecture or does not have the pid
+ * checks it should, or -ENOMEM; release it with seccomp_prog_free. */
 int seccomp_prog_build(enum seccomp_thread kind, unsigned features, struct seccomp_prog *out);
-
 void seccomp_prog_free(struct seccomp_prog *prog);
+
+/* seccomp_rules.c, with libseccomp (the generator and the unit tests, not
+ * flint): compile `kind`'s list for `features` with `own_pid` in tgkill's
+ * check, and name the architecture it compiles for (AUDIT_ARCH_*).
+ * Returns 0 or -errno. */
+int seccomp_prog_compile(enum seccomp_thread kind, unsigned features, uint32_t own_pid,
+                         struct seccomp_prog *out);
+uint32_t seccomp_rules_arch(void);
 
 /* Install the SIGSYS handler (process-wide) that reports a trapped system
  * call and exits with 148. Returns 0 or -errno. */

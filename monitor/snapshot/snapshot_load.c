@@ -97,7 +97,7 @@ static int load_config(struct vm_config *cfg, const struct snapshot_image *img,
         goto out;
     }
     cfg->track_dirty_pages = req->track_dirty_pages;
-    cfg->huge_pages = false; /* the memory file is mapped with 4 KiB pages */
+    cfg->huge_pages = CONFIG_HUGE_PAGES_NONE; /* the memory file is mapped with 4 KiB pages */
     rc = config_validate(cfg, err, errlen);
 out:
     free(kernel);

@@ -1,5 +1,6 @@
 /*
- * guest_mem.c - memfd-backed guest RAM and the one address translator.
+ * guest_mem.c - guest RAM (a memfd or anonymous memory) and the one address
+ * translator.
  */
 #define _GNU_SOURCE
 #include "guest_mem.h"
@@ -20,25 +21,17 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size)
     return guest_mem_create_pages(mem, size, GUEST_MEM_PAGES_4K);
 }
 
-int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_pages pages)
+#define HUGE_2M (2ull << 20)
+
+/* A memfd of 4 KiB or hugetlb pages, mapped shared. */
+static int map_memfd(struct guest_mem *mem, uint64_t size, bool huge)
 {
-    bool huge = pages == GUEST_MEM_PAGES_2M;
-    uint64_t low;
-    int err;
-
-    memset(mem, 0, sizeof(*mem));
-    mem->fd = -1;
-    mem->pages = pages;
-    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096 ||
-        (huge && size % (2u << 20)) || (pages != GUEST_MEM_PAGES_4K && !huge))
-        return -EINVAL;
-
     mem->fd =
         memfd_create("flint-guest-ram", MFD_CLOEXEC | (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
     if (mem->fd < 0)
         return -errno;
     if (ftruncate(mem->fd, (off_t)size) < 0)
-        goto fail;
+        return -errno;
     /* 4 KiB pages: NORESERVE, so RAM the guest never touches costs the host
      * nothing. Huge pages: a shared hugetlb mapping reserves every page
      * now (mmap fails with ENOMEM if the pool is short); without that, a
@@ -48,11 +41,43 @@ int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_
                     mem->fd, 0);
     if (mem->map == MAP_FAILED) {
         mem->map = NULL;
-        goto fail;
+        return -errno;
     }
-    mem->size = size;
+    return 0;
+}
 
-    low = size < FLINT_MMIO_GAP_START ? size : FLINT_MMIO_GAP_START;
+/* Private anonymous memory on a 2 MiB boundary, asking for transparent huge
+ * pages. KVM maps a guest 2 MiB frame with one huge page only when the host
+ * address has the same offset within 2 MiB as the guest address, and the
+ * regions start at 2 MiB-aligned guest addresses: so map 2 MiB more than
+ * needed and trim to an aligned start. */
+static int map_anonymous_thp(struct guest_mem *mem, uint64_t size)
+{
+    uint8_t *raw, *start;
+    uint64_t head, tail;
+
+    raw = mmap(NULL, size + HUGE_2M, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return -errno;
+    start = (uint8_t *)(((uintptr_t)raw + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1));
+    head = (uint64_t)(start - raw);
+    tail = HUGE_2M - head;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap(start + size, tail);
+    mem->map = start;
+    /* EINVAL: a kernel without THP. The memory still works, in 4 KiB pages. */
+    if (madvise(start, size, MADV_HUGEPAGE) < 0 && errno != EINVAL)
+        return -errno;
+    return 0;
+}
+
+static void layout_regions(struct guest_mem *mem, uint64_t size)
+{
+    uint64_t low = size < FLINT_MMIO_GAP_START ? size : FLINT_MMIO_GAP_START;
+
     mem->regions[0] =
         (struct guest_region){.gpa = 0, .size = low, .file_offset = 0, .host = mem->map};
     mem->nregions = 1;
@@ -63,12 +88,30 @@ int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_
                                                 .host = mem->map + low};
         mem->nregions = 2;
     }
-    return 0;
+}
 
-fail:
-    err = -errno;
-    guest_mem_destroy(mem);
-    return err;
+int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_pages pages)
+{
+    bool huge = pages == GUEST_MEM_PAGES_2M;
+    int rc;
+
+    memset(mem, 0, sizeof(*mem));
+    mem->fd = -1;
+    mem->pages = pages;
+    if (size < GUEST_MEM_MIN_BYTES || size > GUEST_MEM_MAX_BYTES || size % 4096 ||
+        (huge && size % HUGE_2M) ||
+        (pages != GUEST_MEM_PAGES_4K && !huge && pages != GUEST_MEM_PAGES_THP))
+        return -EINVAL;
+
+    rc = pages == GUEST_MEM_PAGES_THP ? map_anonymous_thp(mem, size) : map_memfd(mem, size, huge);
+    /* The size is set before a failure can leave a mapping to undo. */
+    mem->size = size;
+    if (rc) {
+        guest_mem_destroy(mem);
+        return rc;
+    }
+    layout_regions(mem, size);
+    return 0;
 }
 
 /* Regions around the MMIO gap, at their offsets in the backing file. */

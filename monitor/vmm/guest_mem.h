@@ -1,12 +1,23 @@
 /*
  * guest_mem.h - guest physical memory.
  *
- * Guest RAM is one memfd mapped shared into the monitor, so that a later
- * snapshot can write it out as a file and a restore can map a file instead.
- * It is made of 4 KiB pages, or of 2 MiB hugetlb pages (Firecracker's
- * huge_pages "2M"), which the host must have reserved (vm.nr_hugepages):
- * they are claimed when the memory is created, so a guest never finds a
- * page missing later.
+ * Guest RAM is one mapping with one of three backings:
+ *  - GUEST_MEM_PAGES_4K: a memfd of 4 KiB pages mapped shared (huge_pages
+ *    "None"). Shared memory (shmem) gets no transparent huge pages on a
+ *    host with shmem_enabled "never" (Debian's default), so KVM maps the
+ *    guest 4 KiB at a time: one nested page fault per page it touches.
+ *  - GUEST_MEM_PAGES_2M: a memfd of 2 MiB hugetlb pages (huge_pages "2M"),
+ *    which the host must have reserved (vm.nr_hugepages): they are claimed
+ *    when the memory is created, so a guest never finds a page missing.
+ *  - GUEST_MEM_PAGES_THP: private anonymous memory with MADV_HUGEPAGE
+ *    (huge_pages "Transparent", as Firecracker names it; QEMU's default
+ *    RAM is the same), 2 MiB aligned so the host's transparent huge pages
+ *    line up with the guest's 2 MiB frames and KVM can map them whole. No
+ *    reservation: the kernel gives a huge page where it has one and 4 KiB
+ *    pages otherwise, and (MAP_NORESERVE) nothing is claimed up front.
+ * Snapshots: a snapshot writes guest RAM out from `map`, page by page, so
+ * every backing serves; only a memfd backing also has `fd` (anonymous
+ * memory has fd -1), so nothing may assume a file behind the memory.
  * The x86_64 layout puts RAM at [0, min(size, 3 GiB)) and the rest above
  * 4 GiB, leaving the 32-bit MMIO gap empty (docs/ARCHITECTURE.md).
  *
@@ -28,17 +39,18 @@ typedef uint64_t gpa_t;
 struct guest_region {
     gpa_t gpa;
     uint64_t size;
-    uint64_t file_offset; /* offset of this region in the backing memfd */
+    uint64_t file_offset; /* offset of this region in the mapping (and the memfd) */
     uint8_t *host;
 };
 
 enum guest_mem_pages {
     GUEST_MEM_PAGES_4K,
-    GUEST_MEM_PAGES_2M, /* hugetlb; size a multiple of 2 MiB */
+    GUEST_MEM_PAGES_2M,  /* hugetlb; size a multiple of 2 MiB */
+    GUEST_MEM_PAGES_THP, /* anonymous, MADV_HUGEPAGE, 2 MiB aligned */
 };
 
 struct guest_mem {
-    int fd; /* memfd backing all regions, or -1 */
+    int fd; /* memfd backing all regions, or -1 (anonymous memory) */
     enum guest_mem_pages pages;
     uint8_t *map;  /* whole mapping of fd */
     uint64_t size; /* bytes of RAM */
@@ -61,9 +73,12 @@ struct guest_mem {
  * above) and lay it out around the MMIO gap. Returns 0 or -errno. */
 int guest_mem_create(struct guest_mem *mem, uint64_t size);
 
-/* The same with a choice of page size. For GUEST_MEM_PAGES_2M, size must be
+/* The same with a choice of backing. For GUEST_MEM_PAGES_2M, size must be
  * a multiple of 2 MiB (-EINVAL), and -ENOMEM means the host has too few free
- * 2 MiB huge pages. */
+ * 2 MiB huge pages. GUEST_MEM_PAGES_THP takes any size the 4 KiB backing
+ * takes (a tail short of 2 MiB just gets 4 KiB pages); a host without
+ * transparent huge pages (madvise fails with EINVAL) gets plain anonymous
+ * memory rather than an error. */
 int guest_mem_create_pages(struct guest_mem *mem, uint64_t size, enum guest_mem_pages pages);
 
 /* Map the memory file `fd` (a snapshot's, holding `size` bytes of RAM laid

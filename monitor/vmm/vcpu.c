@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "vcpu.h"
+#include "boot_phases.h"
 #include "log.h"
 #include "util.h"
 #include "vmm.h"
@@ -209,8 +210,11 @@ static void record_first_run(struct vcpu *v)
     int expected = 0;
 
     if (__atomic_compare_exchange_n(&vmm->first_run_recorded, &expected, 1, false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_SEQ_CST))
+                                    __ATOMIC_SEQ_CST)) {
         clock_gettime(CLOCK_MONOTONIC, &vmm->t_first_run);
+        boot_phase_end(&boot_phases, BOOT_PHASE_FIRST_RUN);
+        boot_phase_begin(&boot_phases, BOOT_PHASE_FIRST_CONSOLE);
+    }
 }
 
 static void *vcpu_thread(void *arg)

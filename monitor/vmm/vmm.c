@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "vmm.h"
+#include "boot_phases.h"
 #include "loader.h"
 #include "log.h"
 #include "util.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static struct timespec process_start;
@@ -60,6 +62,12 @@ static int append_boot_timer(char *cmdline, size_t len)
     return k < 0 || (size_t)k >= len - n ? -E2BIG : 0;
 }
 
+static const enum guest_mem_pages mem_pages[] = {
+    [CONFIG_HUGE_PAGES_NONE] = GUEST_MEM_PAGES_4K,
+    [CONFIG_HUGE_PAGES_2M] = GUEST_MEM_PAGES_2M,
+    [CONFIG_HUGE_PAGES_TRANSPARENT] = GUEST_MEM_PAGES_THP,
+};
+
 /* The kernel, a bzImage unpacked on the host unless the user said not to
  * (bzimage_direct.c), with its cache when there is one. */
 static int load_kernel(struct vmm *vmm, int fd, struct kernel_image *img, char *err, size_t errlen)
@@ -97,9 +105,9 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
                           "cmdline: with the device entries it exceeds %d bytes",
                           FLINT_CMDLINE_MAX - 1);
 
-    rc = guest_mem_create_pages(&vmm->mem, cfg->mem_mib * MIB,
-                                cfg->huge_pages ? GUEST_MEM_PAGES_2M : GUEST_MEM_PAGES_4K);
-    if (rc == -ENOMEM && cfg->huge_pages)
+    boot_phase_begin(&boot_phases, BOOT_PHASE_GUEST_MEM);
+    rc = guest_mem_create_pages(&vmm->mem, cfg->mem_mib * MIB, mem_pages[cfg->huge_pages]);
+    if (rc == -ENOMEM && cfg->huge_pages == CONFIG_HUGE_PAGES_2M)
         return setup_fail(FLINT_EXIT_GENERIC,
                           "huge pages: the host cannot reserve %llu free 2 MiB huge pages for "
                           "%llu MiB of guest memory (see vm.nr_hugepages)",
@@ -108,6 +116,8 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
         return setup_fail(rc == -EINVAL ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC,
                           "cannot allocate %llu MiB of guest memory: %s",
                           (unsigned long long)cfg->mem_mib, strerror(-rc));
+    boot_phase_end(&boot_phases, BOOT_PHASE_GUEST_MEM);
+    boot_phase_begin(&boot_phases, BOOT_PHASE_KERNEL_LOAD);
     if ((rc = open_input("kernel", cfg->kernel_path, &fd)))
         return rc;
     rc = load_kernel(vmm, fd, img, err, sizeof(err));
@@ -126,6 +136,7 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
     }
     if (boot_write_info(&vmm->mem, img, &boot, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "boot information: %s", err);
+    boot_phase_end(&boot_phases, BOOT_PHASE_KERNEL_LOAD);
     log_debug("kernel %s: %s entry 0x%llx, [0x%llx, 0x%llx)", cfg->kernel_path,
               img->protocol == BOOT_PVH ? "PVH" : "Linux 64-bit", (unsigned long long)img->entry,
               (unsigned long long)img->load_start, (unsigned long long)img->load_end);
@@ -215,6 +226,7 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
     char err[256];
     int rc;
 
+    boot_phase_begin(&boot_phases, BOOT_PHASE_CREATE_VM);
     if (kvm_open(&vmm->kvm, "/dev/kvm", err, sizeof(err)) ||
         kvm_create_vm(&vmm->kvm, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
@@ -224,12 +236,14 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
         return setup_fail(FLINT_EXIT_GENERIC, "dirty page tracking: out of memory");
     if (kvm_map_guest_mem(&vmm->kvm, &vmm->mem, err, sizeof(err)))
         return setup_fail(FLINT_EXIT_GENERIC, "%s", err);
+    boot_phase_end(&boot_phases, BOOT_PHASE_CREATE_VM);
     rc = kvm_irqfd(&vmm->kvm, vmm->kbd_irq_fd, 1);
     if (rc)
         return setup_fail(FLINT_EXIT_GENERIC, "KVM_IRQFD for the i8042: %s", strerror(-rc));
     if ((int)vmm->cfg->vcpus > vmm->kvm.max_vcpus)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "vcpus: %u exceeds this host's KVM limit of %d",
                           vmm->cfg->vcpus, vmm->kvm.max_vcpus);
+    boot_phase_begin(&boot_phases, BOOT_PHASE_VCPUS);
     for (unsigned i = 0; i < vmm->cfg->vcpus; i++) {
         rc = vcpu_create(&vmm->vcpus[i], vmm, i, vmm->cfg->vcpus, err, sizeof(err));
         vmm->nvcpus = i + 1;
@@ -246,6 +260,7 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
         rc = vcpu_set_pvh_entry(&vmm->vcpus[0], img->entry, FLINT_PVH_INFO_ADDR);
     if (rc)
         return setup_fail(FLINT_EXIT_GENERIC, "vcpu0: setting the entry state: %s", strerror(-rc));
+    boot_phase_end(&boot_phases, BOOT_PHASE_VCPUS);
     return 0;
 }
 
@@ -279,6 +294,7 @@ static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, b
     struct kernel_image img;
     int rc;
 
+    boot_phase_end(&boot_phases, BOOT_PHASE_CONFIG);
     memset(vmm, 0, sizeof(*vmm));
     vmm->cfg = cfg;
     vmm->loop = loop;
@@ -302,7 +318,13 @@ static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, b
         return rc;
     if ((rc = vmm_attach_virtio(vmm)))
         return rc;
-    return build_seccomp(vmm);
+    /* Preparing the filters only: each thread's load is part of the
+     * first_kvm_run phase (the VMM thread's comes after it starts the
+     * vCPU threads). */
+    boot_phase_begin(&boot_phases, BOOT_PHASE_SECCOMP);
+    rc = build_seccomp(vmm);
+    boot_phase_end(&boot_phases, BOOT_PHASE_SECCOMP);
+    return rc;
 }
 
 int vmm_create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop)
@@ -335,6 +357,7 @@ void vmm_request_exit(struct vmm *vmm, int status, const char *why)
     pthread_mutex_unlock(&vmm->exit_lock);
     if (!first)
         return;
+    boot_phase_end(&boot_phases, BOOT_PHASE_GUEST_EXIT);
     if (status == FLINT_EXIT_GUEST_CRASH || status == FLINT_EXIT_UNEXPECTED)
         log_error("%s", why);
     else
@@ -422,6 +445,7 @@ int vmm_start(struct vmm *vmm)
     int rc;
 
     log_set_thread_name("vmm");
+    boot_phase_begin(&boot_phases, BOOT_PHASE_FIRST_RUN);
     if ((rc = vcpu_signals_init()))
         return setup_fail(FLINT_EXIT_GENERIC, "signal setup: %s", strerror(-rc));
     vmm->exit_ev.fn = on_exit_request;
@@ -606,6 +630,8 @@ static void print_bus(int fd, struct bus *bus)
 void vmm_print_stats(struct vmm *vmm, int fd)
 {
     uint64_t total[VCPU_EXIT_KINDS] = {0}, sum = 0;
+    char phases[1024];
+    struct rusage ru;
     struct timespec now;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -613,12 +639,18 @@ void vmm_print_stats(struct vmm *vmm, int fd)
         for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
             total[k] += vmm->vcpus[i].exits[k];
     dprintf(fd, "flint stats:\n");
-    dprintf(fd, "  vcpus: %u, memory: %llu MiB\n", vmm->nvcpus,
-            (unsigned long long)(vmm->mem.size / MIB));
+    dprintf(fd, "  vcpus: %u, memory: %llu MiB (huge pages: %s)\n", vmm->nvcpus,
+            (unsigned long long)(vmm->mem.size / MIB),
+            config_huge_pages_names[vmm->cfg->huge_pages]);
+    /* Peak, not current: the guest's pages stay resident until exit. */
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        dprintf(fd, "  peak resident memory: %ld KiB\n", ru.ru_maxrss);
     if (vmm->first_run_recorded)
         dprintf(fd, "  process start -> first KVM_RUN: %lld us\n",
                 ts_diff_us(process_start, vmm->t_first_run));
     dprintf(fd, "  process start -> exit: %lld us\n", ts_diff_us(process_start, now));
+    if (boot_phases_format(&boot_phases, phases, sizeof(phases)) > 0)
+        dprintf(fd, "  boot phases (from process start):\n%s", phases);
     for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++)
         sum += total[k];
     dprintf(fd, "  vm exits: %llu\n", (unsigned long long)sum);

@@ -279,6 +279,22 @@ Test(linux_boot, bzimage_boots_through_its_unpacked_payload_and_the_cache)
     if (old)
         setenv("FLINT_KERNEL_CACHE", old, 1);
     free(old);
+}
+
+/* Firecracker's huge_pages "Transparent": anonymous memory with
+ * MADV_HUGEPAGE, on 2 vCPUs and a size that is not a whole number of huge
+ * pages. */
+Test(linux_boot, bzimage_boots_on_transparent_huge_pages)
+{
+    char *k = kernel("bzImage");
+    char *cl = cmdline("flint.cmd=\"echo thp-ok cpus $(nproc)\"");
+    struct flint_result r =
+        flint_run("--kernel", k, "--initrd", initramfs(), "--cmdline", cl, "--vcpus", "2", "--mem",
+                  "255", "--huge-pages", "transparent", "--stats", NULL);
+    expect_clean_run(&r);
+    expect_in(r.out, "thp-ok cpus 2", "guest console");
+    expect_in(r.err, "memory: 255 MiB (huge pages: Transparent)", "--stats");
+    flint_result_free(&r);
     free(cl);
     free(k);
 }

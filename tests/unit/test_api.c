@@ -415,7 +415,7 @@ Test(api, machine_config_errors_name_the_field_and_change_nothing)
         {"{\"vcpu_count\":31,\"mem_size_mib\":128,\"smt\":true}", "not 31"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":1}", "'smt' must be true or false"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":\"4M\"}",
-         "'4M' is not a valid huge_pages (None or 2M)"},
+         "'4M' is not a valid huge_pages (None, 2M or Transparent)"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":127,\"huge_pages\":\"2M\"}",
          "mem_size_mib: 127 MiB is not a multiple of the 2 MiB huge page size"},
         {"{\"vcpu_count\":2,\"mem_size_mib\":128,\"huge_pages\":2}",
@@ -441,25 +441,41 @@ Test(api, huge_pages_2m)
     cr_assert_eq(
         PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256,\"huge_pages\":\"2M\"}"),
         204, "%s", resp.body);
-    cr_assert(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_2M);
     cr_assert_eq(GET("/machine-config"), 200);
     cr_assert(strstr(resp.body, "\"huge_pages\":\"2M\""), "%s", resp.body);
     /* PATCH keeps it unless it names it; memory must stay even. */
     cr_assert_eq(PATCH("/machine-config", "{\"vcpu_count\":2}"), 204, "%s", resp.body);
-    cr_assert(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_2M);
     EXPECT_400(PATCH("/machine-config", "{\"mem_size_mib\":129}"), "not a multiple of the 2 MiB");
     cr_assert_eq(cfg.mem_mib, 256);
     cr_assert_eq(PATCH("/machine-config", "{\"huge_pages\":\"None\"}"), 204, "%s", resp.body);
-    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_NONE);
     cr_assert_eq(PATCH("/machine-config", "{\"mem_size_mib\":129}"), 204, "%s", resp.body);
     EXPECT_400(PATCH("/machine-config", "{\"huge_pages\":\"2M\"}"), "129 MiB is not a multiple");
-    cr_assert_not(cfg.huge_pages);
-    /* A PUT without it goes back to 4 KiB pages. */
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_NONE);
+    /* A PUT without it goes back to the default. */
     cr_assert_eq(
         PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256,\"huge_pages\":\"2M\"}"),
         204);
     cr_assert_eq(PUT("/machine-config", "{\"vcpu_count\":1,\"mem_size_mib\":256}"), 204);
-    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_DEFAULT_HUGE_PAGES);
+}
+
+Test(api, huge_pages_transparent)
+{
+    cr_assert_eq(PUT("/machine-config",
+                     "{\"vcpu_count\":1,\"mem_size_mib\":129,\"huge_pages\":\"Transparent\"}"),
+                 204, "%s", resp.body);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_TRANSPARENT);
+    cr_assert_eq(GET("/machine-config"), 200);
+    cr_assert(strstr(resp.body, "\"huge_pages\":\"Transparent\""), "%s", resp.body);
+    /* The API takes Firecracker's spelling only; the CLI any case. */
+    EXPECT_400(PATCH("/machine-config", "{\"huge_pages\":\"transparent\"}"),
+               "'transparent' is not a valid huge_pages (None, 2M or Transparent)");
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_TRANSPARENT);
+    cr_assert_eq(PATCH("/machine-config", "{\"huge_pages\":\"None\"}"), 204, "%s", resp.body);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_NONE);
 }
 
 Test(api, patch_machine_config)

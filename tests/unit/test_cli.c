@@ -221,17 +221,31 @@ Test(cli, http_api_max_payload_size)
 Test(cli, huge_pages_option)
 {
     cr_assert_eq(PARSE("run"), 0, "%s", err);
-    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_DEFAULT_HUGE_PAGES);
     cr_assert_eq(PARSE("run", "--huge-pages", "2M", "--mem", "256"), 0, "%s", err);
-    cr_assert(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_2M);
     cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(PARSE("run", "--huge-pages", "None"), 0, "%s", err);
-    cr_assert_not(cfg.huge_pages);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_NONE);
+    cr_assert_eq(PARSE("run", "--huge-pages", "none"), 0, "%s", err);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_NONE);
     cr_assert_eq(PARSE("run", "--huge-pages", "1G"), -EINVAL);
-    cr_assert(strstr(err, "--huge-pages: '1G' is not a page size (2M or None)"), "%s", err);
+    cr_assert(strstr(err, "--huge-pages: '1G' is not a page size (transparent, 2M or none)"), "%s",
+              err);
+    cr_assert_eq(PARSE("run", "--huge-pages", ""), -EINVAL);
+    cr_assert_eq(PARSE("run", "--huge-pages", "transparent2"), -EINVAL);
     cr_assert_eq(PARSE("run", "--huge-pages", "2M", "--mem", "255"), 0, "%s", err);
     cr_assert_eq(config_validate(&cfg, err, sizeof(err)), -EINVAL);
     cr_assert(strstr(err, "mem: 255 MiB is not a multiple of the 2 MiB huge page size"), "%s", err);
+}
+
+Test(cli, huge_pages_transparent_takes_any_size)
+{
+    cr_assert_eq(PARSE("run", "--huge-pages", "transparent", "--mem", "255"), 0, "%s", err);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_TRANSPARENT);
+    cr_assert_eq(config_validate(&cfg, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(PARSE("run", "--huge-pages", "Transparent"), 0, "%s", err);
+    cr_assert_eq(cfg.huge_pages, CONFIG_HUGE_PAGES_TRANSPARENT);
 }
 
 Test(cli, number_parser_bounds)

@@ -5,7 +5,11 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 #include <flint-abi.h>
 
 Test(guest_mem, small_vm_has_one_low_region)
@@ -109,5 +113,99 @@ Test(guest_mem, huge_pages_beyond_the_pool_are_refused_up_front)
                  -ENOMEM);
     cr_assert_eq(m.fd, -1, "nothing left open");
     cr_assert_null(m.map);
+    guest_mem_destroy(&m);
+}
+
+/* The VmFlags line of the smaps entry for the mapping that starts at `addr`
+ * (into flags), or false when there is none. */
+static bool smaps_flags(const void *addr, char *flags, size_t len)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    bool in = false, found = false;
+
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long start, end;
+        if (sscanf(line, "%lx-%lx ", &start, &end) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = start == (unsigned long)addr;
+        else if (in && !strncmp(line, "VmFlags:", 8)) {
+            snprintf(flags, len, "%s", line + 8);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static bool thp_available(void)
+{
+    return access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) == 0;
+}
+
+Test(guest_mem, transparent_is_anonymous_aligned_and_asks_for_huge_pages)
+{
+    struct guest_mem m;
+    char flags[512];
+
+    cr_assert_eq(guest_mem_create_pages(&m, 64 * MIB, GUEST_MEM_PAGES_THP), 0);
+    cr_assert_eq(m.fd, -1, "anonymous memory has no file");
+    cr_assert_eq(m.pages, GUEST_MEM_PAGES_THP);
+    cr_assert_eq(m.size, 64 * MIB);
+    cr_assert_eq((uintptr_t)m.map % (2 * MIB), 0, "not 2 MiB aligned: %p", (void *)m.map);
+    cr_assert_eq(m.nregions, 1);
+    cr_assert_eq(m.regions[0].host, m.map);
+    cr_assert(smaps_flags(m.map, flags, sizeof(flags)), "no smaps entry at %p", (void *)m.map);
+    if (thp_available())
+        cr_assert(strstr(flags, " hg"), "no MADV_HUGEPAGE (hg) in VmFlags:%s", flags);
+    /* Private: nothing else sees it (no "sh"). */
+    cr_assert_null(strstr(flags, " sh"), "VmFlags:%s", flags);
+    /* Zero-filled and writable, to the last byte. */
+    cr_assert_eq(m.map[64 * MIB - 1], 0);
+    m.map[64 * MIB - 1] = 0x5a;
+    cr_assert_eq(*(uint8_t *)guest_mem_slice(&m, 64 * MIB - 1, 1), 0x5a);
+    guest_mem_destroy(&m);
+    cr_assert_null(m.map);
+}
+
+Test(guest_mem, memfd_backings_do_not_ask_for_huge_pages)
+{
+    struct guest_mem m;
+    char flags[512];
+
+    cr_assert_eq(guest_mem_create_pages(&m, 16 * MIB, GUEST_MEM_PAGES_4K), 0);
+    cr_assert_geq(m.fd, 0);
+    cr_assert(smaps_flags(m.map, flags, sizeof(flags)));
+    cr_assert_null(strstr(flags, " hg"), "VmFlags:%s", flags);
+    cr_assert(strstr(flags, " sh"), "a memfd mapping is shared: VmFlags:%s", flags);
+    guest_mem_destroy(&m);
+}
+
+Test(guest_mem, transparent_takes_sizes_that_are_not_whole_huge_pages)
+{
+    struct guest_mem m;
+
+    /* 2 MiB + 4 KiB: the tail gets 4 KiB pages. */
+    cr_assert_eq(guest_mem_create_pages(&m, 2 * MIB + 4096, GUEST_MEM_PAGES_THP), 0);
+    cr_assert_not_null(guest_mem_slice(&m, 2 * MIB, 4096));
+    cr_assert_null(guest_mem_slice(&m, 2 * MIB + 4096, 1));
+    guest_mem_destroy(&m);
+    cr_assert_eq(guest_mem_create_pages(&m, 2 * MIB + 1, GUEST_MEM_PAGES_THP), -EINVAL);
+    cr_assert_eq(guest_mem_create_pages(&m, 1 * MIB, GUEST_MEM_PAGES_THP), -EINVAL);
+    cr_assert_eq(guest_mem_create_pages(&m, 16 * MIB, (enum guest_mem_pages)7), -EINVAL);
+}
+
+Test(guest_mem, transparent_large_vm_splits_around_mmio_gap)
+{
+    struct guest_mem m;
+
+    cr_assert_eq(guest_mem_create_pages(&m, 4 * GIB, GUEST_MEM_PAGES_THP), 0);
+    cr_assert_eq(m.nregions, 2);
+    cr_assert_eq(m.regions[1].gpa, FLINT_MMIO_GAP_END);
+    cr_assert_eq(m.regions[1].size, 1 * GIB);
+    /* High RAM's host address keeps the guest's 2 MiB alignment too. */
+    cr_assert_eq((uintptr_t)m.regions[1].host % (2 * MIB), 0);
+    cr_assert_eq(m.regions[1].host, m.map + FLINT_MMIO_GAP_START);
     guest_mem_destroy(&m);
 }

@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <linux/audit.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <linux/futex.h>
@@ -28,11 +29,11 @@
 #include <unistd.h>
 
 /* The counts docs/SECURITY.md states; change both together. */
-#define VMM_ALLOWED       19
-#define VMM_VSOCK_ALLOWED 23
-#define VMM_API_ALLOWED   21
-#define VMM_ALL_ALLOWED   26 /* vsock, the API and snapshots */
-#define VMM_SNAP_ALLOWED  22 /* --snapshot-on-signal: openat, ftruncate, pwrite64 */
+#define VMM_ALLOWED       20
+#define VMM_VSOCK_ALLOWED 24
+#define VMM_API_ALLOWED   22
+#define VMM_ALL_ALLOWED   27 /* vsock, the API and snapshots */
+#define VMM_SNAP_ALLOWED  23 /* --snapshot-on-signal: openat, ftruncate, pwrite64 */
 #define VCPU_ALLOWED      15
 #define ANY_FEATURE       (SECCOMP_FEAT_VSOCK | SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT)
 
@@ -215,6 +216,52 @@ Test(seccomp, programs_check_the_architecture_first)
     }
     struct seccomp_prog bad;
     cr_assert_eq(seccomp_prog_build(SECCOMP_THREAD_KINDS, 0, &bad), -EINVAL);
+}
+
+/* flint ships the filters compiled at build time: they must be exactly
+ * what the lists compile to now, pid aside. */
+Test(seccomp, shipped_programs_are_the_lists_compiled)
+{
+    for (unsigned k = 0; k < SECCOMP_THREAD_KINDS; k++)
+        for (unsigned f = 0; f < SECCOMP_FEATURE_SETS; f++) {
+            const struct seccomp_bpf_prog *shipped = &seccomp_bpf_progs[k][f];
+            struct seccomp_prog fresh;
+            cr_assert_eq(seccomp_prog_compile(k, f, SECCOMP_PID_PLACEHOLDER, &fresh), 0);
+            cr_assert_eq(fresh.len, shipped->len, "%s/%u: shipped %u, compiled %u instructions",
+                         seccomp_thread_name(k), f, shipped->len, fresh.len);
+            cr_assert_eq(memcmp(fresh.insns, shipped->insns, fresh.len * sizeof(*fresh.insns)), 0,
+                         "%s/%u: the shipped program differs from the list", seccomp_thread_name(k),
+                         f);
+            seccomp_prog_free(&fresh);
+        }
+    cr_assert_eq(seccomp_bpf_arch, seccomp_rules_arch());
+    cr_assert_eq(seccomp_bpf_arch, AUDIT_ARCH_X86_64);
+}
+
+Test(seccomp, the_pid_is_written_into_tgkill_checks_only)
+{
+    struct seccomp_prog vmm, vcpu;
+    unsigned placeholders = 0, pids = 0;
+
+    cr_assert_eq(seccomp_prog_build(SECCOMP_THREAD_VMM, 0, &vmm), 0);
+    cr_assert_eq(seccomp_bpf_progs[SECCOMP_THREAD_VMM][0].pid_checks, 1);
+    for (unsigned i = 0; i < vmm.len; i++) {
+        placeholders += vmm.insns[i].k == SECCOMP_PID_PLACEHOLDER;
+        pids += vmm.insns[i].code == (BPF_JMP | BPF_JEQ | BPF_K) &&
+                vmm.insns[i].k == (uint32_t)getpid();
+    }
+    cr_assert_eq(placeholders, 0);
+    cr_assert_geq(pids, 1);
+    /* Everything else is the shipped program unchanged. */
+    cr_assert_eq(vmm.len, seccomp_bpf_progs[SECCOMP_THREAD_VMM][0].len);
+    cr_assert_eq(seccomp_prog_build(SECCOMP_THREAD_VCPU, 0, &vcpu), 0);
+    cr_assert_eq(memcmp(vcpu.insns, seccomp_bpf_progs[SECCOMP_THREAD_VCPU][0].insns,
+                        vcpu.len * sizeof(*vcpu.insns)),
+                 0);
+    seccomp_prog_free(&vmm);
+    seccomp_prog_free(&vcpu);
+    struct seccomp_prog bad;
+    cr_assert_eq(seccomp_prog_build(SECCOMP_THREAD_VMM, SECCOMP_FEATURE_SETS, &bad), -EINVAL);
 }
 
 /* ---- loaded filters, in a child process ---- */

@@ -2,6 +2,7 @@
  * serial.c - 16550A register model (PC16550D datasheet register map).
  */
 #include "serial.h"
+#include "boot_phases.h"
 
 #include <errno.h>
 #include <string.h>
@@ -120,6 +121,8 @@ static void serial_transmit(struct serial *s, uint8_t byte)
 {
     struct serial_regs *r = &s->regs;
 
+    boot_phase_end(&boot_phases, BOOT_PHASE_FIRST_CONSOLE);
+    boot_phase_begin(&boot_phases, BOOT_PHASE_GUEST_EXIT);
     if (r->mcr & MCR_LOOPBACK) {
         rx_push(r, byte);
     } else if (s->out_fd >= 0) {
