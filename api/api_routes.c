@@ -9,6 +9,7 @@
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
+#include "mmds.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -721,7 +722,6 @@ int api_add_metrics(struct api_ctl *ctl, json_t *counters, json_t *gauges)
  * GET /vm/config, and only null in a config file. */
 static const char *const unsupported_sections[] = {
     "balloon",
-    "mmds-config",
     "entropy",
     "cpu-config",
 };
@@ -747,6 +747,8 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "machine-config", machine_config_json(cfg)) &&
          !json_object_set_new(root, "network-interfaces", nets) &&
          !json_object_set_new(root, "vsock", vsock) &&
+         !json_object_set_new(root, "mmds-config",
+                              cfg->mmds ? mmds_config_json(cfg->mmds) : json_null()) &&
          /* The logger and metrics are the process's, not the VM's. */
          !json_object_set_new(root, "logger", json_null()) &&
          !json_object_set_new(root, "metrics", json_null());
@@ -999,7 +1001,7 @@ static const struct route routes[] = {
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
-    "/metrics", "/snapshot", "/balloon", "/mmds", "/entropy", "/cpu-config", "/hotplug", "/serial",
+    "/metrics", "/snapshot", "/balloon", "/entropy", "/cpu-config", "/hotplug", "/serial",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -1048,6 +1050,9 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
 
     if (strchr(path, '?'))
         return failf(r->err, r->errlen, "query strings are not supported: %s", path);
+    if (api_mmds_path(path))
+        return api_mmds_dispatch(r->ctl, method, method_name, path, body, len, r->resp, r->err,
+                                 r->errlen);
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         if (!path_matches(routes[i].path, path, &id))
             continue;
@@ -1106,14 +1111,16 @@ void api_handle(struct api_ctl *ctl, enum api_method method, const char *path, c
     struct api_counters *c = &ctl->counters;
     struct timespec t0, t1;
     uint64_t us;
+    int rc;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     resp->status = 204;
     resp->body = NULL;
-    if (dispatch(&r, method, names[method], path, body, body_len)) {
+    rc = dispatch(&r, method, names[method], path, body, body_len);
+    if (rc) {
         free(resp->body);
-        resp->status = 400;
-        log_info("API: %s %s: 400: %s", names[method], path, err);
+        resp->status = rc == -EFBIG ? 413 : 400;
+        log_info("API: %s %s: %d: %s", names[method], path, resp->status, err);
         resp->body = fault_json(err);
     }
     json_decref(r.body);
@@ -1156,7 +1163,7 @@ static bool known_key(const char *key)
 {
     static const char *const keys[] = {
         "boot-source", "drives", "machine-config", "network-interfaces",
-        "vsock",       "logger", "metrics"};
+        "vsock",       "logger", "metrics",        "mmds-config"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
@@ -1207,6 +1214,9 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     v = json_object_get(root, "vsock");
     if (v && !json_is_null(v) && put_vsock(ctl, v, why, sizeof(why)))
         return failf(err, errlen, "vsock: %s", why);
+    v = json_object_get(root, "mmds-config");
+    if (v && !json_is_null(v) && api_mmds_configure(ctl->cfg, v, why, sizeof(why)))
+        return failf(err, errlen, "mmds-config: %s", why);
     return 0;
 }
 

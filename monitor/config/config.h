@@ -24,6 +24,8 @@
 #define CONFIG_DEFAULT_CMDLINE                                                                     \
     "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
+struct mmds;
+
 #define CONFIG_MAX_DRIVES 16
 #define CONFIG_MAX_NETS   8
 #define CONFIG_ID_MAX     64 /* drive / interface ids: 1-64 of [A-Za-z0-9_] */
@@ -89,6 +91,7 @@ struct vm_config {
     struct net_config nets[CONFIG_MAX_NETS];
     unsigned nnets;
     struct vsock_config vsock;
+    struct mmds *mmds; /* the process's metadata service (mmds.h); NULL: none */
 };
 
 /* Defaults: 128 MiB, 1 vCPU, log level Warning, seccomp filters on. */

@@ -259,7 +259,8 @@ Test(api, later_endpoints_say_so)
 {
     EXPECT_400(PUT("/snapshot/create", "{}"), "not supported by flint yet");
     EXPECT_400(GET("/balloon/statistics"), "not supported by flint yet");
-    EXPECT_400(PUT("/mmds", "{}"), "not supported by flint yet");
+    EXPECT_400(PUT("/entropy", "{}"), "not supported by flint yet");
+    EXPECT_400(PUT("/mmds", "{}"), "MMDS is not available");
     EXPECT_400(PUT("/loggers", "{}"), "Invalid request method");
 }
 
