@@ -20,6 +20,8 @@
 #ifndef FLINT_MMDS_H
 #define FLINT_MMDS_H
 
+#include <http_parser.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,5 +121,136 @@ void mmds_token_new(struct mmds *m, uint32_t ttl_s, uint64_t now_ns, char *out);
 
 /* True when `tok` (len bytes, untrusted) is a live token at now_ns. */
 bool mmds_token_valid(const struct mmds *m, const char *tok, size_t len, uint64_t now_ns);
+
+/* A uniformly random 32-bit number from the same keystream (TCP initial
+ * sequence numbers). */
+uint32_t mmds_random_u32(struct mmds *m);
+
+/* ---- HTTP (mmds_http.c) ---- */
+
+#define MMDS_HTTP_MAX_HEADER 4096 /* request line + header fields */
+#define MMDS_HTTP_MAX_PATH   1024
+#define MMDS_HTTP_MAX_BODY   1024 /* read and ignored */
+
+enum mmds_http_result {
+    MMDS_HTTP_MORE,    /* every byte consumed, no complete request yet */
+    MMDS_HTTP_REQUEST, /* a complete request: answer it, then feed the rest */
+    MMDS_HTTP_ERROR,   /* malformed or over a limit: answer 400 and close */
+};
+
+/* One connection's request reader. */
+struct mmds_http {
+    http_parser parser;
+    char url[MMDS_HTTP_MAX_PATH + 1];
+    size_t url_len;
+    char field[40]; /* the header name being read, lower-cased */
+    size_t field_len;
+    char value[MMDS_TOKEN_CHARS + 24]; /* its value (longer ones are cut) */
+    size_t value_len;
+    bool value_seen;
+    char token[MMDS_TOKEN_CHARS + 1]; /* X-metadata-token; token_len > MMDS_TOKEN_CHARS: too long */
+    size_t token_len;
+    char ttl[12]; /* X-metadata-token-ttl-seconds */
+    size_t ttl_len;
+    bool has_token, has_ttl, xff, accept_json;
+    unsigned method; /* enum http_method */
+    unsigned http_minor;
+    bool keep_alive;
+    size_t header_bytes;
+    bool headers_done, in_message, complete, failed;
+};
+
+void mmds_http_init(struct mmds_http *h);
+
+/* Feed up to len guest bytes; *used says how many were taken (for
+ * MMDS_HTTP_REQUEST, up to the end of that request). */
+enum mmds_http_result mmds_http_feed(struct mmds_http *h, const uint8_t *data, size_t len,
+                                     size_t *used);
+
+/* The answer to the request just completed (or, after MMDS_HTTP_ERROR, a
+ * 400): status line, headers and body, malloc'ed, *len bytes; *close when
+ * the connection should end after it. NULL when out of memory. */
+char *mmds_http_answer(struct mmds *m, const struct mmds_http *h, uint64_t now_ns, bool *close,
+                       size_t *len);
+
+/* ---- the network stack (mmds_net.c) ---- */
+
+/* The MAC the MMDS answers from (Firecracker's, locally administered). */
+#define MMDS_NET_MAC                                                                               \
+    {                                                                                              \
+        0x06, 0x01, 0x23, 0x45, 0x67, 0x01                                                         \
+    }
+#define MMDS_NET_FRAME_MAX 1514 /* Ethernet header + 1500 */
+#define MMDS_NET_QUEUE     64   /* frames waiting for the guest's RX buffers */
+#define MMDS_NET_MAX_CONNS 16
+#define MMDS_NET_PORT      80
+#define MMDS_NET_MSS       1460
+#define MMDS_NET_WINDOW    8192 /* the window flint advertises */
+/* A handshake must finish within this, a connection see traffic within
+ * the idle limit; either is reclaimed when a slot is needed or at the
+ * next frame after. */
+#define MMDS_NET_SYN_TIMEOUT_NS  (5ull * 1000000000)
+#define MMDS_NET_IDLE_TIMEOUT_NS (30ull * 1000000000)
+/* The most response bytes a connection holds (a document at the size
+ * limit plus headers): larger answers are refused with 500. */
+#define MMDS_NET_OUT_MAX(m) ((m)->size_limit + 1024)
+
+struct mmds_frame {
+    uint16_t len;
+    uint8_t data[MMDS_NET_FRAME_MAX];
+};
+
+enum mmds_conn_state {
+    MMDS_CONN_FREE,
+    MMDS_CONN_SYN_RCVD,
+    MMDS_CONN_OPEN, /* established, or closing (fin flags) */
+};
+
+struct mmds_conn {
+    enum mmds_conn_state state;
+    uint8_t peer_mac[6];
+    uint32_t peer_ip; /* host order */
+    uint16_t peer_port;
+    uint32_t iss, snd_una, snd_nxt, rcv_nxt;
+    uint32_t out_seq; /* sequence number of out[0] */
+    uint16_t peer_wnd, mss;
+    bool peer_fin, close_after, fin_sent;
+    char *out; /* response bytes not yet acknowledged, from out_seq */
+    size_t out_len;
+    uint64_t born_ns, last_ns;
+    struct mmds_http http;
+};
+
+struct mmds_net_stats {
+    uint64_t frames_in, frames_out, dropped_in, dropped_out, conns, conns_refused, rst_sent;
+};
+
+/* One virtio-net interface's MMDS endpoint. */
+struct mmds_net {
+    struct mmds *store;
+    struct mmds_conn conns[MMDS_NET_MAX_CONNS];
+    struct mmds_frame *queue; /* ring of MMDS_NET_QUEUE */
+    unsigned q_head, q_count;
+    uint16_t ip_id;
+    struct mmds_net_stats stats;
+};
+
+/* 0 or -ENOMEM. */
+int mmds_net_init(struct mmds_net *n, struct mmds *store);
+void mmds_net_fini(struct mmds_net *n);
+
+/* A frame the guest sent (len bytes from the Ethernet header on, guest
+ * memory already copied). True when it belongs to the MMDS - an ARP
+ * packet asking for its address, or any IPv4 packet to it - and must not
+ * reach the tap; answers are queued. csum_partial: the guest left the TCP
+ * checksum to the device (VIRTIO_NET_HDR_F_NEEDS_CSUM), so it is not
+ * checked. */
+bool mmds_net_tx(struct mmds_net *n, const uint8_t *frame, size_t len, bool csum_partial,
+                 uint64_t now_ns);
+
+/* The next frame for the guest, or NULL; mmds_net_pop drops it once
+ * delivered (and lets connections send more). */
+const struct mmds_frame *mmds_net_peek(const struct mmds_net *n);
+void mmds_net_pop(struct mmds_net *n, uint64_t now_ns);
 
 #endif /* FLINT_MMDS_H */

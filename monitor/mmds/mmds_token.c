@@ -109,3 +109,13 @@ bool mmds_token_valid(const struct mmds *m, const char *tok, size_t len, uint64_
     }
     return false;
 }
+
+uint32_t mmds_random_u32(struct mmds *m)
+{
+    uint32_t block[16], v;
+
+    chacha20_block(m->rng_key, m->rng_counter++, block);
+    v = block[0];
+    memset(block, 0, sizeof(block));
+    return v;
+}
