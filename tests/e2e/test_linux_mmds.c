@@ -95,8 +95,9 @@ static struct flint_result boot_with_mmds(const char *version, const char *cmd)
             k, LINUX_INITRAMFS);
     json_escape(f, CMDLINE_BASE " flint.ip=10.0.3.2/24 flint.cmd=\"");
     json_escape(f, cmd);
+    json_escape(f, "\"");
     fprintf(f,
-            "\"\"}, \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": "
+            "\"}, \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": "
             "\"" TAP "\", \"guest_mac\": \"06:00:00:00:03:02\"}], "
             "\"mmds-config\": {\"version\": \"%s\", \"network_interfaces\": [\"eth0\"]}}",
             version);

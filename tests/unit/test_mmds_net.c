@@ -107,7 +107,8 @@ static size_t build_tcp(uint8_t *buf, const struct seg *s)
     tcp[12] = 5 << 4;
     tcp[13] = s->flags;
     put16(tcp + 14, 65535);
-    memcpy(tcp + 20, s->data, s->len);
+    if (s->len)
+        memcpy(tcp + 20, s->data, s->len);
     sum = (GUEST_IP >> 16) + (GUEST_IP & 0xffff) + (MMDS_IP >> 16) + (MMDS_IP & 0xffff) + 6 +
           (uint32_t)tl;
     put16(tcp + 16, csum(sum, tcp, tl));
