@@ -5,7 +5,8 @@
  * in a private network namespace; the MMDS answers on that interface, so
  * its frames never need the host.
  *
- * V1: plain GETs, IMDS text and JSON by Accept. V2: a GET without a token
+ * V1: plain GETs, IMDS text and JSON by Accept; an oversized and a
+ * malformed request get 400 and the MMDS keeps serving. V2: a GET without a token
  * is refused (401), PUT /latest/api/token (sent with nc: busybox wget has
  * no --method) gives a token, and a GET with it succeeds.
  */
@@ -135,10 +136,19 @@ Test(linux_mmds, v1_imds_text_and_json_with_wget)
                        "wget -q -O - " MMDS_URL "/latest/meta-data/ > /tmp/l && "
                        "echo list=$(cat /tmp/l | tr '\\n' ,) && "
                        "echo json=$(wget -q -O - --header 'Accept: application/json' " MMDS_URL
-                       "/latest/meta-data)");
+                       "/latest/meta-data) && "
+                       /* Hostile requests get 400 and leave the MMDS serving. */
+                       "echo big=$(printf 'GET / HTTP/1.1\\r\\nX: %06000d\\r\\n\\r\\n' 0 | "
+                       "nc 169.254.169.254 80 | head -c 12) && "
+                       "echo junk=$(printf 'junk junk\\r\\n\\r\\n' | nc 169.254.169.254 80 | "
+                       "head -c 12) && "
+                       "echo after=$(wget -q -O - " MMDS_URL "/latest/meta-data/ami-id)");
     expect_in(&r, "v1=ami-flint");
     expect_in(&r, "list=ami-id,zone");
     expect_in(&r, "json={\"ami-id\":\"ami-flint\",\"zone\":\"z1\"}");
+    expect_in(&r, "big=HTTP/1.1 400");
+    expect_in(&r, "junk=HTTP/1.1 400");
+    expect_in(&r, "after=ami-flint");
     flint_result_free(&r);
 }
 
