@@ -945,13 +945,13 @@ Test(virtio_net, mmds_frames_stay_off_the_tap_and_answers_reach_rx)
     notify(RXQ);
     pump(4); /* a read of the idle "tap" is now outstanding */
     cr_assert_eq(virtio_net_inflight(net), 1);
-    /* An ARP request for 169.254.169.254. */
+    /* An ARP request for 169.254.169.254 from 169.254.0.2. */
+    static const uint8_t arp_fields[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
     memcpy(arp + 6, guest_mac, 6);
-    arp[12] = 0x08, arp[13] = 0x06;
-    arp[15] = 1, arp[16] = 0x08, arp[18] = 6, arp[19] = 4, arp[21] = 1;
+    memcpy(arp + 12, arp_fields, sizeof(arp_fields));
     memcpy(arp + 22, guest_mac, 6);
-    arp[28] = 169, arp[29] = 254, arp[31] = 2;
-    arp[38] = 169, arp[39] = 254, arp[40] = 169, arp[41] = 254;
+    memcpy(arp + 28, (const uint8_t[]){169, 254, 0, 2}, 4);
+    memcpy(arp + 38, (const uint8_t[]){169, 254, 169, 254}, 4);
     post_tx_bytes(0, TX_AREA, arp, sizeof(arp));
     notify(TXQ);
     pump_until_used(&txq, 1);
