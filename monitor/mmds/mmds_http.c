@@ -349,10 +349,18 @@ static void answer_request(struct mmds *m, const struct mmds_http *h, uint64_t n
     char path[MMDS_HTTP_MAX_PATH + 1];
     bool v2 = m->cfg.version == MMDS_V2;
 
+    uint32_t ttl;
+
     target_path(h, path);
     if (!path[0])
         return set_msg(a, 400, "Invalid URI.");
     fold_slashes(path);
+    /* V2 reads the token headers before anything else: a TTL that is not
+     * a number is refused whatever the method (as Firecracker). */
+    if (v2 && h->has_ttl && parse_ttl(h, &ttl) == -EINVAL)
+        return set_msg(a, 400,
+                       "Invalid header. Reason: Invalid value. Key: "
+                       "X-metadata-token-ttl-seconds");
     if (h->method != HTTP_GET && !(v2 && h->method == HTTP_PUT)) {
         a->allow = v2 ? "GET, PUT" : "GET";
         return set_msg(a, 405, "Not allowed HTTP method.");

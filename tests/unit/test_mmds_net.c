@@ -483,6 +483,8 @@ Test(mmds_net, v2_sessions)
     request(&c, "PUT /latest/other HTTP/1.1\r\nX-metadata-token-ttl-seconds: 5\r\n\r\n", resp,
             sizeof(resp));
     cr_assert(!strncmp(resp, "HTTP/1.1 404", 12), "%s", resp);
+    request(&c, "GET / HTTP/1.1\r\nX-metadata-token-ttl-seconds: x\r\n\r\n", resp, sizeof(resp));
+    cr_assert(!strncmp(resp, "HTTP/1.1 400", 12), "%s", resp);
     request(&c, "DELETE / HTTP/1.1\r\n\r\n", resp, sizeof(resp));
     cr_assert(strstr(resp, "Allow: GET, PUT\r\n"), "%s", resp);
     get_token(&c, "10", resp, sizeof(resp));
