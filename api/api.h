@@ -101,7 +101,7 @@ struct api_ctl {
 };
 
 struct api_response {
-    int status; /* 200, 204 or 400 */
+    int status; /* 200, 204, 400 or 413 */
     char *body; /* malloc'ed JSON; NULL for 204 */
 };
 
@@ -159,6 +159,28 @@ int api_snapshot_load(struct api_ctl *ctl, struct json_t *body, char *err, size_
 /* GET /vm/config: the configuration as JSON (malloc'ed, NULL if out of
  * memory). */
 char *api_vm_config_json(const struct vm_config *cfg);
+
+/* ---- MMDS (api_mmds.c) ---- */
+
+/* True for /mmds and /mmds/config. */
+bool api_mmds_path(const char *path);
+
+/* Answer a request to one of them (api_mmds_path): 0 with resp filled
+ * (200 with the document, or 204), -EINVAL with one line in err (400), or
+ * -EFBIG (413: the document would exceed --mmds-size-limit; nothing
+ * changed). */
+int api_mmds_dispatch(struct api_ctl *ctl, enum api_method method, const char *method_name,
+                      const char *path, const char *body, size_t len, struct api_response *resp,
+                      char *err, size_t errlen);
+
+/* PUT /mmds/config's body (or a config file's "mmds-config") applied to
+ * cfg->mmds, naming interfaces of cfg. 0 or -EINVAL with one line in err. */
+int api_mmds_configure(struct vm_config *cfg, struct json_t *body, char *err, size_t errlen);
+
+/* --metadata FILE: its JSON becomes the MMDS document. 0 or -EINVAL /
+ * -errno with one line in err. */
+struct mmds;
+int api_mmds_load_file(struct mmds *m, const char *path, char *err, size_t errlen);
 
 /* ---- the server (api.c) ---- */
 

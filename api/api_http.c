@@ -293,6 +293,8 @@ const char *api_http_reason(int status)
         return "No Content";
     case 400:
         return "Bad Request";
+    case 413:
+        return "Payload Too Large";
     case 500:
         return "Internal Server Error";
     default:

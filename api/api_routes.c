@@ -10,6 +10,7 @@
 #include "api_cpu_config.h"
 #include "log.h"
 #include "metrics.h"
+#include "mmds.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -775,12 +776,6 @@ int api_add_metrics(struct api_ctl *ctl, json_t *counters, json_t *gauges)
     return 0;
 }
 
-/* Sections of a configuration flint has no support for: null in
- * GET /vm/config, and only null in a config file. */
-static const char *const unsupported_sections[] = {
-    "mmds-config",
-};
-
 static json_t *vm_config_json(const struct vm_config *cfg)
 {
     json_t *root = json_object(), *drives = json_array(), *nets = json_array(), *boot, *vsock;
@@ -804,11 +799,11 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "vsock", vsock) &&
          /* A config file's cpu-config is a path; the template is not shown. */
          !json_object_set_new(root, "cpu-config", json_null()) &&
+         !json_object_set_new(root, "mmds-config",
+                              cfg->mmds ? mmds_config_json(cfg->mmds) : json_null()) &&
          /* The logger and metrics are the process's, not the VM's. */
          !json_object_set_new(root, "logger", json_null()) &&
          !json_object_set_new(root, "metrics", json_null());
-    for (size_t i = 0; ok && i < ARRAY_SIZE(unsupported_sections); i++)
-        ok = !json_object_set_new(root, unsupported_sections[i], json_null());
     ok = ok && !api_absent_device_json(root);
     if (!ok) {
         /* json_object_set_new took each value whether it failed or not. */
@@ -1083,7 +1078,6 @@ static const struct route routes[] = {
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
     "/metrics",
-    "/mmds",
     "/serial",
 };
 
@@ -1138,6 +1132,9 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
     /* As Firecracker's parser: a GET carries no body (its wording too). */
     if (method == API_METHOD_GET && len > 0)
         return failf(r->err, r->errlen, "GET request cannot have a body.");
+    if (api_mmds_path(path))
+        return api_mmds_dispatch(r->ctl, method, method_name, path, body, len, r->resp, r->err,
+                                 r->errlen);
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
         if (!path_matches(routes[i].path, path, &id))
             continue;
@@ -1203,14 +1200,16 @@ void api_handle(struct api_ctl *ctl, enum api_method method, const char *path, c
     struct api_counters *c = &ctl->counters;
     struct timespec t0, t1;
     uint64_t us;
+    int rc;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     resp->status = 204;
     resp->body = NULL;
-    if (dispatch(&r, method, names[method], path, body, body_len)) {
+    rc = dispatch(&r, method, names[method], path, body, body_len);
+    if (rc) {
         free(resp->body);
-        resp->status = 400;
-        log_info("API: %s %s: 400: %s", names[method], path, err);
+        resp->status = rc == -EFBIG ? 413 : 400;
+        log_info("API: %s %s: %d: %s", names[method], path, resp->status, err);
         resp->body = fault_json(err);
     }
     json_decref(r.body);
@@ -1252,14 +1251,11 @@ static int load_array(struct api_ctl *ctl, json_t *arr, const char *key,
 static bool known_key(const char *key)
 {
     static const char *const keys[] = {
-        "boot-source", "drives", "machine-config", "network-interfaces",
-        "vsock",       "logger", "metrics",        "cpu-config"};
+        "boot-source", "drives",  "machine-config", "network-interfaces", "vsock",
+        "logger",      "metrics", "cpu-config",     "mmds-config"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
-            return true;
-    for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++)
-        if (!strcmp(key, unsupported_sections[i]))
             return true;
     return api_absent_device_section(key, NULL, NULL, 0) == 0;
 }
@@ -1278,12 +1274,6 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
             return failf(err, errlen, "unknown key '%s'", key);
         if (api_absent_device_section(key, v, why, sizeof(why)) < 0)
             return failf(err, errlen, "%s: %s", key, why);
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++) {
-        v = json_object_get(root, unsupported_sections[i]);
-        if (v && !json_is_null(v))
-            return failf(err, errlen, "%s: not supported by flint yet (only null)",
-                         unsupported_sections[i]);
     }
     v = json_object_get(root, "logger");
     if (v && !json_is_null(v) && put_logger(ctl, v, why, sizeof(why)))
@@ -1314,6 +1304,9 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     v = json_object_get(root, "vsock");
     if (v && !json_is_null(v) && put_vsock(ctl, v, why, sizeof(why)))
         return failf(err, errlen, "vsock: %s", why);
+    v = json_object_get(root, "mmds-config");
+    if (v && !json_is_null(v) && api_mmds_configure(ctl->cfg, v, why, sizeof(why)))
+        return failf(err, errlen, "mmds-config: %s", why);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include "fake_vm.h"
 #include "config.h"
 #include "log.h"
+#include "mmds.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,7 +57,8 @@ static void fuzz_stream(struct api_ctl *ctl, const uint8_t *data, size_t size, s
             struct api_response resp;
             size_t len;
             api_handle(ctl, r.req.method, r.req.path, r.req.body, r.req.body_len, &resp);
-            if (resp.status != 200 && resp.status != 204 && resp.status != 400)
+            if (resp.status != 200 && resp.status != 204 && resp.status != 400 &&
+                resp.status != 413)
                 abort();
             free(api_http_response(resp.status, resp.body, !r.req.keep_alive, &len));
             free(resp.body);
@@ -78,12 +80,16 @@ static void fuzz_config(struct api_ctl *ctl, const uint8_t *data, size_t size)
     if (again) {
         struct vm_config cfg2;
         struct api_ctl ctl2 = *ctl;
+        struct mmds store2;
         config_init(&cfg2);
         ctl2.cfg = &cfg2;
+        cfg2.mmds = mmds_init(&store2, 0) ? NULL : &store2;
         /* What GET /vm/config says must load (files may have gone since). */
         if (api_load_config(&ctl2, again, strlen(again), err, sizeof(err)) &&
             !strstr(err, "cannot open"))
             abort();
+        if (cfg2.mmds)
+            mmds_fini(&store2);
         config_free(&cfg2);
     }
     free(again);
@@ -92,6 +98,7 @@ static void fuzz_config(struct api_ctl *ctl, const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct vm_config cfg;
+    struct mmds store;
     struct api_ctl ctl = {
         .cfg = &cfg,
         .instance_id = "fuzz",
@@ -103,12 +110,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     log_set_level(LOG_OFF);
     config_init(&cfg);
+    /* A small store, so the size limit (413) is reached too. */
+    cfg.mmds = mmds_init(&store, 512) ? NULL : &store;
     if (data[0] & 0x80) {
         fuzz_config(&ctl, data + 1, size - 1);
     } else {
         ctl.state = (data[0] & 0x40) ? API_VM_RUNNING : API_VM_NOT_STARTED;
         fuzz_stream(&ctl, data + 1, size - 1, (size_t)(data[0] & 0x3f) + 1);
     }
+    if (cfg.mmds)
+        mmds_fini(&store);
     config_free(&cfg);
     return 0;
 }

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "snapshot.h"
+#include "mmds.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -163,6 +164,7 @@ struct process {
     struct api_ctl *ctl;
     struct metrics metrics;
     struct ev_handler metrics_ev; /* the periodic flush */
+    struct mmds mmds;
 };
 
 /* One metrics line: the API's counters and the VM's. On the VMM thread. */
@@ -394,6 +396,19 @@ static int serve_setup(struct process *p, struct api_ctl *ctl, struct api_server
         log_error("--metrics-path: %s", err);
         return FLINT_EXIT_GENERIC;
     }
+    rc = mmds_init(&p->mmds, opts->mmds_size_limit ? opts->mmds_size_limit
+                             : opts->max_payload   ? opts->max_payload
+                                                   : API_HTTP_MAX_BODY);
+    if (rc) {
+        log_error("MMDS setup: %s", strerror(-rc));
+        return FLINT_EXIT_GENERIC;
+    }
+    p->cfg->mmds = &p->mmds;
+    if (opts->metadata_path &&
+        api_mmds_load_file(&p->mmds, opts->metadata_path, err, sizeof(err))) {
+        log_error("%s", err);
+        return FLINT_EXIT_BAD_CONFIG;
+    }
     if ((rc = watch_signals(p))) {
         log_error("signal setup: %s", strerror(-rc));
         return FLINT_EXIT_GENERIC;
@@ -478,6 +493,8 @@ static int serve(struct vm_config *cfg, const struct cli_serve *opts)
     if (p.sig_fd >= 0)
         close(p.sig_fd);
     metrics_close(&p.metrics);
+    mmds_fini(&p.mmds);
+    cfg->mmds = NULL;
     return status;
 }
 

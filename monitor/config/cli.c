@@ -51,6 +51,8 @@ enum opt_id {
     OPT_SNAPSHOT_ON_SIGNAL,
     OPT_RESTORE,
     OPT_MEM_FILE,
+    OPT_MMDS_SIZE_LIMIT,
+    OPT_METADATA,
 };
 
 struct opt {
@@ -94,6 +96,8 @@ static const struct opt serve_opts[] = {
     {"--show-log-origin", OPT_SHOW_LOG_ORIGIN, false},
     {"--metrics-path", OPT_METRICS_PATH, true},
     {"--http-api-max-payload-size", OPT_MAX_PAYLOAD, true},
+    {"--mmds-size-limit", OPT_MMDS_SIZE_LIMIT, true},
+    {"--metadata", OPT_METADATA, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
     {"--stats", OPT_STATS, false},
     {"--boot-timer", OPT_BOOT_TIMER, false},
@@ -106,8 +110,8 @@ static const struct opt serve_opts[] = {
 
 /* Firecracker options flint does not have yet: a clear word, not "unknown". */
 static const char *const later_opts[] = {
-    "--seccomp-filter",     "--mmds-size-limit",   "--start-time-us", "--start-time-cpu-us",
-    "--parent-cpu-time-us", "--describe-snapshot", "--module",        "--enable-pci",
+    "--seccomp-filter",    "--start-time-us", "--start-time-cpu-us", "--parent-cpu-time-us",
+    "--describe-snapshot", "--module",        "--enable-pci",
 };
 
 void cli_usage(FILE *out)
@@ -116,7 +120,8 @@ void cli_usage(FILE *out)
           "       flint [--api-sock PATH] [--id ID] [--config-file FILE] [--no-api]\n"
           "             [--level LEVEL] [--log-path PATH] [--show-level]\n"
           "             [--show-log-origin] [--metrics-path PATH]\n"
-          "             [--http-api-max-payload-size BYTES] [--no-seccomp] [--stats]\n"
+          "             [--http-api-max-payload-size BYTES] [--mmds-size-limit BYTES]\n"
+          "             [--metadata FILE] [--no-seccomp] [--stats]\n"
           "       flint --help | --version\n"
           "\n"
           "Boot a micro-VM under KVM. `flint run` boots at once; with no --kernel, it\n"
@@ -143,6 +148,11 @@ void cli_usage(FILE *out)
           "  --http-api-max-payload-size BYTES\n"
           "                      the largest request body the API takes (default 51200,\n"
           "                      at most 16 MiB)\n"
+          "  --mmds-size-limit BYTES\n"
+          "                      the largest MMDS document, as compact JSON (default:\n"
+          "                      the API payload limit)\n"
+          "  --metadata FILE     put FILE's JSON into the MMDS at start\n"
+          "  --level, --no-seccomp, --stats, --boot-timer: as for `run`\n"
           "  --level, --no-seccomp, --stats, --boot-timer, --no-kernel-unpack,\n"
           "  --no-kernel-cache: as for `run`\n"
           "\n"
@@ -265,6 +275,16 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
                        val);
         serve->max_payload = (size_t)n;
         return 0;
+    case OPT_MMDS_SIZE_LIMIT:
+        if (cli_parse_u64(val, 1, API_HTTP_MAX_BODY_LIMIT, &n))
+            return bad(err, errlen, "%s: '%s' is not a number of bytes from 1 to 16777216", name,
+                       val);
+        serve->mmds_size_limit = (size_t)n;
+        return 0;
+    case OPT_METADATA:
+        if (!val[0])
+            return bad(err, errlen, "%s: empty path%s", name, "");
+        return config_set_str(&serve->metadata_path, val);
     case OPT_SHOW_LEVEL:
         serve->show_level = true;
         return 0;
@@ -463,6 +483,7 @@ void cli_serve_free(struct cli_serve *serve)
     free(serve->config_file);
     free(serve->log_path);
     free(serve->metrics_path);
+    free(serve->metadata_path);
     memset(serve, 0, sizeof(*serve));
 }
 

@@ -27,8 +27,10 @@ struct cli_serve {
     bool no_api;
     char *log_path; /* NULL: log to stderr in flint's format */
     bool show_level, show_log_origin;
-    char *metrics_path; /* NULL: no metrics */
-    size_t max_payload; /* 0: API_HTTP_MAX_BODY; --http-api-max-payload-size */
+    char *metrics_path;     /* NULL: no metrics */
+    size_t max_payload;     /* 0: API_HTTP_MAX_BODY; --http-api-max-payload-size */
+    size_t mmds_size_limit; /* 0: max_payload's value (Firecracker's default) */
+    char *metadata_path;    /* --metadata: JSON put into the MMDS at start */
 };
 
 /* Parse argv (argv[0] is the program). On success returns 0 and sets

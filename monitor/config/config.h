@@ -25,6 +25,8 @@
 #define CONFIG_DEFAULT_CMDLINE                                                                     \
     "console=ttyS0 reboot=k panic=1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
+struct mmds;
+
 #define CONFIG_MAX_DRIVES  16
 #define CONFIG_MAX_NETS    8
 #define CONFIG_NET_MTU_MIN 68    /* RFC 791: every IPv4 host takes 68-byte datagrams */
@@ -123,6 +125,7 @@ struct vm_config {
     struct net_config nets[CONFIG_MAX_NETS];
     unsigned nnets;
     struct vsock_config vsock;
+    struct mmds *mmds; /* the process's metadata service (mmds.h); NULL: none */
 };
 
 /* Defaults: 128 MiB, 1 vCPU, log level Warning, seccomp filters on. */

@@ -6,6 +6,7 @@
  * interfaces, then vsock, so a guest sees the same layout for the same
  * configuration.
  */
+#include "mmds.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -75,6 +76,12 @@ int vmm_create_devices(struct vmm *vmm)
         if (virtio_net_create(&vmm->nets[i], &cfg->nets[i], vmm->loop, err, sizeof(err)))
             goto fail;
         vmm->nnets = i + 1;
+        if (cfg->mmds && mmds_serves_iface(cfg->mmds, cfg->nets[i].id) &&
+            virtio_net_set_mmds(vmm->nets[i], cfg->mmds)) {
+            snprintf(err, sizeof(err), "network interface %s: MMDS: out of memory",
+                     cfg->nets[i].id);
+            goto fail;
+        }
     }
     if (cfg->vsock.enabled &&
         virtio_vsock_create(&vmm->vsock, &cfg->vsock, vmm->loop, err, sizeof(err)))

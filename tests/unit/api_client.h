@@ -13,6 +13,8 @@
 #include "fake_vm.h"
 #include "metrics.h"
 
+#include "mmds.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@ static struct vm_config api_cfg;
 static struct api_ctl api_ctl;
 static struct api_response api_resp;
 static struct metrics api_metrics;
+static struct mmds api_mmds;
 /* Files the bodies name: a kernel, a drive image, a log and a metrics file. */
 static char api_kernel[64], api_disk[64], api_log[64], api_metrics_path[64];
 
@@ -41,6 +44,8 @@ static void api_client_setup(void)
     memset(&api_ctl, 0, sizeof(api_ctl));
     memset(&api_resp, 0, sizeof(api_resp));
     metrics_init(&api_metrics);
+    cr_assert_eq(mmds_init(&api_mmds, 0), 0);
+    api_cfg.mmds = &api_mmds;
     api_ctl.cfg = &api_cfg;
     api_ctl.instance_id = "conformance";
     api_ctl.vmm_version = "1.2.3";
@@ -58,7 +63,9 @@ static void api_client_teardown(void)
     free(api_resp.body);
     api_resp.body = NULL;
     metrics_close(&api_metrics);
+    api_cfg.mmds = NULL;
     config_free(&api_cfg);
+    mmds_fini(&api_mmds);
     unlink(api_kernel);
     unlink(api_disk);
     unlink(api_log);

@@ -259,7 +259,7 @@ Test(api, later_endpoints_say_so)
 {
     EXPECT_400(PUT("/snapshot/create", "{}"), "not supported before starting");
     EXPECT_400(GET("/snapshot/other"), "Invalid request method");
-    EXPECT_400(PUT("/mmds", "{}"), "not supported by flint yet");
+    EXPECT_400(PUT("/mmds", "{}"), "MMDS is not available");
     EXPECT_400(PUT("/loggers", "{}"), "Invalid request method");
 }
 

@@ -7,6 +7,7 @@
 
 #include "evloop.h"
 #include "virtio_harness.h"
+#include "mmds.h"
 #include "virtio_net.h"
 
 #include <errno.h>
@@ -945,4 +946,63 @@ Test(virtio_net, new_limits_resume_a_throttled_direction)
     cr_assert_lt(now_ms() - t0, 5000, "not the minute the old limit asked for");
     for (unsigned i = 0; i < 3; i++)
         cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 60);
+}
+
+/* ---- the MMDS hook (mmds.h) ---- */
+
+/* A TX chain holding a zero header and `len` bytes of `frame`. */
+static void post_tx_bytes(uint16_t d, uint64_t gpa, const uint8_t *frame, uint32_t len)
+{
+    memset(gp(gpa, HDR), 0, HDR);
+    memcpy(gp(gpa + HDR, len), frame, len);
+    hq_set(&txq, d, gpa, HDR + len, 0, 0);
+    hq_offer(&txq, d);
+}
+
+Test(virtio_net, mmds_frames_stay_off_the_tap_and_answers_reach_rx)
+{
+    static const uint8_t guest_mac[6] = {0x02, 0, 0, 0, 0, 9};
+    uint8_t arp[42] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, buf[2048];
+    struct mmds store;
+    uint32_t id, len;
+    uint8_t *reply;
+
+    cr_assert_eq(mmds_init(&store, 0), 0);
+    open_dev(0);
+    cr_assert_eq(virtio_net_set_mmds(net, &store), 0);
+    post_rx(0, RX_AREA, 2048);
+    notify(RXQ);
+    pump(4); /* a read of the idle "tap" is now outstanding */
+    cr_assert_eq(virtio_net_inflight(net), 1);
+    /* An ARP request for 169.254.169.254 from 169.254.0.2. */
+    static const uint8_t arp_fields[] = {0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1};
+    memcpy(arp + 6, guest_mac, 6);
+    memcpy(arp + 12, arp_fields, sizeof(arp_fields));
+    memcpy(arp + 22, guest_mac, 6);
+    memcpy(arp + 28, (const uint8_t[]){169, 254, 0, 2}, 4);
+    memcpy(arp + 38, (const uint8_t[]){169, 254, 169, 254}, 4);
+    post_tx_bytes(0, TX_AREA, arp, sizeof(arp));
+    notify(TXQ);
+    pump_until_used(&txq, 1);
+    pump_until_used(&rxq, 1);
+    cr_assert_lt(host_recv(buf, sizeof(buf)), 0, "the MMDS's frame reached the tap");
+    hq_used(&rxq, 0, &id, &len);
+    cr_assert_eq(len, HDR + 42);
+    reply = gp(RX_AREA + HDR, 42);
+    cr_assert_eq(memcmp(reply, guest_mac, 6), 0);
+    cr_assert_eq(reply[21], 2, "an ARP reply");
+    cr_assert_eq(rx_header(RX_AREA).num_buffers, 1);
+    /* Another destination goes to the tap as before. */
+    arp[41] = 253;
+    post_tx_bytes(1, TX_AREA + 0x1000, arp, sizeof(arp));
+    notify(TXQ);
+    pump_until_used(&txq, 2);
+    pump(4);
+    cr_assert_eq(host_recv(buf, sizeof(buf)), HDR + 42);
+    /* The device owns its endpoint; the store outlives it in flint. */
+    evloop_fini(&loop);
+    virtio_net_destroy(net);
+    net = NULL;
+    cr_assert_eq(evloop_init(&loop, 128), 0);
+    mmds_fini(&store);
 }

@@ -22,6 +22,7 @@
  */
 #define _GNU_SOURCE
 #include "virtio_net.h"
+#include "mmds.h"
 #include "util.h"
 
 #include <errno.h>
@@ -130,6 +131,9 @@ struct virtio_net {
      * closed, TX leaves chains in the avail ring and RX does not read the
      * tap, until its timer reopens it. */
     struct rl_gate rx_gate, tx_gate;
+    /* The MMDS endpoint (virtio_net_set_mmds); NULL: none. Its frames
+     * go to the guest before the tap is read again. */
+    struct mmds_net *mmds;
 };
 
 static bool has(const struct virtio_mmio *t, unsigned bit)
@@ -428,6 +432,37 @@ static void rx_submit(struct virtio_net *net)
     rx->paused = false;
 }
 
+static bool mmds_pending(const struct virtio_net *net)
+{
+    return net->mmds && mmds_net_peek(net->mmds);
+}
+
+static void rx_deliver(struct virtio_net *net, struct virtq *vq, uint32_t len);
+static void rx_drop(struct virtio_net *net, const char *why, long long len);
+
+/* Copy the next MMDS frame into the chains held, with a plain header, and
+ * hand it to the guest. False when none waits. */
+static bool rx_put_mmds_frame(struct virtio_net *net, struct virtq *vq)
+{
+    const struct mmds_frame *f = net->mmds ? mmds_net_peek(net->mmds) : NULL;
+    struct virtio_net_hdr_v1 hdr = {0};
+    struct net_rx *rx = &net->rx;
+    uint32_t len;
+
+    if (!f)
+        return false;
+    len = NET_HDR + f->len;
+    if (len > rx->capacity) {
+        rx_drop(net, "MMDS answer larger than the guest's receive buffers", f->len);
+    } else {
+        iov_copy_to(rx->iov, rx->niov, 0, &hdr, sizeof(hdr));
+        iov_copy_to(rx->iov, rx->niov, NET_HDR, f->data, f->len);
+        rx_deliver(net, vq, len);
+    }
+    mmds_net_pop(net->mmds, rate_limiter_now_ns());
+    return true;
+}
+
 /* Start a read if none is outstanding and the guest has buffers (lock
  * held, VMM thread). */
 static void rx_process(struct virtio_net *net)
@@ -440,8 +475,10 @@ static void rx_process(struct virtio_net *net)
         /* A read into the buffers of a driver that has since reset: the
          * buffers are no longer ours (§2.4), take the read back. Paused:
          * a frame arriving now would write guest memory after a snapshot
-         * was taken, so the read is taken back too. */
-        if ((rx->generation != t->generation || t->quiesced) && !rx->cancelling) {
+         * was taken, so the read is taken back too; so is an idle read while
+         * MMDS answers wait, so they need no tap traffic to go out. */
+        if ((rx->generation != t->generation || t->quiesced || mmds_pending(net)) &&
+            !rx->cancelling) {
             struct io_uring_sqe *sqe = evloop_sqe(net->loop, &net->cancel_ev);
             if (sqe) {
                 io_uring_prep_cancel(sqe, &rx->ev, 0);
@@ -459,21 +496,23 @@ static void rx_process(struct virtio_net *net)
         return;
     if (rx->generation != t->generation)
         rx_forget(rx, t->generation);
-    for (;;) {
-        enum rx_gathered g = rx_gather(net, vq);
-        if (g == RX_BROKEN)
-            return;
-        if ((g == RX_ENOUGH && rx->nchains) || rx_can_start(net))
-            break;
-        /* §2.7.10: not enough buffers; ask for a notification when the
-         * guest posts more. */
-        if (!virtq_enable_notify(vq)) {
-            if (!rx->paused)
-                net->stats.rx_no_buffers++;
-            rx->paused = true;
-            return;
+    do {
+        for (;;) {
+            enum rx_gathered g = rx_gather(net, vq);
+            if (g == RX_BROKEN)
+                return;
+            if ((g == RX_ENOUGH && rx->nchains) || rx_can_start(net))
+                break;
+            /* §2.7.10: not enough buffers; ask for a notification when
+             * the guest posts more. */
+            if (!virtq_enable_notify(vq)) {
+                if (!rx->paused)
+                    net->stats.rx_no_buffers++;
+                rx->paused = true;
+                return;
+            }
         }
-    }
+    } while (rx_put_mmds_frame(net, vq));
     /* The frame's length is known only once read: read when an op and a
      * byte are there, and charge the frame when it has arrived. */
     if (rate_limiter_enabled(&net->rx_gate.rl)) {
@@ -689,6 +728,21 @@ static int tx_prepare(struct virtio_net *net, struct net_tx_req *r, const struct
     return 1;
 }
 
+/* Offer a checked TX frame to the MMDS (its first MMDS_NET_FRAME_MAX
+ * bytes: a longer one to the MMDS is cut, fails its checks and is
+ * dropped). True when the MMDS took it. */
+static bool tx_to_mmds(struct virtio_net *net, const struct net_tx_req *r)
+{
+    uint8_t frame[MMDS_NET_FRAME_MAX];
+    size_t len = r->bytes - NET_HDR;
+
+    if (len > sizeof(frame))
+        len = sizeof(frame);
+    iov_copy_from(r->iov + r->first + 1, r->niov - 1, 0, frame, len);
+    return mmds_net_tx(net->mmds, frame, len, r->hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                       rate_limiter_now_ns());
+}
+
 static void on_tx_done(struct ev_handler *h, int res, uint32_t flags);
 
 static int tx_submit(struct virtio_net *net, struct net_tx_req *r, struct io_uring_sqe **prev)
@@ -745,6 +799,8 @@ static void tx_process(struct virtio_net *net)
                 }
             }
             rc = tx_prepare(net, r, &c);
+            if (rc == 1 && net->mmds && tx_to_mmds(net, r))
+                rc = 2; /* answered by the MMDS: never reaches the tap */
             if (rc < 0) {
                 virtio_mmio_needs_reset(t, c.nwrite ? "TX chain with device-writable buffers"
                                                     : "TX chain shorter than the 12-byte header");
@@ -758,6 +814,8 @@ static void tx_process(struct virtio_net *net)
             }
             if (rc == 1)
                 net->stats.tx_errors++;
+            if (rc == 2)
+                net->stats.tx_frames++;
             virtq_push(vq, c.head, 0);
             net->tx_pushed = true;
         }
@@ -766,6 +824,8 @@ static void tx_process(struct virtio_net *net)
     } while (virtq_enable_notify(vq));
 out:
     net->tx_inflight = n;
+    if (mmds_pending(net))
+        rx_process(net);
     signal_later(net);
 }
 
@@ -1075,7 +1135,22 @@ void virtio_net_destroy(struct virtio_net *net)
     free(net->tx);
     free(net->rx.overflow);
     free(net->name);
+    if (net->mmds)
+        mmds_net_fini(net->mmds);
+    free(net->mmds);
     free(net);
+}
+
+int virtio_net_set_mmds(struct virtio_net *net, struct mmds *store)
+{
+    struct mmds_net *m = calloc(1, sizeof(*m));
+
+    if (!m || mmds_net_init(m, store)) {
+        free(m);
+        return -ENOMEM;
+    }
+    net->mmds = m;
+    return 0;
 }
 
 void virtio_net_mac(const struct virtio_net *net, uint8_t mac[6])

@@ -43,6 +43,13 @@ int virtio_net_create(struct virtio_net **out, const struct net_config *cfg, str
 int virtio_net_create_fd(struct virtio_net **out, int fd, bool is_tap, const struct net_config *cfg,
                          struct evloop *loop, char *err, size_t errlen);
 
+/* Serve the MMDS (mmds.h) on this interface: ARP and IPv4 frames the
+ * guest sends to the MMDS address are answered by flint and never reach
+ * the tap; the answers are delivered to the guest ahead of tap frames.
+ * Call before the guest runs. 0 or -ENOMEM. */
+struct mmds;
+int virtio_net_set_mmds(struct virtio_net *net, struct mmds *store);
+
 /* Close the tap and free the device; after evloop_fini (see
  * virtio_net_inflight). */
 void virtio_net_destroy(struct virtio_net *net);
