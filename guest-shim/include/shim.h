@@ -483,7 +483,16 @@ int shim_net_reset(struct shim_net *net);
  * beyond the credit the shim granted is dropped and resets the connection;
  * a fwd_cnt ahead of what was sent gives no credit. Once the peer has
  * shut down both directions and every byte is received, the shim ends
- * the connection with RST. */
+ * the connection with RST.
+ *
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (§5.10.6.6; what a guest restored
+ * from a snapshot gets first, its host ends being gone) ends every
+ * connection without an RST: each reads as reset (conn_info's `reset`;
+ * recv gives -SHIM_ECONNRESET once its bytes are taken, or 0 if the peer
+ * had shut down its sending side before; then close it);
+ * listeners stay; the guest CID is read again; shim_vsock_info counts it
+ * in transport_resets and shim_vsock_wait returns for it. An application
+ * that waits for it reconnects with shim_vsock_connect as usual. */
 
 #define SHIM_ECONNREFUSED 111
 #define SHIM_ECONNRESET   104

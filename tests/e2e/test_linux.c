@@ -14,8 +14,10 @@
  * over a tap; vsock both ways with checked bytes; reboot and panic end
  * flint with 0; the boot timer; a drive's image swapped under the guest
  * (PATCH /drives) with the kernel noticing the new size; images or sizes
- * flint must refuse; and the control API driven with curl as
- * Firecracker's getting-started guide does.
+ * flint must refuse; the control API driven with curl as
+ * Firecracker's getting-started guide does; and a snapshot taken after
+ * init, restored in a new process on another tap (network_overrides),
+ * that then pings, writes its ext4 root and talks over vsock.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -1155,4 +1157,123 @@ Test(linux_blk, patch_drive_gives_the_guest_the_new_size_and_data, .timeout = 60
     free(sock);
     free(cl);
     free(k);
+}
+
+/* ---- snapshots: restore in a new process, then use every device ---- */
+
+#define SNAP_TAP_A "flints0" /* no host address: the guest's pings go unanswered */
+#define SNAP_TAP_B "flints1" /* HOST_IP: the restored guest's pings are answered */
+
+static void snap_taps(void)
+{
+    cr_assert_eq(access("/dev/net/tun", R_OK | W_OK), 0, "/dev/net/tun: %s", strerror(errno));
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare(CLONE_NEWNET): %s (needs root)",
+                 strerror(errno));
+    cr_assert_eq(host_sh("PATH=$PATH:/sbin:/usr/sbin; ip link set lo up && "
+                         "ip tuntap add dev " SNAP_TAP_A " mode tap && ip link set " SNAP_TAP_A
+                         " up && ip tuntap add dev " SNAP_TAP_B " mode tap && "
+                         "ip addr add " HOST_IP "/24 dev " SNAP_TAP_B " && ip link set " SNAP_TAP_B
+                         " up"),
+                 0, "setting up the taps (iproute2 installed?)");
+}
+
+/* Send one API request, retrying while the socket is not there yet. */
+static void snap_api(struct live *l, const char *sock, const char *method, const char *path,
+                     const char *body)
+{
+    char answer[4096];
+    int st;
+    double end = now_s() + 60;
+
+    while ((st = api_call(sock, method, path, body, answer, sizeof(answer))) < 0 && now_s() < end)
+        live_pump(l, 50);
+    cr_assert_eq(st, 204, "%s %s: %s\nstdout:\n%s\nstderr:\n%s", method, path, answer, l->out,
+                 l->err);
+}
+
+/* Booted to init, whose command waits for a ping to be answered (only the
+ * tap the restore points eth0 at has the host's address); paused,
+ * snapshotted and killed. A new process restores it with
+ * network_overrides and vsock_override; the guest's command then pings
+ * the host, writes the ext4 root (read back with debugfs) and talks over
+ * vsock, and init reboots, ending flint with 0. */
+Test(linux_snapshot, restore_in_a_new_process_with_network_override, .timeout = 900)
+{
+    char *k = kernel("vmlinux"), *tree = temp_path("snaproot"), *img = temp_path("snap.ext4");
+    char *cfgp = temp_path("snap.json"), *sock = temp_path("snap-api.sock");
+    char *sock2 = temp_path("snap-load.sock"), *state = temp_path("snap.state");
+    char *mem = temp_path("snap.mem"), uds_a[64], body[1024];
+    struct vsock_host h = {.flint_done = false};
+    static struct live l; /* 128 KiB of buffers */
+    pthread_t lt;
+
+    snap_taps();
+    make_root_ext4(tree, img);
+    snprintf(uds_a, sizeof(uds_a), "/tmp/flint-linux-snapa-%d.sock", getpid());
+    snprintf(h.uds, sizeof(h.uds), "/tmp/flint-linux-snapb-%d.sock", getpid());
+    unlink(sock);
+    unlink(sock2);
+    char *cl = cmdline("root=/dev/vda rw init=/init flint.ip=" GUEST_IP "/24 flint.cmd=\"echo "
+                       "snap-ready-$((6*7)); until ping -c 1 -W 1 " HOST_IP " >/dev/null; do :; "
+                       "done; echo pinged-$((6*7)); echo written-after-restore > /snap.txt; "
+                       "sync; vsock-guest send 2 %u 65536\"",
+                       VSOCK_HOST_PORT);
+    FILE *f = fopen(cfgp, "w");
+    cr_assert_not_null(f);
+    fprintf(f,
+            "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"%s\"},\n"
+            " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", "
+            "\"is_root_device\": true, \"is_read_only\": false}],\n"
+            " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"" SNAP_TAP_A
+            "\", \"guest_mac\": \"06:00:00:00:01:02\"}],\n"
+            " \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"%s\"},\n"
+            " \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128}}\n",
+            k, json_escaped(cl), img, uds_a);
+    fclose(f);
+
+    char *argv[] = {FLINT_BIN, "--api-sock", sock, "--config-file", cfgp, NULL};
+    live_start(&l, argv);
+    live_wait_for(&l, "snap-ready-42");
+    snap_api(&l, sock, "PATCH", "/vm", "{\"state\": \"Paused\"}");
+    snprintf(body, sizeof(body),
+             "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+             state, mem);
+    snap_api(&l, sock, "PUT", "/snapshot/create", body);
+    cr_assert_null(strstr(l.out, "pinged-42"), "a ping was answered before the restore");
+    kill(l.pid, SIGKILL);
+    live_finish(&l);
+
+    cr_assert_eq(pthread_create(&lt, NULL, vsock_listener, &h), 0);
+    char *argv2[] = {FLINT_BIN, "--api-sock", sock2, NULL};
+    live_start(&l, argv2);
+    snprintf(body, sizeof(body),
+             "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+             "\"backend_path\": \"%s\"}, \"resume_vm\": true, \"network_overrides\": "
+             "[{\"iface_id\": \"eth0\", \"host_dev_name\": \"" SNAP_TAP_B "\"}], "
+             "\"vsock_override\": {\"uds_path\": \"%s\"}}",
+             state, mem, h.uds);
+    snap_api(&l, sock2, "PUT", "/snapshot/load", body);
+    int status = live_finish(&l);
+    h.flint_done = true;
+    pthread_join(lt, NULL);
+    cr_assert_eq(status, 0, "restored: status %d\nstdout:\n%s\nstderr:\n%s", status, l.out, l.err);
+    cr_assert_null(strstr(l.out, "snap-ready-42"), "the guest booted afresh:\n%s", l.out);
+    expect_in(l.out, "pinged-42", "guest console");
+    expect_in(l.out, "vsock-guest: sent 65536 bytes to 2:6000, all came back intact",
+              "guest console");
+    expect_in(l.out, INIT_OK, "guest console");
+    cr_assert(h.echoed_guest, "guest -> host: no echo to EOF (%s)\nstdout:\n%s", h.why, l.out);
+    expect_in_image(img, "/snap.txt", "written-after-restore");
+    host_sh("rm -rf %s %s %s %s %s", tree, img, cfgp, state, mem);
+    unlink(sock);
+    unlink(sock2);
+    free(k);
+    free(tree);
+    free(img);
+    free(cfgp);
+    free(sock);
+    free(sock2);
+    free(state);
+    free(mem);
+    free(cl);
 }

@@ -5,7 +5,10 @@
  * the guest goes on checking every page to its last round. Full, Full then
  * Diff (merged as a user would), the command line (--snapshot-on-signal,
  * --restore), and state or memory files that are truncated, corrupted or
- * too small, each refused with one line.
+ * too small, each refused with one line. A snapdev guest
+ * (guests/snapdev.c) has read its disk and holds a vsock connection when
+ * it is snapshotted; restored with drive_overrides and vsock_override, it
+ * sees the transport reset, reads the other image and connects again.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -464,4 +467,156 @@ Test(snapshot, command_line_save_restore_and_bad_files, .timeout = 900)
     unlink(mem);
     unlink(bad);
     unlink(small);
+}
+
+/* ---- devices across a restore (snapdev guest) ---- */
+
+#define SNAPDEV    GUEST_DIR "/snapdev.elf"
+#define VSOCK_PORT 6000
+
+/* A 1 MiB image whose sector 0 starts with the 16 bytes of text. */
+static void make_image(char *path, size_t len, const char *what, const char *text)
+{
+    int fd;
+
+    tmp_path(path, len, what);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+    cr_assert_eq(pwrite(fd, text, 16, 0), 16);
+    close(fd);
+}
+
+/* The host's end of guest-initiated connections: flint connects to
+ * "<uds>_<port>" (Firecracker's convention). */
+static int listen_port(const char *uds, unsigned port)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    cr_assert_geq(fd, 0);
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s_%u", uds, port);
+    unlink(a.sun_path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind %s: %s", a.sun_path,
+                 strerror(errno));
+    cr_assert_eq(listen(fd, 4), 0);
+    return fd;
+}
+
+/* Pump l (if it still runs) until poll says fd is readable. */
+static void wait_readable(struct live *l, int fd, double end)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+
+    while (poll(&p, 1, 20) <= 0) {
+        cr_assert(now_s() < end, "nothing came over vsock\nstdout:\n%s\nstderr:\n%s", l->out,
+                  l->err);
+        if (!l->done)
+            live_pump(l, 0);
+    }
+}
+
+/* Accept the next connection on lfd and read one line from it; the
+ * connection, left open. */
+static int accept_line(struct live *l, int lfd, char *line, size_t len)
+{
+    double end = now_s() + 120;
+    size_t have = 0;
+    int fd;
+
+    wait_readable(l, lfd, end);
+    fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    cr_assert_geq(fd, 0, "accept: %s", strerror(errno));
+    while (have + 1 < len && !memchr(line, '\n', have)) {
+        wait_readable(l, fd, end);
+        ssize_t n = recv(fd, line + have, len - 1 - have, 0);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    line[have] = '\0';
+    return fd;
+}
+
+static void write_devices_config(char *path, size_t len, const char *image, const char *uds)
+{
+    char json[2048];
+    int fd;
+
+    tmp_path(path, len, "cfg.json");
+    snprintf(json, sizeof(json),
+             "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0 "
+             "port=%d\"}, \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 64}, "
+             "\"drives\": [{\"drive_id\": \"disk\", \"path_on_host\": \"%s\", "
+             "\"is_root_device\": false, \"is_read_only\": false}], "
+             "\"vsock\": {\"guest_cid\": 3, \"uds_path\": \"%s\"}}",
+             SNAPDEV, VSOCK_PORT, image, uds);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+}
+
+/* The guest read its disk and has a vsock connection open when it is
+ * snapshotted; the restored copy gets another image (drive_overrides) and
+ * another vsock socket (vsock_override), sees the transport reset, finds
+ * its memory intact, reads the new image and connects again. */
+Test(snapshot, devices_across_a_restore, .timeout = 900)
+{
+    char img_a[108], img_b[108], uds_a[108], uds_b[108], cfg[108], sock[108], state[108], mem[108],
+        body[2048], line[256];
+    struct live l;
+
+    make_image(img_a, sizeof(img_a), "a.img", "snapdev image A.");
+    make_image(img_b, sizeof(img_b), "b.img", "snapdev image B.");
+    tmp_path(uds_a, sizeof(uds_a), "a.vsock");
+    tmp_path(uds_b, sizeof(uds_b), "b.vsock");
+    tmp_path(sock, sizeof(sock), "api.sock");
+    tmp_path(state, sizeof(state), "state");
+    tmp_path(mem, sizeof(mem), "mem");
+    int lfd_a = listen_port(uds_a, VSOCK_PORT), lfd_b = listen_port(uds_b, VSOCK_PORT);
+    write_devices_config(cfg, sizeof(cfg), img_a, uds_a);
+
+    start_flint(&l, sock, cfg);
+    live_wait_for(&l, "snapdev: ready");
+    check_has(l.out, "snapdev: disk 'snapdev image A.'");
+    /* Held open: the guest must find it reset by the restore, not closed
+     * by the host. */
+    int conn_a = accept_line(&l, lfd_a, line, sizeof(line));
+    cr_assert_str_eq(line, "before snapdev image A.\n");
+    expect(&l, sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204);
+    snapshot(&l, sock, "Full", state, mem);
+    kill_flint(&l);
+
+    tmp_path(sock, sizeof(sock), "load.sock");
+    start_flint(&l, sock, NULL);
+    snprintf(body, sizeof(body),
+             "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+             "\"backend_path\": \"%s\"}, \"resume_vm\": true, \"drive_overrides\": "
+             "[{\"drive_id\": \"disk\", \"path_on_host\": \"%s\"}], \"vsock_override\": "
+             "{\"uds_path\": \"%s\"}}",
+             state, mem, img_b, uds_b);
+    expect(&l, sock, "PUT", "/snapshot/load", body, 204);
+    close(accept_line(&l, lfd_b, line, sizeof(line)));
+    int status = live_finish(&l);
+    cr_assert_eq(status, 0, "restored guest failed (%d)\nstdout:\n%s\nstderr:\n%s", status, l.out,
+                 l.err);
+    cr_assert_null(strstr(l.out, "snapdev: ready"), "the guest booted afresh:\n%s", l.out);
+    check_has(l.out, "snapdev: transport reset, connection reset");
+    check_has(l.out, "snapdev: memory ok");
+    check_has(l.out, "snapdev: disk 'snapdev image B.'");
+    check_has(l.out, "snapdev: done");
+    cr_assert_str_eq(line, "after snapdev image B.\n");
+    close(conn_a);
+    close(lfd_a);
+    close(lfd_b);
+    snprintf(line, sizeof(line), "%s_%d", uds_a, VSOCK_PORT);
+    unlink(line);
+    snprintf(line, sizeof(line), "%s_%d", uds_b, VSOCK_PORT);
+    unlink(line);
+    unlink(img_a);
+    unlink(img_b);
+    unlink(cfg);
+    unlink(state);
+    unlink(mem);
+    unlink(sock);
 }

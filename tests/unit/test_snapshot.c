@@ -251,6 +251,29 @@ Test(snapshot, cpuid_features_the_host_lacks_are_refused)
     cr_assert(strstr(err, "0x7.0 ebx") && strstr(err, "0x00000100"), "%s", err);
 }
 
+/* OSXSAVE and OSPKE mirror the guest's CR4 (a Linux guest sets both): a
+ * snapshot of it restores on the host it was taken on, whose supported
+ * CPUID never has them; the real features next to them still count. */
+Test(snapshot, cpuid_bits_mirroring_cr4_do_not_count)
+{
+    static struct vcpu_state s;
+    struct {
+        struct kvm_cpuid2 h;
+        struct kvm_cpuid_entry2 e[2];
+    } host = {.h.nent = 2};
+
+    memset(&s, 0, sizeof(s));
+    host.e[0] = (struct kvm_cpuid_entry2){.function = 1, .ecx = 1u << 26}; /* XSAVE */
+    host.e[1] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 1u << 3};  /* PKU */
+    s.ncpuid = 2;
+    s.cpuid[0] = (struct kvm_cpuid_entry2){.function = 1, .ecx = 1u << 26 | 1u << 27};
+    s.cpuid[1] = (struct kvm_cpuid_entry2){.function = 7, .ecx = 1u << 3 | 1u << 4};
+    cr_assert_eq(vcpu_state_check_cpuid(&s, &host.h, err, sizeof(err)), 0, "%s", err);
+    s.cpuid[1].ecx |= 1u << 5; /* WAITPKG, which this host lacks */
+    cr_assert_eq(vcpu_state_check_cpuid(&s, &host.h, err, sizeof(err)), -ENOTSUP);
+    cr_assert(strstr(err, "0x7.0 ecx") && strstr(err, "0x00000020"), "%s", err);
+}
+
 /* ---- memory ---- */
 
 static int tmpfile_fd(void)

@@ -325,17 +325,22 @@ int vm_state_restore(struct kvm *kvm, const struct vm_state *s, bool clock_realt
     return 0;
 }
 
-/* The feature registers a guest tests, and the bits flint itself sets in
- * them (cpuid_x86_64.c: hypervisor, TSC deadline, HTT, CMP_LEGACY). */
+/* The feature registers a guest tests, and the bits in them that are not
+ * the host's to offer: those flint itself sets (cpuid_x86_64.c:
+ * hypervisor, TSC deadline, HTT, CMP_LEGACY) and those KVM mirrors from
+ * the guest's CR4 as it runs (OSXSAVE, leaf 1 ecx bit 27; OSPKE, leaf 7
+ * ecx bit 4: SDM vol. 2A, CPUID), which KVM_GET_CPUID2 returns set once a
+ * guest such as Linux turned them on and KVM_GET_SUPPORTED_CPUID never
+ * reports. */
 static const struct {
     uint32_t function, index;
     unsigned reg; /* 0 eax, 1 ebx, 2 ecx, 3 edx */
-    uint32_t flint_bits;
+    uint32_t ignored_bits;
 } feature_regs[] = {
-    {1, 0, 2, 1u << 31 | 1u << 24},
+    {1, 0, 2, 1u << 31 | 1u << 27 | 1u << 24},
     {1, 0, 3, 1u << 28},
     {7, 0, 1, 0},
-    {7, 0, 2, 0},
+    {7, 0, 2, 1u << 4},
     {7, 0, 3, 0},
     {0xd, 1, 0, 0},
     {0x80000001, 0, 2, 1u << 1},
@@ -370,7 +375,7 @@ int vcpu_state_check_cpuid(const struct vcpu_state *s, const struct kvm_cpuid2 *
             continue;
         host = find_leaf(supported->entries, supported->nent, feature_regs[i].function,
                          feature_regs[i].index);
-        missing = reg_of(saved, feature_regs[i].reg) & ~feature_regs[i].flint_bits &
+        missing = reg_of(saved, feature_regs[i].reg) & ~feature_regs[i].ignored_bits &
                   ~(host ? reg_of(host, feature_regs[i].reg) : 0);
         if (missing) {
             snprintf(err, errlen,
