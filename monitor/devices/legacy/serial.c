@@ -102,6 +102,11 @@ static uint8_t rx_pop(struct serial_regs *r)
 
 void serial_write_console(struct serial *s, const uint8_t *buf, size_t len)
 {
+    /* The paravirtual console's output is console output too (boot_phases.h). */
+    if (len) {
+        boot_phase_end(&boot_phases, BOOT_PHASE_FIRST_CONSOLE);
+        boot_phase_begin(&boot_phases, BOOT_PHASE_GUEST_EXIT);
+    }
     pthread_mutex_lock(&s->lock);
     while (len && s->out_fd >= 0) {
         ssize_t n = write(s->out_fd, buf, len);
