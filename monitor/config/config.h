@@ -94,6 +94,10 @@ struct vm_config {
     char *snapshot_on_signal;
     /* flint run --restore STATE --mem-file MEM: start from a snapshot. */
     char *restore_state, *restore_mem;
+    /* --record-working-set: write STATE.ws when the restored VM ends;
+     * --prefetch: bring STATE.ws's pages in before the vCPUs run
+     * (snapshot_ws.h). */
+    bool ws_record, ws_prefetch;
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

@@ -163,9 +163,10 @@ static int setup_devices(struct vmm *vmm)
  * allowed; the threads load them in vmm_run. */
 static int build_seccomp(struct vmm *vmm)
 {
-    unsigned features = (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
-                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
-                        (vmm->cfg->snapshot_on_signal ? SECCOMP_FEAT_SNAPSHOT : 0);
+    unsigned features =
+        (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
+        (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
+        (vmm->cfg->snapshot_on_signal || vmm->cfg->ws_record ? SECCOMP_FEAT_SNAPSHOT : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {
