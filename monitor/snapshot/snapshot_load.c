@@ -182,7 +182,8 @@ int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
         (rc = snapshot_ws_prefetch_file(req->state_path, vmm->mem.map, vmm->mem.size, why,
                                         sizeof(why)))) {
         snprintf(err, errlen, "prefetch: %s", why);
-        rc = rc == -EBADMSG ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC;
+        /* A missing or bad file is the user's input; a failed madvise the host's. */
+        rc = rc == -EBADMSG || rc == -ENOENT ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC;
     }
 out:
     snapshot_image_free(&img);

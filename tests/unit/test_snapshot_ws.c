@@ -4,11 +4,14 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 
+#include "api.h"
 #include "snap_io.h"
+#include "snapshot.h"
 #include "snapshot_ws.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,4 +217,40 @@ Test(snapshot_ws, record_and_prefetch)
     munmap((void *)map, size);
     close(pm);
     close(fd);
+}
+
+static int parse_load(const char *text, struct snapshot_load_req *req)
+{
+    json_t *body = json_loads(text, 0, NULL);
+    int rc;
+
+    cr_assert_not_null(body, "%s", text);
+    rc = api_parse_snapshot_load(body, req, err, sizeof(err));
+    json_decref(body);
+    return rc;
+}
+
+/* PUT /snapshot/load's flint extension "prefetch": a boolean, File only. */
+Test(snapshot_ws, load_body_prefetch)
+{
+    struct snapshot_load_req req;
+
+    cr_assert_eq(parse_load("{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}", &req), 0, "%s",
+                 err);
+    cr_assert(!req.prefetch);
+    cr_assert_eq(parse_load("{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
+                            "\"prefetch\":true}",
+                            &req),
+                 0, "%s", err);
+    cr_assert(req.prefetch);
+    cr_assert_eq(parse_load("{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\","
+                            "\"prefetch\":1}",
+                            &req),
+                 -EINVAL);
+    cr_assert(strstr(err, "prefetch"), "%s", err);
+    cr_assert_eq(parse_load("{\"snapshot_path\":\"s\",\"mem_backend\":{\"backend_type\":"
+                            "\"Uffd\",\"backend_path\":\"/u\"},\"prefetch\":true}",
+                            &req),
+                 -EINVAL);
+    cr_assert(strstr(err, "needs mem_backend File"), "%s", err);
 }
