@@ -59,6 +59,9 @@ enum seccomp_feature {
     /* Snapshots can be taken (the API, or --snapshot-on-signal): the state
      * and memory files are created and written. */
     SECCOMP_FEAT_SNAPSHOT = 1u << 2,
+    /* flint run --record-working-set: /proc/self/pagemap is read when the
+     * VM has ended (snapshot_ws.h); with SNAPSHOT to write STATE.ws. */
+    SECCOMP_FEAT_WORKING_SET = 1u << 3,
 };
 
 /* One allow-list entry: the system call `nr` is allowed to the thread
