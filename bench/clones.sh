@@ -69,7 +69,7 @@ for i in $(seq 1 "$clones"); do
   pids+=($!)
 done
 for i in $(seq 1 "$clones"); do
-  for t in $(seq 1 60000); do
+  for _ in $(seq 1 60000); do
     grep -q 'clonemem: touched' "$tmp/clone.$i.log" && break
     kill -0 "${pids[$((i - 1))]}" 2>/dev/null || { echo "clone $i ended:" >&2; cat "$tmp/clone.$i.log" >&2; exit 1; }
     sleep 0.01
@@ -118,7 +118,7 @@ kvm_read() {
 # one_run LOG FLAG...: "us_to_answer minflt majflt kvm-deltas..." of one
 # restore (faults of the flint process from GNU time's %R and %F).
 one_run() {
-  local log=$1 before after t0 t1= pid
+  local log=$1 before after t0 t1="" pid
   shift
   before=$(kvm_read)
   t0=$(date +%s%N)
