@@ -5,9 +5,9 @@
  * memory, reads all of it, says "clonemem: touched N pages, wrote M in
  * T us" (its first answer after the restore; T is the guest's own time
  * for the writes and reads, which page faults dominate), and then sleeps
- * for good with
- * interrupts on (`stay`, default 1, so its memory can be measured) or
- * exits 0 (stay=0). Exit 1 if a page read back is not what was written. */
+ * for good with interrupts on (`stay`, default 1, so its memory can be
+ * measured) or exits 0 (stay=0) after `after` ms more (default 0; time to
+ * read the VM's counters). Exit 1 if a page read back is not what was written. */
 #include "shim.h"
 
 #define PAGE 4096u
@@ -22,6 +22,7 @@ int main(void)
     uint64_t pages = (uint64_t)shim_arg_int("mib", 32) * (1u << 20) / PAGE;
     uint64_t wrote = (uint64_t)shim_arg_int("write", 1024) * 1024 / PAGE;
     long long ms = shim_arg_int("ms", 3000), stay = shim_arg_int("stay", 1);
+    long long after = shim_arg_int("after", 0);
     volatile uint64_t *buf = shim_alloc(pages * PAGE, PAGE);
     uint64_t sum = 0;
 
@@ -47,8 +48,10 @@ int main(void)
     shim_printf("clonemem: touched %llu pages, wrote %llu in %llu us (sum %llx)\n",
                 (unsigned long long)pages, (unsigned long long)wrote,
                 (unsigned long long)((shim_time_ns() - t0) / 1000), (unsigned long long)sum);
-    if (!stay)
+    if (!stay) {
+        shim_delay_us((uint64_t)after * 1000);
         return 0;
+    }
     for (;;)
         __asm__ volatile("sti; hlt");
 }
