@@ -170,6 +170,7 @@ int api_parse_snapshot_load(json_t *body, struct snapshot_load_req *req, char *e
                                        "vsock_override",
                                        "drive_overrides",
                                        "clock_realtime",
+                                       "prefetch", /* flint's: snapshot_ws.h */
                                        NULL};
     static const char *const vsock_keys[] = {"uds_path", NULL};
     json_t *vs;
@@ -183,8 +184,13 @@ int api_parse_snapshot_load(json_t *body, struct snapshot_load_req *req, char *e
         get_flag(body, "enable_diff_snapshots", &req->track_dirty_pages, err, errlen) ||
         get_flag(body, "track_dirty_pages", &req->track_dirty_pages, err, errlen) ||
         get_flag(body, "resume_vm", &req->resume_vm, err, errlen) ||
-        get_flag(body, "clock_realtime", &req->clock_realtime, err, errlen))
+        get_flag(body, "clock_realtime", &req->clock_realtime, err, errlen) ||
+        get_flag(body, "prefetch", &req->prefetch, err, errlen))
         return -EINVAL;
+    if (req->prefetch && !req->mem_path)
+        return fail(err, errlen,
+                    "prefetch: needs mem_backend File (the working set is mapped "
+                    "from the memory file)");
     if (parse_overrides(body, "network_overrides", "iface_id", "host_dev_name", req->nets,
                         CONFIG_MAX_NETS, &req->nnets, why, sizeof(why)) ||
         parse_overrides(body, "drive_overrides", "drive_id", "path_on_host", req->drives,

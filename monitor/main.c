@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "snapshot.h"
 #include "mmds.h"
+#include "snapshot_ws.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -86,8 +87,10 @@ static int watch_snapshot_signal(struct snapshot_signal *ss, struct vmm *vmm, st
 
 static int build_vm(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, bool *built)
 {
-    struct snapshot_load_req req = {
-        .state_path = cfg->restore_state, .mem_path = cfg->restore_mem, .resume_vm = true};
+    struct snapshot_load_req req = {.state_path = cfg->restore_state,
+                                    .mem_path = cfg->restore_mem,
+                                    .resume_vm = true,
+                                    .prefetch = cfg->ws_prefetch};
     char err[768];
     int status;
 
@@ -100,9 +103,35 @@ static int build_vm(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
     return status;
 }
 
+/* --record-working-set (snapshot_ws.h): the files are opened while the
+ * VM is built and written when it has ended. */
+static int record_ws_open(struct snapshot_ws_recorder *rec, const char *state)
+{
+    char err[512];
+
+    if (snapshot_ws_record_open(rec, state, err, sizeof(err))) {
+        log_error("--record-working-set: %s", err);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void record_ws_write(struct snapshot_ws_recorder *rec, const struct vmm *vmm,
+                            const char *state)
+{
+    uint64_t pages;
+    int rc = snapshot_ws_record_write(rec, vmm->mem.map, vmm->mem.size, &pages);
+
+    if (rc)
+        log_error("--record-working-set: %s.ws: %s", state, strerror(-rc));
+    else
+        log_info("--record-working-set: %llu pages in %s.ws", (unsigned long long)pages, state);
+}
+
 static int run(struct vm_config *cfg)
 {
     struct snapshot_signal ss = {.fd = -1};
+    struct snapshot_ws_recorder rec;
     bool built = false;
     struct evloop loop;
     struct vmm vmm;
@@ -134,9 +163,13 @@ static int run(struct vm_config *cfg)
         log_error("--snapshot-on-signal: cannot watch SIGUSR1");
         status = FLINT_EXIT_GENERIC;
     }
+    if (status == 0 && cfg->ws_record && record_ws_open(&rec, cfg->restore_state))
+        status = FLINT_EXIT_GENERIC;
     if (status == 0) {
         status = vmm_run(&vmm);
         print_stats(&vmm, cfg);
+        if (cfg->ws_record)
+            record_ws_write(&rec, &vmm, cfg->restore_state);
     }
     /* The ring first: it may hold buffers of the devices vmm_destroy frees. */
     evloop_fini(&loop);

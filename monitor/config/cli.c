@@ -53,6 +53,8 @@ enum opt_id {
     OPT_MEM_FILE,
     OPT_MMDS_SIZE_LIMIT,
     OPT_METADATA,
+    OPT_RECORD_WS,
+    OPT_PREFETCH,
 };
 
 struct opt {
@@ -81,6 +83,8 @@ static const struct opt run_opts[] = {
     {"--snapshot-on-signal", OPT_SNAPSHOT_ON_SIGNAL, true},
     {"--restore", OPT_RESTORE, true},
     {"--mem-file", OPT_MEM_FILE, true},
+    {"--record-working-set", OPT_RECORD_WS, false},
+    {"--prefetch", OPT_PREFETCH, false},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
 };
@@ -191,6 +195,10 @@ void cli_usage(FILE *out)
           "  --restore STATE --mem-file MEM\n"
           "                   start from a snapshot instead of a kernel (the\n"
           "                   snapshot's configuration; --mem/--vcpus are ignored)\n"
+          "  --record-working-set\n"
+          "                   with --restore: when the VM ends, write the pages it\n"
+          "                   touched to STATE.ws\n"
+          "  --prefetch       with --restore: map STATE.ws's pages before the vCPUs run\n"
           "  --stats          print VM exits by kind, boot phases and timings on exit\n"
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
@@ -346,6 +354,12 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return config_set_str(&cfg->restore_state, val);
     case OPT_MEM_FILE:
         return config_set_str(&cfg->restore_mem, val);
+    case OPT_RECORD_WS:
+        cfg->ws_record = true;
+        return 0;
+    case OPT_PREFETCH:
+        cfg->ws_prefetch = true;
+        return 0;
     case OPT_DRIVE:
         return config_add_drive(cfg, val, err, errlen);
     case OPT_NET:
@@ -461,6 +475,10 @@ int cli_parse(int argc, char *const argv[], enum cli_action *action, struct vm_c
                         errlen);
         if (!rc && *action == CLI_RUN && !cfg->restore_state != !cfg->restore_mem)
             return bad(err, errlen, "--restore and --mem-file%s%s go together", "", "");
+        if (!rc && *action == CLI_RUN && (cfg->ws_record || cfg->ws_prefetch) &&
+            !cfg->restore_state)
+            return bad(err, errlen, "--record-working-set and --prefetch need --restore%s%s", "",
+                       "");
         /* The snapshot holds the whole VM: nothing else may describe it. */
         if (!rc && *action == CLI_RUN && cfg->restore_state &&
             (cfg->kernel_path || cfg->initrd_path || cfg->cmdline || cfg->ndrives || cfg->nnets ||

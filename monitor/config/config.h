@@ -119,6 +119,10 @@ struct vm_config {
     /* A bzImage is unpacked in memory, without the cache (--no-kernel-cache). */
     bool no_kernel_cache;
 
+    /* --record-working-set: write STATE.ws when the restored VM ends;
+     * --prefetch: bring STATE.ws's pages in before the vCPUs run
+     * (snapshot_ws.h). */
+    bool ws_record, ws_prefetch;
     enum log_level level;
     struct drive_config drives[CONFIG_MAX_DRIVES];
     unsigned ndrives;

@@ -63,10 +63,13 @@ enum seccomp_feature {
     /* Snapshots can be taken (the API, or --snapshot-on-signal): the state
      * and memory files are created and written. */
     SECCOMP_FEAT_SNAPSHOT = 1u << 2,
+    /* flint run --record-working-set: /proc/self/pagemap is read when the
+     * VM has ended (snapshot_ws.h); with SNAPSHOT to write STATE.ws. */
+    SECCOMP_FEAT_WORKING_SET = 1u << 3,
 };
 
 /* Every combination of enum seccomp_feature bits: one shipped program each. */
-#define SECCOMP_FEATURE_SETS 8
+#define SECCOMP_FEATURE_SETS 16
 
 /* Stands for flint's pid in a shipped program (tgkill's check): above any
  * pid Linux hands out (pid_max is at most 2^22), and the generator checks

@@ -104,6 +104,9 @@ static const struct seccomp_allow allow_list[] = {
     ALLOW_WITH(openat, VMM, SECCOMP_ARGS_OPEN_FILES, API | SNAPSHOT),
     ALLOW_WITH(ftruncate, VMM, SECCOMP_ARGS_ANY, SNAPSHOT),
     ALLOW_WITH(pwrite64, VMM, SECCOMP_ARGS_ANY, SNAPSHOT),
+    /* flint run --record-working-set reads /proc/self/pagemap, opened
+     * before the VM ran, when it has ended (snapshot_ws.h). */
+    ALLOW_WITH(pread64, VMM, SECCOMP_ARGS_ANY, SECCOMP_FEAT_WORKING_SET),
 };
 
 /* The VMM thread makes no ioctl after boot: interrupts go through irqfds

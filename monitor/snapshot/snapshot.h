@@ -133,6 +133,7 @@ struct snapshot_load_req {
     struct snapshot_override nets[CONFIG_MAX_NETS];
     unsigned nnets;
     const char *vsock_uds_path; /* vsock_override; NULL: the saved one */
+    bool prefetch;              /* map STATE.ws's pages first (snapshot_ws.h) */
 };
 
 /* Restore in a fresh process: read and check the state file, open the

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "log.h"
 #include "snapshot.h"
+#include "snapshot_ws.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -176,6 +177,13 @@ int snapshot_load(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop,
     if (snapshot_restore_state(vmm, &img, &opts, why, sizeof(why))) {
         snprintf(err, errlen, "snapshot_path %s: restoring: %s", req->state_path, why);
         rc = FLINT_EXIT_GENERIC;
+    }
+    if (!rc && req->prefetch && req->mem_path &&
+        (rc = snapshot_ws_prefetch_file(req->state_path, vmm->mem.map, vmm->mem.size, why,
+                                        sizeof(why)))) {
+        snprintf(err, errlen, "prefetch: %s", why);
+        /* A missing or bad file is the user's input; a failed madvise the host's. */
+        rc = rc == -EBADMSG || rc == -ENOENT ? FLINT_EXIT_BAD_CONFIG : FLINT_EXIT_GENERIC;
     }
 out:
     snapshot_image_free(&img);

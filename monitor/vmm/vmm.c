@@ -196,9 +196,11 @@ static int setup_devices(struct vmm *vmm)
  * allowed; the threads load them in vmm_run. */
 static int build_seccomp(struct vmm *vmm)
 {
-    unsigned features = (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
-                        (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
-                        (vmm->cfg->snapshot_on_signal ? SECCOMP_FEAT_SNAPSHOT : 0);
+    unsigned features =
+        (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
+        (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
+        (vmm->cfg->snapshot_on_signal ? SECCOMP_FEAT_SNAPSHOT : 0) |
+        (vmm->cfg->ws_record ? SECCOMP_FEAT_SNAPSHOT | SECCOMP_FEAT_WORKING_SET : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {

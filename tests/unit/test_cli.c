@@ -481,3 +481,19 @@ Test(cli, snapshot_options_refused)
     cr_assert_eq(PARSE("run", "--restore", "/s", "--mem-file", "/m", "--kernel", "/k"), -EINVAL);
     cr_assert(strstr(err, "the snapshot describes the VM"), "%s", err);
 }
+
+Test(cli, working_set_options)
+{
+    cr_assert_eq(PARSE("run", "--restore", "/s", "--mem-file", "/m", "--record-working-set"), 0,
+                 "%s", err);
+    cr_assert(cfg.ws_record && !cfg.ws_prefetch);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--restore", "/s", "--mem-file", "/m", "--prefetch"), 0, "%s", err);
+    cr_assert(cfg.ws_prefetch && !cfg.ws_record);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--kernel", "/k", "--prefetch"), -EINVAL);
+    cr_assert(strstr(err, "need --restore"), "%s", err);
+    config_free(&cfg);
+    cr_assert_eq(PARSE("run", "--kernel", "/k", "--record-working-set"), -EINVAL);
+    cr_assert(strstr(err, "need --restore"), "%s", err);
+}

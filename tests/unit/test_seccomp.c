@@ -104,6 +104,11 @@ Test(seccomp, allowed_counts_per_thread_kind)
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, ANY_FEATURE), VMM_ALL_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_SNAPSHOT),
                  VMM_SNAP_ALLOWED);
+    cr_assert_eq(
+        seccomp_allowed_count(SECCOMP_THREAD_VMM, SECCOMP_FEAT_SNAPSHOT | SECCOMP_FEAT_WORKING_SET),
+        VMM_SNAP_ALLOWED + 1); /* pread64 */
+    cr_assert_not(seccomp_allows(SECCOMP_THREAD_VMM, ANY_FEATURE, SYS_pread64));
+    cr_assert(seccomp_allows(SECCOMP_THREAD_VMM, SECCOMP_FEAT_WORKING_SET, SYS_pread64));
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_API), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, 0), VCPU_ALLOWED);
     cr_assert_eq(seccomp_allowed_count(SECCOMP_THREAD_VCPU, SECCOMP_FEAT_VSOCK), VCPU_ALLOWED);
