@@ -31,8 +31,49 @@ static void print_stats(struct vmm *vmm, const struct vm_config *cfg)
         vmm_print_stats(vmm, STDERR_FILENO);
 }
 
+/* `flint run`: SIGINT, SIGTERM and SIGHUP end the VM the way a guest's
+ * exit does (status 128 + N, as in the API mode), so the terminal is put
+ * back and files are closed. With a raw terminal Ctrl-C is a byte for the
+ * guest, not a SIGINT. */
+struct run_signals {
+    struct vmm *vmm;
+    int fd;
+    struct signalfd_siginfo info;
+    struct ev_handler ev;
+};
+
+static void on_run_signal(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct run_signals *rs = container_of(h, struct run_signals, ev);
+    int sig = res == (int)sizeof(rs->info) ? (int)rs->info.ssi_signo : SIGTERM;
+    char why[64];
+
+    (void)flags;
+    snprintf(why, sizeof(why), "received signal %d", sig);
+    vmm_request_exit(rs->vmm, 128 + sig, why);
+}
+
+/* Blocked before any vCPU thread exists, so they inherit the mask. */
+static int run_watch_signals(struct run_signals *rs, struct evloop *loop)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+        return -EINVAL;
+    rs->fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (rs->fd < 0)
+        return -errno;
+    rs->ev.fn = on_run_signal;
+    return evloop_read(loop, &rs->ev, rs->fd, &rs->info, sizeof(rs->info));
+}
+
 static int run(struct vm_config *cfg)
 {
+    struct run_signals rs = {.fd = -1};
     struct evloop loop;
     struct vmm vmm;
     char err[512];
@@ -58,6 +99,15 @@ static int run(struct vm_config *cfg)
         log_error("io_uring setup: %s", strerror(-status));
         return FLINT_EXIT_GENERIC;
     }
+    rs.vmm = &vmm;
+    status = run_watch_signals(&rs, &loop);
+    if (status) {
+        log_error("signal setup: %s", strerror(-status));
+        evloop_fini(&loop);
+        if (rs.fd >= 0)
+            close(rs.fd);
+        return FLINT_EXIT_GENERIC;
+    }
     status = vmm_create(&vmm, cfg, &loop);
     if (status == 0) {
         status = vmm_run(&vmm);
@@ -66,6 +116,8 @@ static int run(struct vm_config *cfg)
     /* The ring first: it may hold buffers of the devices vmm_destroy frees. */
     evloop_fini(&loop);
     vmm_destroy(&vmm);
+    if (rs.fd >= 0)
+        close(rs.fd);
     return status;
 }
 

@@ -45,6 +45,7 @@ enum opt_id {
     OPT_METRICS_PATH,
     OPT_MAX_PAYLOAD,
     OPT_HUGE_PAGES,
+    OPT_NO_CONSOLE_INPUT,
 };
 
 struct opt {
@@ -65,6 +66,7 @@ static const struct opt run_opts[] = {
     {"--net", OPT_NET, true},
     {"--vsock", OPT_VSOCK, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--no-console-input", OPT_NO_CONSOLE_INPUT, false},
     {"--id", OPT_ID, true},
     {"--boot-timer", OPT_BOOT_TIMER, false},
     {"--huge-pages", OPT_HUGE_PAGES, true},
@@ -84,6 +86,7 @@ static const struct opt serve_opts[] = {
     {"--metrics-path", OPT_METRICS_PATH, true},
     {"--http-api-max-payload-size", OPT_MAX_PAYLOAD, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--no-console-input", OPT_NO_CONSOLE_INPUT, false},
     {"--stats", OPT_STATS, false},
     {"--boot-timer", OPT_BOOT_TIMER, false},
     {"--help", OPT_HELP, false},
@@ -130,7 +133,8 @@ void cli_usage(FILE *out)
           "  --http-api-max-payload-size BYTES\n"
           "                      the largest request body the API takes (default 51200,\n"
           "                      at most 16 MiB)\n"
-          "  --level, --no-seccomp, --stats, --boot-timer: as for `run`\n"
+          "  --level, --no-seccomp, --no-console-input, --stats, --boot-timer: as for\n"
+          "                      `run`\n"
           "\n"
           "Options for `run`:\n"
           "  --kernel PATH    kernel to boot: ELF (PVH entry, or Linux vmlinux) or bzImage\n"
@@ -155,6 +159,9 @@ void cli_usage(FILE *out)
           "  --stats          print VM exits by kind and boot timings on exit\n"
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
+          "  --no-console-input\n"
+          "                   leave stdin alone (by default it feeds the guest's serial\n"
+          "                   console; a terminal is put in raw mode until flint exits)\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
           "  --id ID          name the VM in log lines (1-64 letters, digits or '-'); also\n"
           "                   accepted before `run`, where flint-jailer puts it\n"
@@ -269,6 +276,9 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return 0;
     case OPT_NO_SECCOMP:
         cfg->seccomp = false;
+        return 0;
+    case OPT_NO_CONSOLE_INPUT:
+        cfg->console_input = false;
         return 0;
     case OPT_BOOT_TIMER:
         cfg->boot_timer = true;

@@ -19,6 +19,7 @@ void config_init(struct vm_config *cfg)
     cfg->vcpus = 1;
     cfg->level = LOG_WARN;
     cfg->seccomp = true;
+    cfg->console_input = true;
 }
 
 int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen)
@@ -163,6 +164,7 @@ void config_free(struct vm_config *cfg)
     free(cfg->kernel_path);
     free(cfg->initrd_path);
     free(cfg->cmdline);
+    free(cfg->serial_out_path);
     config_init(cfg);
 }
 

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/ioctl.h> /* TCSETS */
 #include <unistd.h>
 
 #define VMM  (1u << SECCOMP_THREAD_VMM)
@@ -49,6 +50,7 @@
     }
 #define VSOCK SECCOMP_FEAT_VSOCK
 #define API   SECCOMP_FEAT_API
+#define TTY   SECCOMP_FEAT_TTY
 
 /* docs/SECURITY.md explains each entry; keep the two in step. */
 static const struct seccomp_allow allow_list[] = {
@@ -96,15 +98,18 @@ static const struct seccomp_allow allow_list[] = {
     /* PATCH /drives opens the new image (virtio_blk_swap): an existing
      * file, read-only or read-write, nothing created or truncated. */
     ALLOW_WITH(openat, VMM, SECCOMP_ARGS_OPEN_EXISTING, API),
+    /* Console input from a terminal: flint put it in raw mode before the
+     * filter and puts it back at exit (term_raw.h), on this thread. */
+    ALLOW_WITH(ioctl, VMM, SECCOMP_ARGS_TTY_RESTORE, TTY),
 };
 
-/* The VMM thread makes no ioctl after boot: interrupts go through irqfds
- * (write), queue notifications through ioeventfds (io_uring reads). */
+/* The VMM thread makes no KVM ioctl after boot: interrupts go through
+ * irqfds (write), queue notifications through ioeventfds (io_uring reads).
+ * Its one ioctl restores a raw terminal (SECCOMP_ARGS_TTY_RESTORE). */
 static const unsigned long vcpu_ioctls[] = {
-    KVM_RUN,          KVM_GET_REGS, /* crash messages, the halt watchdog's RFLAGS.IF */
-    KVM_GET_MP_STATE,               /* the halt watchdog */
-    KVM_IRQ_LINE,                   /* serial and i8042 interrupts (vm fd) */
-    TUNSETOFFLOAD,                  /* virtio-net activate / reset (register writes) */
+    KVM_RUN, KVM_GET_REGS, /* crash messages, the halt watchdog's RFLAGS.IF */
+    KVM_GET_MP_STATE,      /* the halt watchdog */
+    TUNSETOFFLOAD,         /* virtio-net activate / reset (register writes) */
 };
 
 const struct seccomp_allow *seccomp_allow_list(size_t *count)
@@ -196,6 +201,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_allow *a, enum sec
         return seccomp_rule_add(
             ctx, SCMP_ACT_ALLOW, a->nr, 1,
             SCMP_A2(SCMP_CMP_MASKED_EQ, ~(scmp_datum_t)(O_RDWR | O_CLOEXEC) & 0xffffffffu, 0));
+    case SECCOMP_ARGS_TTY_RESTORE:
+        /* tcsetattr(TCSANOW) is this one request; TCGETS is not needed. */
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO),
+                                SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TCSETS));
     case SECCOMP_ARGS_SETFL_ZERO:
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
                                 SCMP_A2(SCMP_CMP_EQ, 0));

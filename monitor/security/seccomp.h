@@ -45,6 +45,8 @@ enum seccomp_arg_check {
     /* openat(_, _, O_RDONLY or O_RDWR, optionally | O_CLOEXEC): no O_CREAT,
      * O_TMPFILE, O_PATH, O_TRUNC, ... */
     SECCOMP_ARGS_OPEN_EXISTING,
+    /* ioctl(STDIN_FILENO, TCSETS): put the terminal back as it was. */
+    SECCOMP_ARGS_TTY_RESTORE,
 };
 
 /* Devices whose system calls are on a list only when the VM has them. */
@@ -53,6 +55,9 @@ enum seccomp_feature {
     /* The API socket: served by io_uring, removed at exit; PATCH /drives
      * opens an existing image. */
     SECCOMP_FEAT_API = 1u << 1,
+    /* Console input from a terminal in raw mode (term_raw.h): its
+     * settings are restored at exit. */
+    SECCOMP_FEAT_TTY = 1u << 2,
 };
 
 /* One allow-list entry: the system call `nr` is allowed to the thread
