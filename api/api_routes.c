@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "api.h"
+#include "api_serial.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -747,6 +748,7 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "machine-config", machine_config_json(cfg)) &&
          !json_object_set_new(root, "network-interfaces", nets) &&
          !json_object_set_new(root, "vsock", vsock) &&
+         !json_object_set_new(root, "serial", api_serial_json(cfg)) &&
          /* The logger and metrics are the process's, not the VM's. */
          !json_object_set_new(root, "logger", json_null()) &&
          !json_object_set_new(root, "metrics", json_null());
@@ -865,6 +867,11 @@ static int route_put_net(struct request *r)
 static int route_put_vsock(struct request *r)
 {
     return put_vsock(r->ctl, r->body, r->err, r->errlen);
+}
+
+static int route_put_serial(struct request *r)
+{
+    return api_put_serial(r->ctl, r->body, r->err, r->errlen);
 }
 
 static int route_put_logger(struct request *r)
@@ -995,11 +1002,12 @@ static const struct route routes[] = {
     {"/metrics", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_metrics},
     {"/actions", API_METHOD_PUT, PHASE_ANY, put_actions},
     {"/vm", API_METHOD_PATCH, PHASE_POST_BOOT, patch_vm},
+    {"/serial", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_serial},
 };
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
-    "/metrics", "/snapshot", "/balloon", "/mmds", "/entropy", "/cpu-config", "/hotplug", "/serial",
+    "/metrics", "/snapshot", "/balloon", "/mmds", "/entropy", "/cpu-config", "/hotplug",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -1156,7 +1164,7 @@ static bool known_key(const char *key)
 {
     static const char *const keys[] = {
         "boot-source", "drives", "machine-config", "network-interfaces",
-        "vsock",       "logger", "metrics"};
+        "vsock",       "logger", "metrics",        "serial"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
@@ -1207,6 +1215,9 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     v = json_object_get(root, "vsock");
     if (v && !json_is_null(v) && put_vsock(ctl, v, why, sizeof(why)))
         return failf(err, errlen, "vsock: %s", why);
+    v = json_object_get(root, "serial");
+    if (v && !json_is_null(v) && api_put_serial(ctl, v, why, sizeof(why)))
+        return failf(err, errlen, "serial: %s", why);
     return 0;
 }
 
