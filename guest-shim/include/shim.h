@@ -58,9 +58,9 @@ int shim_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 
 /* ---- Console input: COM1's receiver (flint's standard input) ----
  *
- * The first call turns on the UART's 16-byte FIFO (keeping a byte already
- * received), routes its interrupt (GSI 4) through the IOAPIC to the boot
- * CPU and enables the "received data" interrupt. Waiting halts the CPU
+ * The first call routes the UART's interrupt (GSI 4) through the IOAPIC to
+ * the boot CPU and enables its "received data" interrupt; the FIFO stays
+ * off (turning it on would empty the receiver). Waiting halts the CPU
  * (`sti; hlt`) until a byte's interrupt, or the 100 ms timer slice, wakes
  * it: an idle reader costs no host CPU. A serial line has no end of
  * input: after the host's stdin ends, shim_getc waits forever. Bytes are

@@ -5,18 +5,15 @@
 
 #define UART_RBR      0 /* receiver buffer register */
 #define UART_IER      1
-#define UART_FCR      2
 #define UART_MCR      4
 #define UART_LSR      5
 #define UART_IER_RDA  0x01
-#define UART_FCR_ON   0x01 /* FIFO on, trigger level 1 byte */
 #define UART_MCR_OUT2 0x08 /* gates the UART's interrupt onto the ISA line */
 #define UART_LSR_DR   0x01
 
 #define COM1_GSI 4 /* the ISA IRQ 4 line, identity-mapped on the IOAPIC */
 
 static bool rx_ready;
-static int rx_held = -1; /* a byte in RBR when the FIFO was turned on */
 
 static void uart_rx_irq(unsigned vector, void *arg)
 {
@@ -25,18 +22,16 @@ static void uart_rx_irq(unsigned vector, void *arg)
     (void)arg;
 }
 
-/* Turning the FIFO on empties the receiver (PC16550D, FCR bit 0): take a
- * byte already there first. Without a free vector or IOAPIC pin the wait
- * still works, woken by its timer slices. */
+/* The FIFO stays off: turning it on empties the receiver (PC16550D, FCR
+ * bit 0), and the host may have put a byte there already; one byte per
+ * interrupt is plenty for a console. Without a free vector or IOAPIC pin
+ * the wait still works, woken by its timer slices. */
 static void uart_rx_init(void)
 {
     int vector;
 
     if (rx_ready)
         return;
-    if (inb(FLINT_PORT_COM1 + UART_LSR) & UART_LSR_DR)
-        rx_held = inb(FLINT_PORT_COM1 + UART_RBR);
-    outb(FLINT_PORT_COM1 + UART_FCR, UART_FCR_ON);
     vector = irq_vector_alloc();
     if (vector >= 0) {
         shim_irq_register((unsigned)vector, uart_rx_irq, NULL);
@@ -58,14 +53,8 @@ static bool uart_has_byte(void *arg)
 int shim_getc_timeout(uint64_t timeout_us)
 {
     uint64_t ns = timeout_us >= UINT64_MAX / 1000 ? UINT64_MAX : timeout_us * 1000;
-    int c;
 
     uart_rx_init();
-    if (rx_held >= 0) {
-        c = rx_held;
-        rx_held = -1;
-        return c;
-    }
     if (wait_until(uart_has_byte, NULL, ns))
         return -SHIM_ETIMEDOUT;
     return inb(FLINT_PORT_COM1 + UART_RBR);

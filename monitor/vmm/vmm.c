@@ -122,6 +122,7 @@ static void irq_com1(void *opaque)
     struct vmm *vmm = opaque;
     uint64_t one = 1;
 
+    __atomic_fetch_add(&vmm->com1_irqs, 1, __ATOMIC_RELAXED);
     if (write(vmm->com1_irq_fd, &one, sizeof(one)) < 0)
         log_warn("serial: cannot raise IRQ 4: %s", strerror(errno));
 }
@@ -587,6 +588,10 @@ void vmm_print_stats(struct vmm *vmm, int fd)
     dprintf(fd, "  device accesses:\n");
     print_bus(fd, &vmm->pio);
     print_bus(fd, &vmm->mmio);
+    if (vmm->console_in.fd >= 0)
+        dprintf(fd, "  console input: %llu bytes to the guest, %llu serial interrupts\n",
+                (unsigned long long)vmm->console_in.bytes,
+                (unsigned long long)__atomic_load_n(&vmm->com1_irqs, __ATOMIC_RELAXED));
     vmm_print_virtio_stats(vmm, fd);
 }
 

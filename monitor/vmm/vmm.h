@@ -103,8 +103,9 @@ struct vmm {
     struct ev_handler watchdog_ev;
     unsigned dead_rounds;
 
-    int kbd_irq_fd;  /* irqfd for GSI 1: the i8042 from any thread */
-    int com1_irq_fd; /* irqfd for GSI 4: the serial from any thread */
+    int kbd_irq_fd;     /* irqfd for GSI 1: the i8042 from any thread */
+    int com1_irq_fd;    /* irqfd for GSI 4: the serial from any thread */
+    uint64_t com1_irqs; /* atomic: pulses on it (--stats) */
 
     /* PATCH /vm: while pause_requested, vCPU threads wait outside KVM_RUN. */
     pthread_mutex_t pause_lock;

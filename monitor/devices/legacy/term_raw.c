@@ -1,10 +1,18 @@
 /*
  * term_raw.c - raw input mode on stdin's terminal (termios(3)).
+ *
+ * The settings are read and written with the TCGETS and TCSETS ioctls
+ * themselves rather than tcgetattr/tcsetattr: glibc's tcsetattr follows
+ * its TCSETS with a TCGETS (to check the speed bits), and the VMM
+ * thread's filter allows TCSETS alone. glibc's struct termios starts with
+ * the kernel's (flags, line discipline, c_cc: VMIN and VTIME at the same
+ * indices), so it holds what TCGETS writes.
  */
 #include "term_raw.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 static struct termios saved;
@@ -28,21 +36,26 @@ int term_raw_enter(void)
 {
     static bool registered;
     struct termios t;
+    pid_t pgrp;
 
     if (active)
         return 0;
     if (!isatty(STDIN_FILENO))
         return -ENOTTY;
-    if (tcgetpgrp(STDIN_FILENO) != getpgrp())
+    /* A background job reading or setting its controlling terminal is
+     * stopped (SIGTTIN, SIGTTOU). A terminal that is not the controlling
+     * one (tcgetpgrp fails: /dev/console, say) has no such rule. */
+    pgrp = tcgetpgrp(STDIN_FILENO);
+    if (pgrp >= 0 && pgrp != getpgrp())
         return -EPERM;
-    if (tcgetattr(STDIN_FILENO, &saved) < 0)
+    if (ioctl(STDIN_FILENO, TCGETS, &saved) < 0)
         return -errno;
     if (!registered && atexit(restore_at_exit))
         return -ENOMEM;
     registered = true;
     t = saved;
     term_raw_settings(&t);
-    if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0)
+    if (ioctl(STDIN_FILENO, TCSETS, &t) < 0)
         return -errno;
     active = 1;
     return 0;
@@ -53,8 +66,8 @@ void term_raw_restore(void)
     if (!active)
         return;
     active = 0;
-    /* TCSANOW: one TCSETS, the request the VMM thread's filter allows. */
-    (void)tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    /* TCSETS (TCSANOW): the one request the VMM thread's filter allows. */
+    (void)ioctl(STDIN_FILENO, TCSETS, &saved);
 }
 
 bool term_raw_active(void)

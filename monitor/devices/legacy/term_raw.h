@@ -22,9 +22,9 @@
 void term_raw_settings(struct termios *t);
 
 /* Put the terminal on stdin in raw input mode. Returns 0, -ENOTTY when
- * stdin is not a terminal, -EPERM when flint is not in the terminal's
- * foreground process group (it would be stopped by SIGTTIN/SIGTTOU), or
- * -errno; on failure nothing changed. */
+ * stdin is not a terminal, -EPERM when it is flint's controlling terminal
+ * and flint is not in its foreground process group (a background job:
+ * SIGTTIN/SIGTTOU would stop it), or -errno; on failure nothing changed. */
 int term_raw_enter(void);
 
 /* Put stdin's terminal settings back as term_raw_enter found them; does
