@@ -592,6 +592,12 @@ void vmm_print_stats(struct vmm *vmm, int fd)
         dprintf(fd, "  console input: %llu bytes to the guest, %llu serial interrupts\n",
                 (unsigned long long)vmm->console_in.bytes,
                 (unsigned long long)__atomic_load_n(&vmm->com1_irqs, __ATOMIC_RELAXED));
+    if (vmm->console_in.fd >= 0)
+        dprintf(
+            fd,
+            "  serial: IER 0x%02x FCR 0x%02x LCR 0x%02x MCR 0x%02x, %u bytes unread, input %d\n",
+            vmm->serial.regs.ier, vmm->serial.regs.fcr, vmm->serial.regs.lcr, vmm->serial.regs.mcr,
+            vmm->serial.regs.rx_count, (int)vmm->console_in.state);
     vmm_print_virtio_stats(vmm, fd);
 }
 
