@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "api.h"
 #include "api_cpu_config.h"
+#include "api_serial.h"
 #include "log.h"
 #include "metrics.h"
 #include "mmds.h"
@@ -801,6 +802,8 @@ static json_t *vm_config_json(const struct vm_config *cfg)
          !json_object_set_new(root, "cpu-config", json_null()) &&
          !json_object_set_new(root, "mmds-config",
                               cfg->mmds ? mmds_config_json(cfg->mmds) : json_null()) &&
+         /* Not a key of the spec's FullVmConfiguration: shown once set. */
+         (!cfg->serial_out_path || !json_object_set_new(root, "serial", api_serial_json(cfg))) &&
          /* The logger and metrics are the process's, not the VM's. */
          !json_object_set_new(root, "logger", json_null()) &&
          !json_object_set_new(root, "metrics", json_null());
@@ -923,6 +926,11 @@ static int route_put_net(struct request *r)
 static int route_put_vsock(struct request *r)
 {
     return put_vsock(r->ctl, r->body, r->err, r->errlen);
+}
+
+static int route_put_serial(struct request *r)
+{
+    return api_put_serial(r->ctl, r->body, r->err, r->errlen);
 }
 
 static int route_put_logger(struct request *r)
@@ -1073,12 +1081,12 @@ static const struct route routes[] = {
     {"/vm", API_METHOD_PATCH, PHASE_POST_BOOT, patch_vm},
     {"/snapshot/create", API_METHOD_PUT, PHASE_POST_BOOT, route_snapshot_create},
     {"/snapshot/load", API_METHOD_PUT, PHASE_PRE_BOOT, route_snapshot_load},
+    {"/serial", API_METHOD_PUT, PHASE_PRE_BOOT, route_put_serial},
 };
 
 /* Firecracker endpoints flint does not have yet (docs/API.md). */
 static const char *const later_paths[] = {
     "/metrics",
-    "/serial",
 };
 
 /* Does `path` match the route's path; *id gets the {id} part. */
@@ -1252,7 +1260,7 @@ static bool known_key(const char *key)
 {
     static const char *const keys[] = {
         "boot-source", "drives",  "machine-config", "network-interfaces", "vsock",
-        "logger",      "metrics", "cpu-config",     "mmds-config"};
+        "logger",      "metrics", "cpu-config",     "mmds-config",        "serial"};
 
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!strcmp(key, keys[i]))
@@ -1307,6 +1315,9 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     v = json_object_get(root, "mmds-config");
     if (v && !json_is_null(v) && api_mmds_configure(ctl->cfg, v, why, sizeof(why)))
         return failf(err, errlen, "mmds-config: %s", why);
+    v = json_object_get(root, "serial");
+    if (v && !json_is_null(v) && api_put_serial(ctl, v, why, sizeof(why)))
+        return failf(err, errlen, "serial: %s", why);
     return 0;
 }
 

@@ -35,54 +35,74 @@ static void print_stats(struct vmm *vmm, const struct vm_config *cfg)
         vmm_print_stats(vmm, STDERR_FILENO);
 }
 
-/* flint run --snapshot-on-signal STATE,MEM: SIGUSR1 pauses the VM, writes a
- * Full snapshot and ends the VM (status 0, or 1 if the snapshot failed). */
-struct snapshot_signal {
+/* `flint run`: SIGINT, SIGTERM and SIGHUP end the VM the way a guest's
+ * exit does (status 128 + N, as in the API mode), so the terminal is put
+ * back and files are closed. With a raw terminal Ctrl-C is a byte for the
+ * guest, not a SIGINT. With --snapshot-on-signal STATE,MEM, SIGUSR1 pauses
+ * the VM, writes a Full snapshot and ends the VM (status 0, or 1 if the
+ * snapshot failed). */
+struct run_signals {
     struct vmm *vmm;
     int fd;
     struct signalfd_siginfo info;
     struct ev_handler ev;
 };
 
-static void on_snapshot_signal(struct ev_handler *h, int res, uint32_t flags)
+static void snapshot_on_signal(struct vmm *vmm)
 {
-    struct snapshot_signal *ss = container_of(h, struct snapshot_signal, ev);
-    const char *spec = ss->vmm->cfg->snapshot_on_signal, *comma = strchr(spec, ',');
+    const char *spec = vmm->cfg->snapshot_on_signal, *comma = strchr(spec, ',');
     char state[PATH_MAX], err[512];
     int rc;
 
-    (void)res;
-    (void)flags;
     snprintf(state, sizeof(state), "%.*s", (int)(comma - spec), spec);
-    rc = vmm_pause(ss->vmm);
+    rc = vmm_pause(vmm);
     if (rc)
         snprintf(err, sizeof(err), "cannot pause the VM: %s", strerror(-rc));
     else
-        rc = snapshot_create(ss->vmm, SNAPSHOT_FULL, state, comma + 1, err, sizeof(err));
+        rc = snapshot_create(vmm, SNAPSHOT_FULL, state, comma + 1, err, sizeof(err));
     if (rc) {
         char why[600];
         snprintf(why, sizeof(why), "--snapshot-on-signal: %s", err);
-        vmm_request_exit(ss->vmm, FLINT_EXIT_GENERIC, why);
+        vmm_request_exit(vmm, FLINT_EXIT_GENERIC, why);
         return;
     }
-    vmm_request_exit(ss->vmm, FLINT_EXIT_OK, "snapshot written on SIGUSR1; VM ended");
+    vmm_request_exit(vmm, FLINT_EXIT_OK, "snapshot written on SIGUSR1; VM ended");
 }
 
-static int watch_snapshot_signal(struct snapshot_signal *ss, struct vmm *vmm, struct evloop *loop)
+static void on_run_signal(struct ev_handler *h, int res, uint32_t flags)
+{
+    struct run_signals *rs = container_of(h, struct run_signals, ev);
+    int sig = res == (int)sizeof(rs->info) ? (int)rs->info.ssi_signo : SIGTERM;
+    char why[64];
+
+    (void)flags;
+    if (sig == SIGUSR1) {
+        snapshot_on_signal(rs->vmm);
+        return;
+    }
+    snprintf(why, sizeof(why), "received signal %d", sig);
+    vmm_request_exit(rs->vmm, 128 + sig, why);
+}
+
+/* Blocked before any vCPU thread exists, so they inherit the mask. */
+static int run_watch_signals(struct run_signals *rs, const struct vm_config *cfg,
+                             struct evloop *loop)
 {
     sigset_t set;
 
     sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    /* Blocked before the vCPU threads exist, so they inherit it. */
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (cfg->snapshot_on_signal)
+        sigaddset(&set, SIGUSR1);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL))
         return -EINVAL;
-    ss->vmm = vmm;
-    ss->fd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (ss->fd < 0)
+    rs->fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (rs->fd < 0)
         return -errno;
-    ss->ev.fn = on_snapshot_signal;
-    return evloop_read(loop, &ss->ev, ss->fd, &ss->info, sizeof(ss->info));
+    rs->ev.fn = on_run_signal;
+    return evloop_read(loop, &rs->ev, rs->fd, &rs->info, sizeof(rs->info));
 }
 
 static int build_vm(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, bool *built)
@@ -130,7 +150,7 @@ static void record_ws_write(struct snapshot_ws_recorder *rec, const struct vmm *
 
 static int run(struct vm_config *cfg)
 {
-    struct snapshot_signal ss = {.fd = -1};
+    struct run_signals rs = {.fd = -1};
     struct snapshot_ws_recorder rec;
     bool built = false;
     struct evloop loop;
@@ -158,11 +178,16 @@ static int run(struct vm_config *cfg)
         log_error("io_uring setup: %s", strerror(-status));
         return FLINT_EXIT_GENERIC;
     }
-    status = build_vm(&vmm, cfg, &loop, &built);
-    if (status == 0 && cfg->snapshot_on_signal && watch_snapshot_signal(&ss, &vmm, &loop)) {
-        log_error("--snapshot-on-signal: cannot watch SIGUSR1");
-        status = FLINT_EXIT_GENERIC;
+    rs.vmm = &vmm;
+    status = run_watch_signals(&rs, cfg, &loop);
+    if (status) {
+        log_error("signal setup: %s", strerror(-status));
+        evloop_fini(&loop);
+        if (rs.fd >= 0)
+            close(rs.fd);
+        return FLINT_EXIT_GENERIC;
     }
+    status = build_vm(&vmm, cfg, &loop, &built);
     if (status == 0 && cfg->ws_record && record_ws_open(&rec, cfg->restore_state))
         status = FLINT_EXIT_GENERIC;
     if (status == 0) {
@@ -175,8 +200,8 @@ static int run(struct vm_config *cfg)
     evloop_fini(&loop);
     if (built)
         vmm_destroy(&vmm);
-    if (ss.fd >= 0)
-        close(ss.fd);
+    if (rs.fd >= 0)
+        close(rs.fd);
     return status;
 }
 

@@ -56,6 +56,26 @@ int shim_snprintf(char *buf, size_t size, const char *fmt, ...) SHIM_PRINTF(3, 4
 /* shim_snprintf with a va_list. */
 int shim_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 
+/* ---- Console input: COM1's receiver (flint's standard input) ----
+ *
+ * The first call routes the UART's interrupt (GSI 4) through the IOAPIC to
+ * the boot CPU and enables its "received data" interrupt; the FIFO stays
+ * off (turning it on would empty the receiver). Waiting halts the CPU
+ * (`sti; hlt`) until a byte's interrupt, or the 100 ms timer slice, wakes
+ * it: an idle reader costs no host CPU. A serial line has no end of
+ * input: after the host's stdin ends, shim_getc waits forever. Bytes are
+ * raw: a terminal's Enter arrives as '\r'. Call from the boot CPU only. */
+
+#define SHIM_GETC_FOREVER UINT64_MAX
+
+/* Wait for the next input byte; returns it (0-255). */
+int shim_getc(void);
+
+/* As shim_getc, for at most timeout_us microseconds (0: only a byte that
+ * is already there; SHIM_GETC_FOREVER: no limit). Returns the byte or
+ * -SHIM_ETIMEDOUT. */
+int shim_getc_timeout(uint64_t timeout_us);
+
 /* ---- Exit ---- */
 
 /* Status of a fatal CPU exception with vector v (0-31): 128 + v. */

@@ -55,6 +55,7 @@ enum opt_id {
     OPT_METADATA,
     OPT_RECORD_WS,
     OPT_PREFETCH,
+    OPT_NO_CONSOLE_INPUT,
 };
 
 struct opt {
@@ -75,6 +76,7 @@ static const struct opt run_opts[] = {
     {"--net", OPT_NET, true},
     {"--vsock", OPT_VSOCK, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--no-console-input", OPT_NO_CONSOLE_INPUT, false},
     {"--id", OPT_ID, true},
     {"--boot-timer", OPT_BOOT_TIMER, false},
     {"--no-kernel-unpack", OPT_NO_KERNEL_UNPACK, false},
@@ -103,6 +105,7 @@ static const struct opt serve_opts[] = {
     {"--mmds-size-limit", OPT_MMDS_SIZE_LIMIT, true},
     {"--metadata", OPT_METADATA, true},
     {"--no-seccomp", OPT_NO_SECCOMP, false},
+    {"--no-console-input", OPT_NO_CONSOLE_INPUT, false},
     {"--stats", OPT_STATS, false},
     {"--boot-timer", OPT_BOOT_TIMER, false},
     {"--no-kernel-unpack", OPT_NO_KERNEL_UNPACK, false},
@@ -156,9 +159,8 @@ void cli_usage(FILE *out)
           "                      the largest MMDS document, as compact JSON (default:\n"
           "                      the API payload limit)\n"
           "  --metadata FILE     put FILE's JSON into the MMDS at start\n"
-          "  --level, --no-seccomp, --stats, --boot-timer: as for `run`\n"
-          "  --level, --no-seccomp, --stats, --boot-timer, --no-kernel-unpack,\n"
-          "  --no-kernel-cache: as for `run`\n"
+          "  --level, --no-seccomp, --no-console-input, --stats, --boot-timer,\n"
+          "  --no-kernel-unpack, --no-kernel-cache: as for `run`\n"
           "\n"
           "Options for `run`:\n"
           "  --kernel PATH    kernel to boot: ELF (PVH entry, or Linux vmlinux) or bzImage\n"
@@ -202,6 +204,9 @@ void cli_usage(FILE *out)
           "  --stats          print VM exits by kind, boot phases and timings on exit\n"
           "  --no-seccomp     run without the per-thread system call filters (for\n"
           "                   debugging only; see docs/SECURITY.md)\n"
+          "  --no-console-input\n"
+          "                   leave stdin alone (by default it feeds the guest's serial\n"
+          "                   console; a terminal is put in raw mode until flint exits)\n"
           "  --level LEVEL    log level: Error, Warning, Info, Debug, Trace, Off\n"
           "  --id ID          name the VM in log lines (1-64 letters, digits or '-'); also\n"
           "                   accepted before `run`, where flint-jailer puts it\n"
@@ -326,6 +331,9 @@ static int apply_opt(enum opt_id id, const char *name, const char *val, struct v
         return 0;
     case OPT_NO_SECCOMP:
         cfg->seccomp = false;
+        return 0;
+    case OPT_NO_CONSOLE_INPUT:
+        cfg->console_input = false;
         return 0;
     case OPT_BOOT_TIMER:
         cfg->boot_timer = true;

@@ -20,6 +20,7 @@ void config_init(struct vm_config *cfg)
     cfg->level = LOG_WARN;
     cfg->seccomp = true;
     cfg->huge_pages = CONFIG_DEFAULT_HUGE_PAGES;
+    cfg->console_input = true;
 }
 
 int config_check_mem_mib(uint64_t mib, const char *field, char *err, size_t errlen)
@@ -185,6 +186,7 @@ void config_free(struct vm_config *cfg)
     free(cfg->restore_state);
     free(cfg->restore_mem);
     cpu_template_free(cfg->custom_cpu);
+    free(cfg->serial_out_path);
     config_init(cfg);
 }
 

@@ -130,9 +130,15 @@ struct vm_config {
     unsigned nnets;
     struct vsock_config vsock;
     struct mmds *mmds; /* the process's metadata service (mmds.h); NULL: none */
+    /* The serial console (serial_input.h): output to this file (PUT
+     * /serial's serial_out_path; NULL: stdout), input from stdin unless
+     * --no-console-input. */
+    char *serial_out_path;
+    bool console_input;
 };
 
-/* Defaults: 128 MiB, 1 vCPU, log level Warning, seccomp filters on. */
+/* Defaults: 128 MiB, 1 vCPU, log level Warning, seccomp filters and
+ * console input on. */
 void config_init(struct vm_config *cfg);
 
 /* Range checks that do not touch the file system. Returns 0 or -EINVAL with

@@ -52,6 +52,8 @@ enum seccomp_arg_check {
     /* OPEN_EXISTING, or openat(_, _, O_WRONLY | O_CREAT | O_CLOEXEC
      * exactly, _): a snapshot's files, never truncated by the open itself. */
     SECCOMP_ARGS_OPEN_FILES,
+    /* ioctl(STDIN_FILENO, TCSETS): put the terminal back as it was. */
+    SECCOMP_ARGS_TTY_RESTORE,
 };
 
 /* Devices whose system calls are on a list only when the VM has them. */
@@ -66,10 +68,13 @@ enum seccomp_feature {
     /* flint run --record-working-set: /proc/self/pagemap is read when the
      * VM has ended (snapshot_ws.h); with SNAPSHOT to write STATE.ws. */
     SECCOMP_FEAT_WORKING_SET = 1u << 3,
+    /* Console input from a terminal in raw mode (term_raw.h): its
+     * settings are restored at exit. */
+    SECCOMP_FEAT_TTY = 1u << 4,
 };
 
 /* Every combination of enum seccomp_feature bits: one shipped program each. */
-#define SECCOMP_FEATURE_SETS 16
+#define SECCOMP_FEATURE_SETS 32
 
 /* Stands for flint's pid in a shipped program (tgkill's check): above any
  * pid Linux hands out (pid_max is at most 2^22), and the generator checks

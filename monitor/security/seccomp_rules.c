@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h> /* TCSETS */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@
 #define VSOCK    SECCOMP_FEAT_VSOCK
 #define API      SECCOMP_FEAT_API
 #define SNAPSHOT SECCOMP_FEAT_SNAPSHOT
+#define TTY      SECCOMP_FEAT_TTY
 
 /* docs/SECURITY.md explains each entry; keep the two in step. */
 static const struct seccomp_allow allow_list[] = {
@@ -107,15 +109,18 @@ static const struct seccomp_allow allow_list[] = {
     /* flint run --record-working-set reads /proc/self/pagemap, opened
      * before the VM ran, when it has ended (snapshot_ws.h). */
     ALLOW_WITH(pread64, VMM, SECCOMP_ARGS_ANY, SECCOMP_FEAT_WORKING_SET),
+    /* Console input from a terminal: flint put it in raw mode before the
+     * filter and puts it back at exit (term_raw.h), on this thread. */
+    ALLOW_WITH(ioctl, VMM, SECCOMP_ARGS_TTY_RESTORE, TTY),
 };
 
-/* The VMM thread makes no ioctl after boot: interrupts go through irqfds
- * (write), queue notifications through ioeventfds (io_uring reads). */
+/* The VMM thread makes no KVM ioctl after boot: interrupts go through
+ * irqfds (write), queue notifications through ioeventfds (io_uring reads).
+ * Its one ioctl restores a raw terminal (SECCOMP_ARGS_TTY_RESTORE). */
 static const unsigned long vcpu_ioctls[] = {
     KVM_RUN,
     KVM_GET_REGS,     /* crash messages, the halt watchdog's RFLAGS.IF */
     KVM_GET_MP_STATE, /* the halt watchdog */
-    KVM_IRQ_LINE,     /* serial and i8042 interrupts (vm fd) */
     TUNSETOFFLOAD,    /* virtio-net activate / reset (register writes) */
     /* Snapshots: each held vCPU thread reads its own state, vCPU 0 the
      * VM's too (snapshot.c); reads only, nothing is set after boot. */
@@ -220,6 +225,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_allow *a, enum sec
                   : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 1,
                                      SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffu,
                                              (scmp_datum_t)(O_WRONLY | O_CREAT | O_CLOEXEC)));
+    case SECCOMP_ARGS_TTY_RESTORE:
+        /* tcsetattr(TCSANOW) is this one request; TCGETS is not needed. */
+        return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A0(SCMP_CMP_EQ, STDIN_FILENO),
+                                SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TCSETS));
     case SECCOMP_ARGS_SETFL_ZERO:
         return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, a->nr, 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
                                 SCMP_A2(SCMP_CMP_EQ, 0));

@@ -143,13 +143,20 @@ static int load_guest(struct vmm *vmm, struct kernel_image *img)
     return 0;
 }
 
+/* Through irqfds rather than KVM_IRQ_LINE: console input and Ctrl-Alt-Del
+ * come from the VMM thread, whose seccomp list has no KVM ioctl. An irqfd
+ * without a resample fd pulses the line (KVM sets it, then clears it), as
+ * the 16550's edge on an ISA line needs. */
 static void irq_com1(void *opaque)
 {
-    kvm_irq_pulse(&((struct vmm *)opaque)->kvm, FLINT_GSI_COM1);
+    struct vmm *vmm = opaque;
+    uint64_t one = 1;
+
+    __atomic_fetch_add(&vmm->com1_irqs, 1, __ATOMIC_RELAXED);
+    if (write(vmm->com1_irq_fd, &one, sizeof(one)) < 0)
+        log_warn("serial: cannot raise IRQ 4: %s", strerror(errno));
 }
 
-/* Through an irqfd rather than KVM_IRQ_LINE: Ctrl-Alt-Del comes from the
- * VMM thread, whose seccomp list has no ioctl. */
 static void irq_kbd(void *opaque)
 {
     struct vmm *vmm = opaque;
@@ -164,13 +171,49 @@ static void device_exit(void *opaque, int status, const char *why)
     vmm_request_exit(opaque, status, why);
 }
 
+/* PUT /serial's serial_out_path: a file (created, appended to) or a named
+ * pipe. Opened without blocking (a pipe with no reader fails rather than
+ * hang), then written blocking, as stdout is. */
+static int open_serial_out(struct vmm *vmm)
+{
+    const char *path = vmm->cfg->serial_out_path;
+    int fd;
+
+    if (!path)
+        return 0;
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0600);
+    if (fd < 0)
+        return setup_fail(FLINT_EXIT_BAD_CONFIG, "serial_out_path %s: %s", path,
+                          errno == ENXIO ? "a named pipe with no reader" : strerror(errno));
+    vmm->serial_out_fd = fd;
+    if (fcntl(fd, F_SETFL, O_APPEND) < 0)
+        return setup_fail(FLINT_EXIT_GENERIC, "serial_out_path %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int setup_serial(struct vmm *vmm)
+{
+    int rc = open_serial_out(vmm);
+
+    if (rc)
+        return rc;
+    serial_init(&vmm->serial, vmm->serial_out_fd >= 0 ? vmm->serial_out_fd : STDOUT_FILENO,
+                irq_com1, vmm);
+    rc = serial_input_init(&vmm->console_in, &vmm->serial,
+                           vmm->cfg->console_input ? STDIN_FILENO : -1);
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "console input: %s", strerror(-rc));
+    return 0;
+}
+
 static int setup_devices(struct vmm *vmm)
 {
     int rc;
 
     bus_init(&vmm->pio, "pio");
     bus_init(&vmm->mmio, "mmio");
-    serial_init(&vmm->serial, STDOUT_FILENO, irq_com1, vmm);
+    if ((rc = setup_serial(vmm)))
+        return rc;
     i8042_init(&vmm->i8042, device_exit, vmm, irq_kbd, vmm);
     vmm->pvexit = (struct pvexit){.on_exit = device_exit, .exit_opaque = vmm};
     pvconsole_init(&vmm->pvconsole, &vmm->mem, &vmm->serial);
@@ -200,7 +243,8 @@ static int build_seccomp(struct vmm *vmm)
         (vmm->cfg->vsock.enabled ? SECCOMP_FEAT_VSOCK : 0) |
         (vmm->cfg->api_socket ? SECCOMP_FEAT_API | SECCOMP_FEAT_SNAPSHOT : 0) |
         (vmm->cfg->snapshot_on_signal ? SECCOMP_FEAT_SNAPSHOT : 0) |
-        (vmm->cfg->ws_record ? SECCOMP_FEAT_SNAPSHOT | SECCOMP_FEAT_WORKING_SET : 0);
+        (vmm->cfg->ws_record ? SECCOMP_FEAT_SNAPSHOT | SECCOMP_FEAT_WORKING_SET : 0) |
+        (serial_input_tty(&vmm->console_in) ? SECCOMP_FEAT_TTY : 0);
     int rc;
 
     if (!vmm->cfg->seccomp) {
@@ -242,6 +286,9 @@ static int setup_kvm(struct vmm *vmm, const struct kernel_image *img)
     rc = kvm_irqfd(&vmm->kvm, vmm->kbd_irq_fd, 1);
     if (rc)
         return setup_fail(FLINT_EXIT_GENERIC, "KVM_IRQFD for the i8042: %s", strerror(-rc));
+    rc = kvm_irqfd(&vmm->kvm, vmm->com1_irq_fd, FLINT_GSI_COM1);
+    if (rc)
+        return setup_fail(FLINT_EXIT_GENERIC, "KVM_IRQFD for the serial: %s", strerror(-rc));
     if ((int)vmm->cfg->vcpus > vmm->kvm.max_vcpus)
         return setup_fail(FLINT_EXIT_BAD_CONFIG, "vcpus: %u exceeds this host's KVM limit of %d",
                           vmm->cfg->vcpus, vmm->kvm.max_vcpus);
@@ -302,13 +349,15 @@ static int create(struct vmm *vmm, struct vm_config *cfg, struct evloop *loop, b
     vmm->loop = loop;
     vmm->kvm.sys_fd = vmm->kvm.vm_fd = -1;
     vmm->mem.fd = -1;
-    vmm->exit_efd = vmm->kbd_irq_fd = -1;
+    vmm->exit_efd = vmm->kbd_irq_fd = vmm->com1_irq_fd = vmm->serial_out_fd = -1;
+    vmm->console_in.fd = vmm->console_in.ready_fd = -1;
     pthread_mutex_init(&vmm->exit_lock, NULL);
     init_pause(vmm);
 
     vmm->exit_efd = eventfd(0, EFD_CLOEXEC);
     vmm->kbd_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vmm->exit_efd < 0 || vmm->kbd_irq_fd < 0)
+    vmm->com1_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vmm->exit_efd < 0 || vmm->kbd_irq_fd < 0 || vmm->com1_irq_fd < 0)
         return setup_fail(FLINT_EXIT_GENERIC, "eventfd: %s", strerror(errno));
     if ((rc = restore ? map_snapshot_mem(vmm, mem_fd) : load_guest(vmm, &img)))
         return rc;
@@ -456,6 +505,8 @@ int vmm_start(struct vmm *vmm)
                     sizeof(vmm->exit_efd_buf)) ||
         evloop_timeout(vmm->loop, &vmm->watchdog_ev, VMM_WATCHDOG_NS))
         return setup_fail(FLINT_EXIT_GENERIC, "event loop: cannot queue initial events");
+    if ((rc = serial_input_start(&vmm->console_in, vmm->loop)))
+        log_warn("console input: cannot start: %s; the guest gets none", strerror(-rc));
 
     for (unsigned i = 0; i < vmm->nvcpus; i++) {
         rc = vcpu_start(&vmm->vcpus[i]);
@@ -662,6 +713,16 @@ void vmm_print_stats(struct vmm *vmm, int fd)
     dprintf(fd, "  device accesses:\n");
     print_bus(fd, &vmm->pio);
     print_bus(fd, &vmm->mmio);
+    if (vmm->console_in.fd >= 0)
+        dprintf(fd, "  console input: %llu bytes to the guest, %llu serial interrupts\n",
+                (unsigned long long)vmm->console_in.bytes,
+                (unsigned long long)__atomic_load_n(&vmm->com1_irqs, __ATOMIC_RELAXED));
+    if (vmm->console_in.fd >= 0)
+        dprintf(
+            fd,
+            "  serial: IER 0x%02x FCR 0x%02x LCR 0x%02x MCR 0x%02x, %u bytes unread, input %d\n",
+            vmm->serial.regs.ier, vmm->serial.regs.fcr, vmm->serial.regs.lcr, vmm->serial.regs.mcr,
+            vmm->serial.regs.rx_count, (int)vmm->console_in.state);
     vmm_print_virtio_stats(vmm, fd);
 }
 
@@ -678,6 +739,12 @@ void vmm_destroy(struct vmm *vmm)
         close(vmm->exit_efd);
     if (vmm->kbd_irq_fd >= 0)
         close(vmm->kbd_irq_fd);
+    if (vmm->com1_irq_fd >= 0)
+        close(vmm->com1_irq_fd);
+    /* The terminal back as it was, on error exits as on normal ones. */
+    serial_input_fini(&vmm->console_in);
+    if (vmm->serial_out_fd >= 0)
+        close(vmm->serial_out_fd);
     kvm_close(&vmm->kvm);
     guest_mem_destroy(&vmm->mem);
 }

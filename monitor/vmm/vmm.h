@@ -23,6 +23,7 @@
 #include "legacy.h"
 #include "seccomp.h"
 #include "serial.h"
+#include "serial_input.h"
 #include "vcpu.h"
 #include "virtio.h"
 #include "virtio_blk.h"
@@ -74,6 +75,8 @@ struct vmm {
     struct bus mmio;
 
     struct serial serial;
+    struct serial_input console_in; /* stdin to the serial (serial_input.h) */
+    int serial_out_fd;              /* cfg->serial_out_path, or -1: stdout */
     struct i8042 i8042;
     struct pvexit pvexit;
     struct pvconsole pvconsole;
@@ -101,7 +104,9 @@ struct vmm {
     struct ev_handler watchdog_ev;
     unsigned dead_rounds;
 
-    int kbd_irq_fd; /* irqfd for GSI 1: the i8042 from any thread */
+    int kbd_irq_fd;     /* irqfd for GSI 1: the i8042 from any thread */
+    int com1_irq_fd;    /* irqfd for GSI 4: the serial from any thread */
+    uint64_t com1_irqs; /* atomic: pulses on it (--stats) */
 
     /* PATCH /vm: while pause_requested, vCPU threads wait outside KVM_RUN. */
     pthread_mutex_t pause_lock;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -200,6 +201,11 @@ void check_has(const char *s, const char *needle)
  * process dies, so a failed assertion leaves no flint (and socket) behind. */
 void live_start(struct live *l, char *const argv[])
 {
+    live_start_stdin(l, argv, -1);
+}
+
+void live_start_stdin(struct live *l, char *const argv[], int stdin_fd)
+{
     int po[2], pe[2];
 
     memset(l, 0, sizeof(*l));
@@ -208,9 +214,11 @@ void live_start(struct live *l, char *const argv[])
     l->pid = fork();
     cr_assert_geq(l->pid, 0);
     if (l->pid == 0) {
-        int null = open("/dev/null", O_RDONLY);
+        int in = stdin_fd >= 0 ? stdin_fd : open("/dev/null", O_RDONLY);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+        if (in < 0 || dup2(in, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+            _exit(127);
+        if (isatty(0) && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0))
             _exit(127);
         execve(argv[0], argv, environ);
         _exit(127);

@@ -60,6 +60,11 @@ struct live {
  * (and no socket) behind. */
 void live_start(struct live *l, char *const argv[]);
 
+/* live_start with stdin_fd as the child's stdin (a pipe's read end, a
+ * pty's slave: then the child is a session leader with that terminal as
+ * its controlling one, in the foreground). The caller keeps stdin_fd. */
+void live_start_stdin(struct live *l, char *const argv[], int stdin_fd);
+
 /* Read what is there, waiting up to ms; false once both pipes are closed.
  * Output beyond the buffers is read and dropped. */
 bool live_pump(struct live *l, int ms);

@@ -1259,3 +1259,50 @@ Test(api, drive_serves_the_guest_after_pause_and_resume, .timeout = 900)
     unlink(a);
     unlink(b);
 }
+
+/* ---- the serial console in the API mode ---- */
+
+Test(api, put_serial_sends_the_guest_output_to_a_file, .timeout = 600)
+{
+    char sock[108], out[] = "/tmp/flint-e2e-api-serial-XXXXXX", body[256], text[8192] = {0};
+    int fd = mkstemp(out);
+    struct live l;
+
+    cr_assert_geq(fd, 0);
+    new_sock_path(sock, sizeof(sock));
+    start_flint(&l, sock, NULL, NULL);
+    snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", out);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/serial", body), 204);
+    configure(&l, sock, HELLO_ELF, "console=ttyS0", 1);
+    struct resp r = api(&l, sock, "GET", "/vm/config", NULL);
+    cr_assert(strstr(r.body, "\"serial\":{\"serial_out_path\""), "%s", r.body);
+    instance_start(&l, sock);
+    EXPECT_STATUS(api(&l, sock, "PUT", "/serial", body), 400);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert_null(strstr(l.out, "Hello from flint guest-shim"), "not on stdout: %s", l.out);
+    cr_assert_geq(read(fd, text, sizeof(text) - 1), 0);
+    cr_assert(strstr(text, "Hello from flint guest-shim"), "the file has: %s", text);
+    close(fd);
+    unlink(out);
+}
+
+Test(api, stdin_feeds_the_guest_in_the_api_mode, .timeout = 600)
+{
+    char sock[108];
+    char *argv[] = {FLINT_BIN, "--api-sock", sock, NULL};
+    struct live l;
+    int p[2];
+
+    new_sock_path(sock, sizeof(sock));
+    cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+    live_start_stdin(&l, argv, p[0]);
+    close(p[0]);
+    wait_socket(&l, sock);
+    configure(&l, sock, GUEST_DIR "/echoline.elf", "console=ttyS0", 1);
+    instance_start(&l, sock);
+    live_wait_for(&l, "echoline: ready");
+    cr_assert_eq(write(p[1], "api mode\nquit\n", 14), 14);
+    cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
+    cr_assert(strstr(l.out, "echo: API MODE\n"), "%s", l.out);
+    close(p[1]);
+}

@@ -1289,3 +1289,69 @@ Test(api, rate_limiters_in_a_config_file)
               "%s", err);
     cr_assert_eq(cfg.nnets, 0);
 }
+
+/* ---- PUT /serial (Firecracker's SerialDevice) ---- */
+
+Test(api, put_serial_sets_the_output_path)
+{
+    char dir[] = "/tmp/flint-api-serial-XXXXXX", path[64];
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/out", dir);
+    cr_assert_eq(PUT("/serial", fmt("{\"serial_out_path\":\"%s\"}", path)), 204, "%s", resp.body);
+    cr_assert_str_eq(ctl.cfg->serial_out_path, path);
+    cr_assert_neq(access(path, F_OK), 0, "nothing is created before InstanceStart");
+    cr_assert_eq(GET("/vm/config"), 200);
+    json_t *j = body_json();
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "serial"), "serial_out_path")), path);
+    json_decref(j);
+    cr_assert_eq(PUT("/serial", "{\"serial_out_path\":null,\"rate_limiter\":null}"), 204);
+    cr_assert_null(ctl.cfg->serial_out_path, "null: back to stdout");
+    cr_assert_eq(GET("/vm/config"), 200);
+    j = body_json();
+    cr_assert_null(json_object_get(j, "serial"), "no key once unset (not in the spec)");
+    json_decref(j);
+    rmdir(dir);
+}
+
+Test(api, put_serial_refuses_bad_bodies_and_changes_nothing)
+{
+    cr_assert_eq(PUT("/serial", "{\"serial_out_path\":\"/tmp/flint-api-serial-keep\"}"), 204);
+    EXPECT_400(PUT("/serial", "{\"serial_out_path\":\"\"}"), "must not be empty");
+    EXPECT_400(PUT("/serial", "{\"serial_out_path\":7}"), "must be a string");
+    EXPECT_400(PUT("/serial", "{\"serial_out_path\":\"/nonexistent-dir/x\"}"),
+               "its directory does not exist");
+    EXPECT_400(PUT("/serial", "{\"serial_out_path\":\"/tmp\"}"), "not a regular file");
+    EXPECT_400(PUT("/serial", "{\"serial_out_path\":\"/tmp/a\\u0000b\"}"), "malformed JSON");
+    EXPECT_400(PUT("/serial", "{\"serial_out_path\":\"/tmp/x\",\"speed\":9600}"),
+               "unknown field 'speed'");
+    EXPECT_400(PUT("/serial", "{\"rate_limiter\":{\"bandwidth\":null}}"), "rate_limiter");
+    EXPECT_400(PUT("/serial", "[]"), "JSON object");
+    cr_assert_str_eq(ctl.cfg->serial_out_path, "/tmp/flint-api-serial-keep");
+    EXPECT_400(GET("/serial"), "Invalid request method");
+}
+
+Test(api, put_serial_is_pre_boot_only)
+{
+    start();
+    cr_assert_eq(PUT("/serial", "{\"serial_out_path\":\"/tmp/x\"}"), 400);
+    cr_assert_null(ctl.cfg->serial_out_path);
+}
+
+Test(api, config_file_serial_section)
+{
+    char json[512], err[512];
+
+    snprintf(json, sizeof(json),
+             "{\"boot-source\":{\"kernel_image_path\":\"%s\"},"
+             "\"serial\":{\"serial_out_path\":\"/tmp/flint-cfg-serial\"}}",
+             kernel);
+    cr_assert_eq(api_load_config(&ctl, json, strlen(json), err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(ctl.cfg->serial_out_path, "/tmp/flint-cfg-serial");
+    snprintf(json, sizeof(json),
+             "{\"boot-source\":{\"kernel_image_path\":\"%s\"},\"serial\":{\"serial_out_path\":1}}",
+             kernel);
+    cr_assert_eq(api_load_config(&ctl, json, strlen(json), err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "serial: 'serial_out_path' must be a string"), "%s", err);
+}

@@ -102,7 +102,7 @@ static const struct endpoint spec[] = {
      "\"imds_compat\":false}",
      PRE_BOOT, NULL, NULL},
     {API_METHOD_PUT, "/entropy", "{\"rate_limiter\":" RL "}", NOT_OFFERED, NULL, NULL},
-    {API_METHOD_PUT, "/serial", "{\"serial_out_path\":\"%L\"}", OTHER_BRANCH, NULL, NULL},
+    {API_METHOD_PUT, "/serial", "{\"serial_out_path\":\"%L\"}", PRE_BOOT, NULL, NULL},
     {API_METHOD_PUT, "/hotplug/memory",
      "{\"total_size_mib\":1024,\"block_size_mib\":2,\"slot_size_mib\":128}", NOT_OFFERED, NULL,
      NULL},

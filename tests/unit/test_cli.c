@@ -54,6 +54,19 @@ Test(cli, no_seccomp_turns_the_filters_off)
     cr_assert(strstr(err, "--no-seccomp: takes no value"), "%s", err);
 }
 
+Test(cli, no_console_input_leaves_stdin_alone)
+{
+    cr_assert_eq(PARSE("run"), 0, "%s", err);
+    cr_assert(cfg.console_input, "stdin feeds the console by default");
+    cr_assert_eq(PARSE("run", "--no-console-input"), 0, "%s", err);
+    cr_assert_not(cfg.console_input);
+    config_free(&cfg);
+    cr_assert(cfg.console_input);
+    cr_assert_eq(PARSE("--no-console-input", "--no-api", "--config-file", "/c"), 0, "%s", err);
+    cr_assert_not(cfg.console_input, "the API mode takes it too");
+    cr_assert_eq(PARSE("run", "--no-console-input=1"), -EINVAL);
+}
+
 Test(cli, all_options_both_spellings)
 {
     cr_assert_eq(PARSE("run", "--kernel", "/k", "--initrd=/i", "--cmdline", "a b=c", "--mem=256",

@@ -16,6 +16,13 @@ static void count_irq(void *opaque)
     irqs++;
 }
 
+static unsigned ready_calls;
+static void count_ready(void *opaque)
+{
+    (void)opaque;
+    ready_calls++;
+}
+
 static struct serial s;
 static int pipefd[2];
 
@@ -24,6 +31,8 @@ static void setup(void)
     irqs = 0;
     cr_assert_eq(pipe2(pipefd, O_NONBLOCK), 0);
     serial_init(&s, pipefd[1], count_irq, NULL);
+    ready_calls = 0;
+    serial_set_rx_ready(&s, count_ready, NULL);
 }
 
 static void teardown(void)
@@ -96,24 +105,6 @@ Test(serial, no_interrupt_when_disabled)
     cr_assert_eq(rd(2) & 0x01, 0x01);
 }
 
-Test(serial, receive_fifo_data_ready_and_overflow)
-{
-    uint8_t in[SERIAL_RX_FIFO + 10];
-    memset(in, 'z', sizeof(in));
-    in[0] = 'a';
-    wr(1, 0x01); /* RDA interrupt */
-    cr_assert_eq(serial_push_input(&s, in, sizeof(in)), SERIAL_RX_FIFO, "FIFO bounds input");
-    cr_assert_eq(irqs, 1);
-    cr_assert_eq(rd(2) & 0x0f, 0x04);
-    cr_assert_eq(rd(5) & 0x01, 0x01);
-    cr_assert_eq(rd(0), 'a');
-    for (int i = 1; i < SERIAL_RX_FIFO; i++)
-        cr_assert_eq(rd(0), 'z');
-    cr_assert_eq(rd(5) & 0x01, 0, "drained");
-    cr_assert_eq(rd(0), 0, "empty read returns 0");
-    cr_assert_eq(rd(2) & 0x0f, 0x01);
-}
-
 Test(serial, loopback_echoes_and_maps_modem_lines)
 {
     char buf[4];
@@ -121,21 +112,13 @@ Test(serial, loopback_echoes_and_maps_modem_lines)
     cr_assert_eq(rd(6) & 0xf0, 0xf0);
     wr(4, 0x10 | 0x01); /* DTR only -> DSR */
     cr_assert_eq(rd(6) & 0xf0, 0x20);
+    wr(2, 0x01); /* FIFO on: the looped-back byte waits in it */
     wr(0, 0x42);
     cr_assert_eq(read(pipefd[0], buf, sizeof(buf)), -1, "loopback does not transmit");
     cr_assert_eq(rd(5) & 0x01, 0x01);
     cr_assert_eq(rd(0), 0x42);
     wr(4, 0x08);
     cr_assert_eq(rd(6), 0xb0, "outside loopback: DCD DSR CTS");
-}
-
-Test(serial, fcr_clears_rx_and_reports_fifo)
-{
-    uint8_t in[3] = {1, 2, 3};
-    serial_push_input(&s, in, 3);
-    wr(2, 0x01 | 0x02);
-    cr_assert_eq(rd(5) & 0x01, 0);
-    cr_assert_eq(rd(2) & 0xc0, 0xc0);
 }
 
 Test(serial, multi_byte_access_covers_consecutive_registers)
@@ -156,4 +139,175 @@ Test(serial, closed_output_does_not_crash)
     wr(0, 'a');
     wr(0, 'b');
     cr_assert_eq(s.out_fd, -1, "output disabled after a failed write");
+}
+
+/* ---- the receiver ---- */
+
+static size_t push(const char *bytes)
+{
+    return serial_push_input(&s, (const uint8_t *)bytes, strlen(bytes));
+}
+
+Test(serial, without_fifo_holds_one_byte)
+{
+    wr(1, 0x01); /* RDA interrupt */
+    cr_assert_eq(serial_rx_space(&s), 1, "power-on: FIFO off, one holding register");
+    cr_assert_eq(push("ab"), 1, "the rest waits with the caller");
+    cr_assert_eq(irqs, 1);
+    cr_assert_eq(rd(2), 0x04, "RDA, no FIFO bits");
+    cr_assert_eq(rd(5) & 0x01, 0x01, "DR");
+    cr_assert_eq(ready_calls, 0);
+    cr_assert_eq(rd(0), 'a');
+    cr_assert_eq(ready_calls, 1, "reading the byte makes room: the input side is told");
+    cr_assert_eq(rd(5) & 0x01, 0, "DR clear");
+    cr_assert_eq(rd(2), 0x01, "nothing pending");
+    cr_assert_eq(rd(0), 0, "an empty receiver reads 0");
+    cr_assert_eq(ready_calls, 1, "told once");
+}
+
+Test(serial, fifo_takes_sixteen_and_flow_control_resumes)
+{
+    char in[SERIAL_FIFO_LEN + 5];
+
+    memset(in, 'z', sizeof(in) - 1);
+    in[sizeof(in) - 1] = '\0';
+    in[0] = 'a';
+    wr(2, 0x01);
+    cr_assert_eq(serial_rx_space(&s), SERIAL_FIFO_LEN);
+    cr_assert_eq(push(in), SERIAL_FIFO_LEN, "never more than the FIFO takes");
+    cr_assert_eq(serial_rx_space(&s), 0, "full: stop reading");
+    cr_assert_eq(push("y"), 0);
+    cr_assert_eq(rd(5) & 0x03, 0x01, "DR, no overrun: input waits rather than overruns");
+    cr_assert_eq(rd(0), 'a');
+    cr_assert_eq(ready_calls, 1, "one byte of room resumes input");
+    cr_assert_eq(serial_rx_space(&s), 1);
+    cr_assert_eq(push("y"), 1);
+    for (int i = 1; i < SERIAL_FIFO_LEN; i++)
+        cr_assert_eq(rd(0), 'z');
+    cr_assert_eq(rd(0), 'y', "order kept across the wait");
+    cr_assert_eq(rd(5) & 0x01, 0);
+}
+
+Test(serial, trigger_level_and_character_timeout)
+{
+    wr(2, 0x81); /* FIFO on, trigger level 8 */
+    wr(1, 0x01);
+    cr_assert_eq(irqs, 0, "nothing received, nothing pending");
+    push("abc");
+    cr_assert_eq(irqs, 1, "below the trigger level the timeout interrupt is due");
+    cr_assert_eq(rd(2), 0xcc, "FIFO bits + character timeout");
+    push("defgh");
+    cr_assert_eq(irqs, 2);
+    cr_assert_eq(rd(2), 0xc4, "8 bytes: received data available");
+    rd(0);
+    cr_assert_eq(rd(2), 0xcc, "7 left: back to the timeout");
+    for (int i = 0; i < 7; i++)
+        rd(0);
+    cr_assert_eq(rd(2), 0xc1, "drained: nothing pending");
+    wr(2, 0xc1); /* trigger 14 */
+    push("0123456789abcd");
+    cr_assert_eq(rd(2), 0xc4, "14 bytes reach trigger level 14");
+}
+
+Test(serial, rx_interrupt_needs_ier_and_clears_on_disable)
+{
+    wr(2, 0x01);
+    push("x");
+    cr_assert_eq(irqs, 0, "IER off: no interrupt");
+    cr_assert_eq(rd(2), 0xc1);
+    wr(1, 0x01);
+    cr_assert_eq(irqs, 1, "enabling with data waiting raises it");
+    cr_assert_eq(rd(2), 0xc4, "trigger level 1: received data available");
+    wr(1, 0x00);
+    cr_assert_eq(rd(2), 0xc1, "disabled: cleared");
+    cr_assert_eq(rd(5) & 0x01, 0x01, "the data is still there");
+}
+
+Test(serial, iir_priorities_rls_then_rx_then_thre)
+{
+    wr(4, 0x10); /* loopback: the only way to overrun */
+    wr(1, 0x07); /* RLS, THRE, RDA */
+    cr_assert_eq(rd(2), 0x02, "THRE alone");
+    wr(0, 'p'); /* FIFO off: one byte fills RBR */
+    cr_assert_eq(rd(2), 0x04, "received data beats THRE");
+    wr(0, 'q'); /* overrun: q replaces p */
+    cr_assert_eq(rd(2), 0x06, "line status beats everything");
+    cr_assert_eq(rd(5) & 0x03, 0x03, "DR and OE");
+    cr_assert_eq(rd(5) & 0x02, 0, "reading LSR cleared OE");
+    cr_assert_eq(rd(2), 0x04, "back to received data");
+    cr_assert_eq(rd(0), 'q', "without FIFO the new byte overwrites the old");
+    cr_assert_eq(rd(2), 0x02, "then THRE");
+    cr_assert_eq(rd(2), 0x01, "acknowledged by the read");
+}
+
+Test(serial, fifo_overrun_keeps_contents)
+{
+    wr(2, 0x01);
+    wr(4, 0x10);
+    for (int i = 0; i < SERIAL_FIFO_LEN + 3; i++)
+        wr(0, (uint8_t)('A' + i));
+    cr_assert_eq(rd(5) & 0x03, 0x03);
+    for (int i = 0; i < SERIAL_FIFO_LEN; i++)
+        cr_assert_eq(rd(0), 'A' + i, "the FIFO keeps the first 16");
+    cr_assert_eq(rd(5) & 0x01, 0);
+}
+
+Test(serial, loopback_holds_console_input_until_it_ends)
+{
+    wr(2, 0x01);
+    wr(4, 0x10);
+    cr_assert_eq(serial_rx_space(&s), 0, "loopback disconnects the serial input");
+    cr_assert_eq(push("k"), 0);
+    cr_assert_eq(ready_calls, 0);
+    wr(4, 0x08);
+    cr_assert_eq(ready_calls, 1, "leaving loopback resumes input");
+    cr_assert_eq(push("k"), 1);
+}
+
+Test(serial, fcr_clears_rx_and_reports_fifo)
+{
+    wr(2, 0x01);
+    push("123");
+    wr(2, 0x01 | 0x02);
+    cr_assert_eq(rd(5) & 0x01, 0);
+    cr_assert_eq(rd(2) & 0xc0, 0xc0);
+    push("4");
+    wr(2, 0x00);
+    cr_assert_eq(rd(5) & 0x01, 0, "turning the FIFO off empties it");
+    cr_assert_eq(rd(2) & 0xc0, 0, "and IIR says so");
+    wr(2, 0x02);
+    cr_assert_eq(s.regs.fcr, 0, "with bit 0 clear the other FCR bits are ignored");
+}
+
+Test(serial, full_fifo_reset_resumes_input)
+{
+    char in[SERIAL_FIFO_LEN + 1];
+
+    memset(in, 'q', SERIAL_FIFO_LEN);
+    in[SERIAL_FIFO_LEN] = '\0';
+    wr(2, 0x01);
+    cr_assert_eq(push(in), SERIAL_FIFO_LEN);
+    cr_assert_eq(serial_rx_space(&s), 0);
+    wr(2, 0x03);
+    cr_assert_eq(ready_calls, 1, "a FIFO reset makes room too");
+}
+
+Test(serial, hostile_register_storm_keeps_invariants)
+{
+    uint32_t x = 12345;
+
+    for (int i = 0; i < 200000; i++) {
+        x = x * 1103515245u + 12345u;
+        uint8_t reg = (x >> 8) & 7, v = (uint8_t)(x >> 16);
+        if (x & 0x80000000u)
+            wr(reg, v);
+        else
+            rd(reg);
+        if (!(i % 7))
+            push("zz");
+        cr_assert_leq(s.regs.rx_count, SERIAL_FIFO_LEN);
+        cr_assert_lt(s.regs.rx_head, SERIAL_FIFO_LEN);
+        cr_assert(!(s.regs.fcr & ~0xc1));
+        cr_assert_leq(s.regs.rx_count, (s.regs.fcr & 1) ? SERIAL_FIFO_LEN : 1u);
+    }
 }

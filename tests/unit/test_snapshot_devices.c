@@ -482,6 +482,8 @@ Test(snapshot_legacy, serial_registers_and_fifo_survive)
     serial_bus_ops.write(&a, 1, &v, 1);
     v = 0x5a;
     serial_bus_ops.write(&a, 7, &v, 1);
+    v = 0xc1; /* FCR: FIFO on, trigger level 14 */
+    serial_bus_ops.write(&a, 2, &v, 1);
     cr_assert_eq(serial_push_input(&a, (const uint8_t *)"hello", 5), 5);
     cr_assert_eq(uart_rd(&a, 0), 'h');
     snap_writer_init(&sw);
@@ -492,6 +494,7 @@ Test(snapshot_legacy, serial_registers_and_fifo_survive)
     cr_assert_eq(uart_rd(&b, 1), 0x01);
     cr_assert_eq(uart_rd(&b, 7), 0x5a);
     cr_assert_eq(uart_rd(&b, 5) & 1, 1, "data ready");
+    cr_assert_eq(uart_rd(&b, 2) & 0xc0, 0xc0, "the FIFO is still on");
     char got[4];
     for (unsigned i = 0; i < 4; i++)
         got[i] = (char)uart_rd(&b, 0);
@@ -507,7 +510,7 @@ Test(snapshot_legacy, serial_fifo_cursor_out_of_range_is_refused)
     struct snap_reader r;
 
     serial_init(&a, -1, NULL, NULL);
-    a.regs.rx_head = SERIAL_RX_FIFO;
+    a.regs.rx_head = SERIAL_FIFO_LEN;
     snap_writer_init(&sw);
     serial_save(&a, &sw);
     serial_init(&b, -1, NULL, NULL);
