@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "api_cpu_config.h"
+#include "util.h"
 
 #include <jansson.h>
 
@@ -19,19 +20,6 @@
 #include <unistd.h>
 
 #define CPU_CONFIG_FILE_MAX (1024 * 1024)
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
 
 /* "0x1f" or "0b101": Firecracker's two number forms. At most 64 bits of
  * value (`bits`), no sign, no separators, at least one digit. */
@@ -101,18 +89,18 @@ static int check_keys(json_t *obj, const char *const *keys, size_t nkeys, bool r
     json_t *v;
 
     if (!json_is_object(obj))
-        return bad(err, errlen, "%s: must be an object", where);
+        return fail_einval(err, errlen, "%s: must be an object", where);
     json_object_foreach(obj, key, v)
     {
         size_t i = 0;
         while (i < nkeys && strcmp(key, keys[i]))
             i++;
         if (i == nkeys)
-            return bad(err, errlen, "%s: unknown field '%s'", where, key);
+            return fail_einval(err, errlen, "%s: unknown field '%s'", where, key);
     }
     for (size_t i = 0; required && i < nkeys; i++)
         if (!json_object_get(obj, keys[i]))
-            return bad(err, errlen, "%s: missing field '%s'", where, keys[i]);
+            return fail_einval(err, errlen, "%s: missing field '%s'", where, keys[i]);
     return 0;
 }
 
@@ -136,7 +124,7 @@ static int parse_reg_mods(json_t *arr, struct cpuid_leaf_mod *m, const char *whe
     json_t *v;
 
     if (!json_is_array(arr))
-        return bad(err, errlen, "%s.modifiers: must be an array", where);
+        return fail_einval(err, errlen, "%s.modifiers: must be an array", where);
     json_array_foreach(arr, i, v)
     {
         uint64_t mask, value;
@@ -147,13 +135,13 @@ static int parse_reg_mods(json_t *arr, struct cpuid_leaf_mod *m, const char *whe
             return -EINVAL;
         r = parse_register(json_string_value(json_object_get(v, "register")));
         if (r < 0)
-            return bad(err, errlen, "%s.register: must be one of eax, ebx, ecx, edx", at);
+            return fail_einval(err, errlen, "%s.register: must be one of eax, ebx, ecx, edx", at);
         if (seen & (1u << r))
-            return bad(err, errlen, "%s.register: %s appears twice in this leaf", at,
-                       json_string_value(json_object_get(v, "register")));
+            return fail_einval(err, errlen, "%s.register: %s appears twice in this leaf", at,
+                               json_string_value(json_object_get(v, "register")));
         if (parse_bitmap(json_object_get(v, "bitmap"), 32, &mask, &value))
-            return bad(err, errlen, "%s.bitmap: must be \"0b\" and 1 to 32 characters of 0, 1 or x",
-                       at);
+            return fail_einval(err, errlen,
+                               "%s.bitmap: must be \"0b\" and 1 to 32 characters of 0, 1 or x", at);
         seen |= 1u << r;
         m->regs[r] = (struct cpu_bits32){(uint32_t)mask, (uint32_t)value};
     }
@@ -171,17 +159,18 @@ static int parse_leaf(json_t *v, struct cpuid_leaf_mod *m, const char *where, ch
         return -EINVAL;
     memset(m, 0, sizeof(*m));
     if (parse_number(json_object_get(v, "leaf"), 32, &n))
-        return bad(err, errlen, "%s.leaf: must be a 32-bit number string such as \"0x1\"", where);
+        return fail_einval(err, errlen, "%s.leaf: must be a 32-bit number string such as \"0x1\"",
+                           where);
     m->leaf = (uint32_t)n;
     if (parse_number(json_object_get(v, "subleaf"), 32, &n))
-        return bad(err, errlen, "%s.subleaf: must be a 32-bit number string such as \"0x0\"",
-                   where);
+        return fail_einval(err, errlen,
+                           "%s.subleaf: must be a 32-bit number string such as \"0x0\"", where);
     m->subleaf = (uint32_t)n;
     flags = json_object_get(v, "flags");
     if (!json_is_integer(flags) ||
         (json_integer_value(flags) != 0 && json_integer_value(flags) != 1))
-        return bad(err, errlen, "%s.flags: must be 0 or 1 (KVM_CPUID_FLAG_SIGNIFCANT_INDEX)",
-                   where);
+        return fail_einval(err, errlen,
+                           "%s.flags: must be 0 or 1 (KVM_CPUID_FLAG_SIGNIFCANT_INDEX)", where);
     m->flags = (uint32_t)json_integer_value(flags);
     return parse_reg_mods(json_object_get(v, "modifiers"), m, where, err, errlen);
 }
@@ -194,12 +183,13 @@ static int parse_cpuid_mods(json_t *arr, struct cpu_template *t, char *err, size
     json_t *v;
 
     if (!json_is_array(arr))
-        return bad(err, errlen, "cpuid_modifiers: must be an array");
+        return fail_einval(err, errlen, "cpuid_modifiers: must be an array");
     if (json_array_size(arr) > CPU_TEMPLATE_MAX_LEAVES)
-        return bad(err, errlen, "cpuid_modifiers: at most %d leaves", CPU_TEMPLATE_MAX_LEAVES);
+        return fail_einval(err, errlen, "cpuid_modifiers: at most %d leaves",
+                           CPU_TEMPLATE_MAX_LEAVES);
     leaves = calloc(json_array_size(arr) + 1, sizeof(*leaves));
     if (!leaves)
-        return bad(err, errlen, "cpuid_modifiers: out of memory");
+        return fail_einval(err, errlen, "cpuid_modifiers: out of memory");
     t->leaves = leaves;
     json_array_foreach(arr, i, v)
     {
@@ -208,8 +198,9 @@ static int parse_cpuid_mods(json_t *arr, struct cpu_template *t, char *err, size
             return -EINVAL;
         for (size_t j = 0; j < i; j++)
             if (leaves[j].leaf == leaves[i].leaf && leaves[j].subleaf == leaves[i].subleaf)
-                return bad(err, errlen, "%s: leaf 0x%x subleaf 0x%x already appears at [%zu]",
-                           where, leaves[i].leaf, leaves[i].subleaf, j);
+                return fail_einval(err, errlen,
+                                   "%s: leaf 0x%x subleaf 0x%x already appears at [%zu]", where,
+                                   leaves[i].leaf, leaves[i].subleaf, j);
         t->nleaves++;
     }
     return 0;
@@ -236,12 +227,12 @@ static int parse_msr_mods(json_t *arr, struct cpu_template *t, char *err, size_t
     json_t *v;
 
     if (!json_is_array(arr))
-        return bad(err, errlen, "msr_modifiers: must be an array");
+        return fail_einval(err, errlen, "msr_modifiers: must be an array");
     if (json_array_size(arr) > CPU_TEMPLATE_MAX_MSRS)
-        return bad(err, errlen, "msr_modifiers: at most %d MSRs", CPU_TEMPLATE_MAX_MSRS);
+        return fail_einval(err, errlen, "msr_modifiers: at most %d MSRs", CPU_TEMPLATE_MAX_MSRS);
     msrs = calloc(json_array_size(arr) + 1, sizeof(*msrs));
     if (!msrs)
-        return bad(err, errlen, "msr_modifiers: out of memory");
+        return fail_einval(err, errlen, "msr_modifiers: out of memory");
     t->msrs = msrs;
     json_array_foreach(arr, i, v)
     {
@@ -251,19 +242,20 @@ static int parse_msr_mods(json_t *arr, struct cpu_template *t, char *err, size_t
         if (check_keys(v, keys, 2, true, where, err, errlen))
             return -EINVAL;
         if (parse_number(json_object_get(v, "addr"), 32, &addr))
-            return bad(err, errlen, "%s.addr: must be a 32-bit number string such as \"0x10a\"",
-                       where);
+            return fail_einval(err, errlen,
+                               "%s.addr: must be a 32-bit number string such as \"0x10a\"", where);
         if (!msr_settable((uint32_t)addr))
-            return bad(err, errlen, "%s.addr: 0x%x is not an MSR flint can set", where,
-                       (uint32_t)addr);
+            return fail_einval(err, errlen, "%s.addr: 0x%x is not an MSR flint can set", where,
+                               (uint32_t)addr);
         for (size_t j = 0; j < i; j++)
             if (msrs[j].addr == addr)
-                return bad(err, errlen, "%s.addr: MSR 0x%x already appears at [%zu]", where,
-                           (uint32_t)addr, j);
+                return fail_einval(err, errlen, "%s.addr: MSR 0x%x already appears at [%zu]", where,
+                                   (uint32_t)addr, j);
         msrs[i].addr = (uint32_t)addr;
         if (parse_bitmap(json_object_get(v, "bitmap"), 64, &msrs[i].mask, &msrs[i].value))
-            return bad(err, errlen, "%s.bitmap: must be \"0b\" and 1 to 64 characters of 0, 1 or x",
-                       where);
+            return fail_einval(err, errlen,
+                               "%s.bitmap: must be \"0b\" and 1 to 64 characters of 0, 1 or x",
+                               where);
         t->nmsrs++;
     }
     return 0;
@@ -296,24 +288,27 @@ static int parse_caps(json_t *arr, struct cpu_template *t, char *err, size_t err
     json_t *v;
 
     if (!json_is_array(arr))
-        return bad(err, errlen, "kvm_capabilities: must be an array");
+        return fail_einval(err, errlen, "kvm_capabilities: must be an array");
     if (json_array_size(arr) > CPU_TEMPLATE_MAX_CAPS)
-        return bad(err, errlen, "kvm_capabilities: at most %d entries", CPU_TEMPLATE_MAX_CAPS);
+        return fail_einval(err, errlen, "kvm_capabilities: at most %d entries",
+                           CPU_TEMPLATE_MAX_CAPS);
     caps = calloc(json_array_size(arr) + 1, sizeof(*caps));
     if (!caps)
-        return bad(err, errlen, "kvm_capabilities: out of memory");
+        return fail_einval(err, errlen, "kvm_capabilities: out of memory");
     t->caps = caps;
     json_array_foreach(arr, i, v)
     {
         if (parse_cap(json_string_value(v), &caps[i]))
-            return bad(err, errlen,
-                       "kvm_capabilities[%zu]: must be a string \"N\" or \"!N\", N a decimal "
-                       "capability number",
-                       i);
+            return fail_einval(
+                err, errlen,
+                "kvm_capabilities[%zu]: must be a string \"N\" or \"!N\", N a decimal "
+                "capability number",
+                i);
         for (size_t j = 0; j < i; j++)
             if (caps[j].cap == caps[i].cap)
-                return bad(err, errlen, "kvm_capabilities[%zu]: capability %u already appears", i,
-                           caps[i].cap);
+                return fail_einval(err, errlen,
+                                   "kvm_capabilities[%zu]: capability %u already appears", i,
+                                   caps[i].cap);
         t->ncaps++;
     }
     return 0;
@@ -326,8 +321,9 @@ static int parse_template(json_t *root, struct cpu_template *t, char *err, size_
 
     if (json_is_object(root) &&
         (json_object_get(root, "reg_modifiers") || json_object_get(root, "vcpu_features")))
-        return bad(err, errlen,
-                   "reg_modifiers and vcpu_features are for aarch64 hosts; this one is x86_64");
+        return fail_einval(
+            err, errlen,
+            "reg_modifiers and vcpu_features are for aarch64 hosts; this one is x86_64");
     if (check_keys(root, keys, 3, false, "cpu-config", err, errlen))
         return -EINVAL;
     if ((v = json_object_get(root, "kvm_capabilities")) && parse_caps(v, t, err, errlen))
@@ -365,8 +361,8 @@ int cpu_config_parse(const char *json, size_t len, struct cpu_template **out, ch
 
     *out = NULL;
     if (!root)
-        return bad(err, errlen, "cpu-config: malformed JSON: %s (line %d, column %d)", jerr.text,
-                   jerr.line, jerr.column);
+        return fail_einval(err, errlen, "cpu-config: malformed JSON: %s (line %d, column %d)",
+                           jerr.text, jerr.line, jerr.column);
     rc = cpu_config_from_json(root, out, err, errlen);
     json_decref(root);
     return rc;
@@ -421,9 +417,9 @@ int api_load_cpu_config_file(struct vm_config *cfg, const char *path, char *err,
     int rc;
 
     if (!buf)
-        return bad(err, errlen,
-                   "cpu-config: %s: cannot read it (a regular file of at most %d bytes)", path,
-                   CPU_CONFIG_FILE_MAX);
+        return fail_einval(err, errlen,
+                           "cpu-config: %s: cannot read it (a regular file of at most %d bytes)",
+                           path, CPU_CONFIG_FILE_MAX);
     rc = cpu_config_parse(buf, len, &t, err, errlen);
     free(buf);
     if (rc)

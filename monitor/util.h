@@ -4,9 +4,12 @@
 #ifndef FLINT_UTIL_H
 #define FLINT_UTIL_H
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdbool.h>
+#include <stdio.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -36,6 +39,20 @@ static inline bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_
     if (!add_ok_u64(b, blen, &bend))
         bend = UINT64_MAX;
     return a < bend && b < aend;
+}
+
+/* Write one line saying what is wrong with an input into err and return
+ * -EINVAL: the shape of every refusal of a user's configuration or body. */
+static inline int fail_einval(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int fail_einval(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
 }
 
 /* Process exit codes (Firecracker's where it defines one; docs/CLI.md). */
