@@ -15,19 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 bool api_mmds_path(const char *path)
 {
     return !strcmp(path, "/mmds") || !strcmp(path, "/mmds/config");
@@ -41,27 +28,27 @@ static json_t *parse_json(const char *body, size_t len, const char *method, char
     json_t *j;
 
     if (!body || len == 0) {
-        failf(err, errlen, "Empty %s request.", method);
+        fail_einval(err, errlen, "Empty %s request.", method);
         return NULL;
     }
     j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!j)
-        failf(err, errlen, "malformed JSON body: %s (line %d, column %d)", jerr.text, jerr.line,
-              jerr.column);
+        fail_einval(err, errlen, "malformed JSON body: %s (line %d, column %d)", jerr.text,
+                    jerr.line, jerr.column);
     return j;
 }
 
 static int store_error(int rc, const char *what, char *err, size_t errlen)
 {
     if (rc == -EFBIG) {
-        failf(err, errlen, "%s: the MMDS data store would exceed its limit (--mmds-size-limit)",
-              what);
+        fail_einval(err, errlen,
+                    "%s: the MMDS data store would exceed its limit (--mmds-size-limit)", what);
         return -EFBIG;
     }
     if (rc == -ENOENT)
-        return failf(err, errlen, "%s: the MMDS data store is not initialized: PUT /mmds first",
-                     what);
-    return failf(err, errlen, "%s: %s", what, strerror(-rc));
+        return fail_einval(err, errlen,
+                           "%s: the MMDS data store is not initialized: PUT /mmds first", what);
+    return fail_einval(err, errlen, "%s: %s", what, strerror(-rc));
 }
 
 static int mmds_data(struct mmds *m, enum api_method method, const char *body, size_t len,
@@ -73,10 +60,10 @@ static int mmds_data(struct mmds *m, enum api_method method, const char *body, s
 
     if (method == API_METHOD_GET) {
         if (body && len)
-            return failf(err, errlen, "GET request cannot have a body.");
+            return fail_einval(err, errlen, "GET request cannot have a body.");
         resp->body = mmds_dump(m);
         if (!resp->body)
-            return failf(err, errlen, "out of memory");
+            return fail_einval(err, errlen, "out of memory");
         resp->status = 200;
         return 0;
     }
@@ -94,8 +81,8 @@ static int mmds_config(struct api_ctl *ctl, const char *body, size_t len, char *
     int rc;
 
     if (ctl->state != API_VM_NOT_STARTED)
-        return failf(err, errlen,
-                     "The requested operation is not supported after starting the microVM");
+        return fail_einval(err, errlen,
+                           "The requested operation is not supported after starting the microVM");
     j = parse_json(body, len, "PUT", err, errlen);
     if (!j)
         return -EINVAL;
@@ -110,7 +97,7 @@ int api_mmds_configure(struct vm_config *cfg, json_t *body, char *err, size_t er
     unsigned n = 0;
 
     if (!cfg->mmds)
-        return failf(err, errlen, "MMDS is not available in this process");
+        return fail_einval(err, errlen, "MMDS is not available in this process");
     for (unsigned i = 0; i < cfg->nnets; i++)
         if (cfg->nets[i].id)
             ids[n++] = cfg->nets[i].id;
@@ -125,9 +112,10 @@ int api_mmds_dispatch(struct api_ctl *ctl, enum api_method method, const char *m
     bool config = !strcmp(path, "/mmds/config");
 
     if (config ? method != API_METHOD_PUT : method == API_METHOD_OTHER)
-        return failf(err, errlen, "Invalid request method and/or path: %s %s", method_name, path);
+        return fail_einval(err, errlen, "Invalid request method and/or path: %s %s", method_name,
+                           path);
     if (!m)
-        return failf(err, errlen, "MMDS is not available in this process");
+        return fail_einval(err, errlen, "MMDS is not available in this process");
     if (config)
         return mmds_config(ctl, body, len, err, errlen);
     return mmds_data(m, method, body, len, resp, err, errlen);
@@ -140,12 +128,13 @@ int api_mmds_load_file(struct mmds *m, const char *path, char *err, size_t errle
     int rc;
 
     if (!j)
-        return failf(err, errlen, "--metadata %s: %s (line %d, column %d)", path, jerr.text,
-                     jerr.line, jerr.column);
+        return fail_einval(err, errlen, "--metadata %s: %s (line %d, column %d)", path, jerr.text,
+                           jerr.line, jerr.column);
     rc = mmds_put(m, j);
     json_decref(j);
     if (rc == -EFBIG)
-        return failf(err, errlen, "--metadata %s: larger than the MMDS size limit (%zu bytes)",
-                     path, m->size_limit);
-    return rc ? failf(err, errlen, "--metadata %s: %s", path, strerror(-rc)) : 0;
+        return fail_einval(err, errlen,
+                           "--metadata %s: larger than the MMDS size limit (%zu bytes)", path,
+                           m->size_limit);
+    return rc ? fail_einval(err, errlen, "--metadata %s: %s", path, strerror(-rc)) : 0;
 }

@@ -28,19 +28,6 @@
 
 #define ERR_LEN 320
 
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 bool api_valid_instance_id(const char *id)
 {
     size_t n = strlen(id);
@@ -83,47 +70,49 @@ static int check_body(json_t *obj, const struct field *fields, size_t n, bool pa
     unsigned present = 0;
 
     if (!json_is_object(obj))
-        return failf(err, errlen, "the body must be a JSON object");
+        return fail_einval(err, errlen, "the body must be a JSON object");
     json_object_foreach(obj, key, v)
     {
         size_t i;
         for (i = 0; i < n && strcmp(fields[i].name, key); i++) {
         }
         if (i == n)
-            return failf(err, errlen, "unknown field '%s'", key);
+            return fail_einval(err, errlen, "unknown field '%s'", key);
     }
     for (size_t i = 0; i < n; i++) {
         v = json_object_get(obj, fields[i].name);
         if (!v || json_is_null(v)) {
             if (fields[i].required && !patch)
-                return failf(err, errlen, "missing required field '%s'", fields[i].name);
+                return fail_einval(err, errlen, "missing required field '%s'", fields[i].name);
             continue;
         }
         present++;
         switch (fields[i].type) {
         case FIELD_STRING:
             if (!json_is_string(v))
-                return failf(err, errlen, "'%s' must be a string", fields[i].name);
+                return fail_einval(err, errlen, "'%s' must be a string", fields[i].name);
             break;
         case FIELD_BOOL:
             if (!json_is_boolean(v))
-                return failf(err, errlen, "'%s' must be true or false", fields[i].name);
+                return fail_einval(err, errlen, "'%s' must be true or false", fields[i].name);
             break;
         case FIELD_UINT:
             if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return failf(err, errlen, "'%s' must be a non-negative integer", fields[i].name);
+                return fail_einval(err, errlen, "'%s' must be a non-negative integer",
+                                   fields[i].name);
             break;
         case FIELD_OBJECT:
             if (!json_is_object(v))
-                return failf(err, errlen, "'%s' must be a JSON object or null", fields[i].name);
+                return fail_einval(err, errlen, "'%s' must be a JSON object or null",
+                                   fields[i].name);
             break;
         case FIELD_NULL_ONLY:
-            return failf(err, errlen, "'%s' is not supported by flint yet (only null)",
-                         fields[i].name);
+            return fail_einval(err, errlen, "'%s' is not supported by flint yet (only null)",
+                               fields[i].name);
         }
     }
     if (patch && !present)
-        return failf(err, errlen, "a PATCH needs at least one field");
+        return fail_einval(err, errlen, "a PATCH needs at least one field");
     return 0;
 }
 
@@ -169,7 +158,7 @@ static int get_choice(json_t *obj, const char *key, const char *const *choices, 
         if (!strcmp(s, choices[i]))
             return i;
     format_choices(choices, list, sizeof(list));
-    failf(err, errlen, "'%s' is not a valid %s (%s)", s, key, list);
+    fail_einval(err, errlen, "'%s' is not a valid %s (%s)", s, key, list);
     return -1;
 }
 
@@ -183,13 +172,13 @@ static int check_open(const char *path, int flags, bool block_ok, const char *fi
     bool ok;
 
     if (fd < 0)
-        return failf(err, errlen, "%s: cannot open '%s'%s: %s", field, path,
-                     (flags & O_ACCMODE) == O_RDWR ? " read-write" : "", strerror(errno));
+        return fail_einval(err, errlen, "%s: cannot open '%s'%s: %s", field, path,
+                           (flags & O_ACCMODE) == O_RDWR ? " read-write" : "", strerror(errno));
     ok = fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || (block_ok && S_ISBLK(st.st_mode)));
     close(fd);
     if (!ok)
-        return failf(err, errlen, "%s: '%s' is not a regular file%s", field, path,
-                     block_ok ? " or a block device" : "");
+        return fail_einval(err, errlen, "%s: '%s' is not a regular file%s", field, path,
+                           block_ok ? " or a block device" : "");
     return 0;
 }
 
@@ -213,24 +202,24 @@ static int parse_token_bucket(json_t *v, const char *name, struct token_bucket_c
     json_t *f;
 
     if (!json_is_object(v))
-        return failf(err, errlen, "%s: must be a JSON object or null", name);
+        return fail_einval(err, errlen, "%s: must be a JSON object or null", name);
     json_object_foreach(v, key, f)
     {
         size_t i;
         for (i = 0; i < ARRAY_SIZE(keys) && strcmp(keys[i], key); i++) {
         }
         if (i == ARRAY_SIZE(keys))
-            return failf(err, errlen, "%s: unknown field '%s'", name, key);
+            return fail_einval(err, errlen, "%s: unknown field '%s'", name, key);
     }
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         f = json_object_get(v, keys[i]);
         if (!f || json_is_null(f)) {
             if (i != 1)
-                return failf(err, errlen, "%s.%s: missing required field", name, keys[i]);
+                return fail_einval(err, errlen, "%s.%s: missing required field", name, keys[i]);
             continue;
         }
         if (!json_is_integer(f) || json_integer_value(f) < 0)
-            return failf(err, errlen, "%s.%s: must be a non-negative integer", name, keys[i]);
+            return fail_einval(err, errlen, "%s.%s: must be a non-negative integer", name, keys[i]);
         val[i] = (uint64_t)json_integer_value(f);
     }
     *out = (struct token_bucket_config){
@@ -253,11 +242,11 @@ static int parse_rate_limiter(json_t *v, const char *name, struct rate_limiter_c
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_object(v))
-        return failf(err, errlen, "%s: must be a JSON object or null", name);
+        return fail_einval(err, errlen, "%s: must be a JSON object or null", name);
     json_object_foreach(v, key, b)
     {
         if (strcmp(key, "bandwidth") && strcmp(key, "ops"))
-            return failf(err, errlen, "%s: unknown field '%s'", name, key);
+            return fail_einval(err, errlen, "%s: unknown field '%s'", name, key);
     }
     b = json_object_get(v, "bandwidth");
     snprintf(sub, sizeof(sub), "%s.bandwidth", name);
@@ -328,8 +317,8 @@ static int put_machine_config(struct api_ctl *ctl, json_t *body, bool patch, cha
     name = get_str(body, "cpu_template");
     tmpl = name ? cpu_template_parse_name(name) : -1;
     if (name && tmpl < 0)
-        return failf(err, errlen,
-                     "'%s' is not a valid cpu_template (None, C3, T2, T2S, T2CL or T2A)", name);
+        return fail_einval(
+            err, errlen, "'%s' is not a valid cpu_template (None, C3, T2, T2S, T2CL or T2A)", name);
     if (tmpl >= 0) {
         cpu_template_free(cfg->custom_cpu);
         cfg->custom_cpu = NULL;
@@ -370,7 +359,7 @@ static int put_boot_source(struct api_ctl *ctl, json_t *body, char *err, size_t 
         free(k);
         free(a);
         free(i);
-        return failf(err, errlen, "out of memory");
+        return fail_einval(err, errlen, "out of memory");
     }
     free(cfg->kernel_path);
     free(cfg->cmdline);
@@ -387,11 +376,11 @@ static int check_body_id(const char *body_id, const char *path_id, const char *f
                          size_t errlen)
 {
     if (!config_valid_id(body_id))
-        return failf(err, errlen, "%s: '%s' must be 1-%d letters, digits or '_'", field, body_id,
-                     CONFIG_ID_MAX);
+        return fail_einval(err, errlen, "%s: '%s' must be 1-%d letters, digits or '_'", field,
+                           body_id, CONFIG_ID_MAX);
     if (path_id && strcmp(body_id, path_id))
-        return failf(err, errlen, "%s '%s' in the body does not match '%s' in the path", field,
-                     body_id, path_id);
+        return fail_einval(err, errlen, "%s '%s' in the body does not match '%s' in the path",
+                           field, body_id, path_id);
     return 0;
 }
 
@@ -428,22 +417,22 @@ static int put_drive(struct api_ctl *ctl, const char *path_id, json_t *body, cha
                            err, errlen))
         return -EINVAL;
     if (partuuid && (!partuuid[0] || strpbrk(partuuid, " \t\n") || strlen(partuuid) > 64))
-        return failf(err, errlen, "partuuid: '%s' must be 1-64 characters without spaces",
-                     partuuid);
+        return fail_einval(err, errlen, "partuuid: '%s' must be 1-64 characters without spaces",
+                           partuuid);
     idx = config_find_drive(cfg, id);
     if (idx < 0 && cfg->ndrives == CONFIG_MAX_DRIVES)
-        return failf(err, errlen, "at most %d drives", CONFIG_MAX_DRIVES);
+        return fail_einval(err, errlen, "at most %d drives", CONFIG_MAX_DRIVES);
     for (unsigned i = 0; i < cfg->ndrives && d.root_device; i++)
         if (cfg->drives[i].root_device && (int)i != idx)
-            return failf(err, errlen, "is_root_device: drive '%s' is the root device already",
-                         cfg->drives[i].id);
+            return fail_einval(err, errlen, "is_root_device: drive '%s' is the root device already",
+                               cfg->drives[i].id);
     if (check_open(path, d.read_only ? O_RDONLY : O_RDWR, true, "path_on_host", err, errlen))
         return -EINVAL;
     d.cache_writeback = cache == 1;
     d.io_engine_sync = engine == 0;
     if (!dup_opt(id, &d.id) || !dup_opt(path, &d.path) || !dup_opt(partuuid, &d.partuuid)) {
         config_drive_free(&d);
-        return failf(err, errlen, "out of memory");
+        return fail_einval(err, errlen, "out of memory");
     }
     if (d.io_engine_sync)
         log_info("drive %s: io_engine Sync: flint serves every drive with io_uring", id);
@@ -483,15 +472,16 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
         config_check_tap_name(tap, "host_dev_name", err, errlen))
         return -EINVAL;
     if (mac && config_parse_mac(mac, n.mac))
-        return failf(err, errlen,
-                     "guest_mac: '%s' must be six hex bytes XX:XX:XX:XX:XX:XX, not multicast", mac);
+        return fail_einval(err, errlen,
+                           "guest_mac: '%s' must be six hex bytes XX:XX:XX:XX:XX:XX, not multicast",
+                           mac);
     n.has_mac = mac != NULL;
     /* The spec's range; the guest learns it through VIRTIO_NET_F_MTU. */
     mtu = get_uint(body, "mtu", 0);
     if (json_is_integer(json_object_get(body, "mtu")) &&
         (mtu < CONFIG_NET_MTU_MIN || mtu > CONFIG_NET_MTU_MAX))
-        return failf(err, errlen, "mtu: %llu is out of range (%d to %d)", (unsigned long long)mtu,
-                     CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX);
+        return fail_einval(err, errlen, "mtu: %llu is out of range (%d to %d)",
+                           (unsigned long long)mtu, CONFIG_NET_MTU_MIN, CONFIG_NET_MTU_MAX);
     n.mtu = (uint16_t)mtu;
     if (parse_rate_limiter(json_object_get(body, "rx_rate_limiter"), "rx_rate_limiter",
                            &n.rx_rate_limiter, err, errlen) ||
@@ -500,19 +490,20 @@ static int put_net(struct api_ctl *ctl, const char *path_id, json_t *body, char 
         return -EINVAL;
     idx = config_find_net(cfg, id);
     if (idx < 0 && cfg->nnets == CONFIG_MAX_NETS)
-        return failf(err, errlen, "at most %d network interfaces", CONFIG_MAX_NETS);
+        return fail_einval(err, errlen, "at most %d network interfaces", CONFIG_MAX_NETS);
     for (unsigned i = 0; i < cfg->nnets; i++) {
         const struct net_config *o = &cfg->nets[i];
         if ((int)i == idx)
             continue;
         if (!strcmp(o->tap, tap))
-            return failf(err, errlen, "host_dev_name: '%s' is used by interface '%s'", tap, o->id);
+            return fail_einval(err, errlen, "host_dev_name: '%s' is used by interface '%s'", tap,
+                               o->id);
         if (n.has_mac && o->has_mac && !memcmp(o->mac, n.mac, 6))
-            return failf(err, errlen, "guest_mac: %s is used by interface '%s'", mac, o->id);
+            return fail_einval(err, errlen, "guest_mac: %s is used by interface '%s'", mac, o->id);
     }
     if (!dup_opt(id, &n.id) || !dup_opt(tap, &n.tap)) {
         config_net_free(&n);
-        return failf(err, errlen, "out of memory");
+        return fail_einval(err, errlen, "out of memory");
     }
     if (idx >= 0)
         config_net_free(&cfg->nets[idx]);
@@ -550,24 +541,25 @@ static int patch_drive(struct api_ctl *ctl, const char *path_id, json_t *body, c
         return -EINVAL;
     idx = config_find_drive(cfg, id);
     if (idx < 0)
-        return failf(err, errlen, "drive_id: no drive '%s'", id);
+        return fail_einval(err, errlen, "drive_id: no drive '%s'", id);
     rl = cfg->drives[idx].rate_limiter;
     if (parse_rate_limiter(json_object_get(body, "rate_limiter"), "rate_limiter", &rl, err, errlen))
         return -EINVAL;
     path = get_str(body, "path_on_host");
     if (path) {
         if (!path[0])
-            return failf(err, errlen, "path_on_host: empty path");
+            return fail_einval(err, errlen, "path_on_host: empty path");
         if (!ctl->ops->swap_drive)
-            return failf(err, errlen, "path_on_host: drives cannot be changed in this process");
+            return fail_einval(err, errlen,
+                               "path_on_host: drives cannot be changed in this process");
         copy = strdup(path);
         if (!copy)
-            return failf(err, errlen, "out of memory");
+            return fail_einval(err, errlen, "out of memory");
         why[0] = '\0';
         rc = ctl->ops->swap_drive(ctl->opaque, (unsigned)idx, path, why, sizeof(why));
         if (rc) {
             free(copy);
-            return failf(err, errlen, "path_on_host: %s", why[0] ? why : strerror(-rc));
+            return fail_einval(err, errlen, "path_on_host: %s", why[0] ? why : strerror(-rc));
         }
         free(cfg->drives[idx].path);
         cfg->drives[idx].path = copy;
@@ -579,7 +571,7 @@ static int patch_drive(struct api_ctl *ctl, const char *path_id, json_t *body, c
              ? ctl->ops->set_drive_rate_limiter(ctl->opaque, (unsigned)idx, &rl)
              : 0;
     if (rc)
-        return failf(err, errlen, "rate_limiter: %s", strerror(-rc));
+        return fail_einval(err, errlen, "rate_limiter: %s", strerror(-rc));
     cfg->drives[idx].rate_limiter = rl;
     return 0;
 }
@@ -605,7 +597,7 @@ static int patch_net(struct api_ctl *ctl, const char *path_id, json_t *body, cha
         return -EINVAL;
     idx = config_find_net(cfg, id);
     if (idx < 0)
-        return failf(err, errlen, "iface_id: no network interface '%s'", id);
+        return fail_einval(err, errlen, "iface_id: no network interface '%s'", id);
     rx = cfg->nets[idx].rx_rate_limiter;
     tx = cfg->nets[idx].tx_rate_limiter;
     if (parse_rate_limiter(json_object_get(body, "rx_rate_limiter"), "rx_rate_limiter", &rx, err,
@@ -617,7 +609,7 @@ static int patch_net(struct api_ctl *ctl, const char *path_id, json_t *body, cha
              ? ctl->ops->set_net_rate_limiters(ctl->opaque, (unsigned)idx, &rx, &tx)
              : 0;
     if (rc)
-        return failf(err, errlen, "rate limiters: %s", strerror(-rc));
+        return fail_einval(err, errlen, "rate limiters: %s", strerror(-rc));
     cfg->nets[idx].rx_rate_limiter = rx;
     cfg->nets[idx].tx_rate_limiter = tx;
     return 0;
@@ -642,7 +634,7 @@ static int put_vsock(struct api_ctl *ctl, json_t *body, char *err, size_t errlen
         config_check_vsock_path(path, "uds_path", err, errlen))
         return -EINVAL;
     if (config_set_str(&cfg->vsock.uds_path, path))
-        return failf(err, errlen, "out of memory");
+        return fail_einval(err, errlen, "out of memory");
     cfg->vsock.guest_cid = (uint32_t)cid;
     cfg->vsock.enabled = true;
     return 0;
@@ -718,16 +710,17 @@ static int put_logger(struct api_ctl *ctl, json_t *body, char *err, size_t errle
         return -EINVAL;
     level = get_str(body, "level");
     if (level && log_parse_level(level, &lv))
-        return failf(err, errlen,
-                     "level: '%s' is not one of Error, Warning, Info, Debug, Trace, Off", level);
+        return fail_einval(err, errlen,
+                           "level: '%s' is not one of Error, Warning, Info, Debug, Trace, Off",
+                           level);
     module = get_str(body, "module");
     if (module && strlen(module) > LOG_MODULE_MAX)
-        return failf(err, errlen, "module: longer than %d bytes", LOG_MODULE_MAX);
+        return fail_einval(err, errlen, "module: longer than %d bytes", LOG_MODULE_MAX);
     path = get_str(body, "log_path");
     if (path && !path[0])
-        return failf(err, errlen, "log_path: empty path");
+        return fail_einval(err, errlen, "log_path: empty path");
     if (path && log_set_path(path, ctl->instance_id, why, sizeof(why)))
-        return failf(err, errlen, "log_path: %s", why);
+        return fail_einval(err, errlen, "log_path: %s", why);
     log_get_format(&show_level, &show_origin);
     log_set_format(get_bool(body, "show_level", show_level),
                    get_bool(body, "show_log_origin", show_origin));
@@ -747,15 +740,16 @@ static int put_metrics(struct api_ctl *ctl, json_t *body, char *err, size_t errl
     if (check_body(body, fields, ARRAY_SIZE(fields), false, err, errlen))
         return -EINVAL;
     if (!ctl->metrics)
-        return failf(err, errlen, "metrics are not available in this process");
+        return fail_einval(err, errlen, "metrics are not available in this process");
     /* Firecracker sets its metrics up once (by --metrics-path or here). */
     if (ctl->metrics->fd >= 0)
-        return failf(err, errlen, "metrics are already configured: they can be set up only once");
+        return fail_einval(err, errlen,
+                           "metrics are already configured: they can be set up only once");
     path = get_str(body, "metrics_path");
     if (!path[0])
-        return failf(err, errlen, "metrics_path: empty path");
+        return fail_einval(err, errlen, "metrics_path: empty path");
     if (metrics_open(ctl->metrics, path, why, sizeof(why)))
-        return failf(err, errlen, "metrics_path: %s", why);
+        return fail_einval(err, errlen, "metrics_path: %s", why);
     return 0;
 }
 
@@ -858,7 +852,7 @@ static int answer_json(struct request *r, json_t *j)
 
     json_decref(j);
     if (!s)
-        return failf(r->err, r->errlen, "out of memory");
+        return fail_einval(r->err, r->errlen, "out of memory");
     r->resp->status = 200;
     r->resp->body = s;
     return 0;
@@ -955,10 +949,11 @@ static int route_patch_net(struct request *r)
 
 static int phase_error(struct request *r, bool started)
 {
-    return failf(r->err, r->errlen,
-                 started ? "The requested operation is not supported after starting the microVM"
-                         : "The requested operation is not supported before starting the "
-                           "microVM");
+    return fail_einval(r->err, r->errlen,
+                       started
+                           ? "The requested operation is not supported after starting the microVM"
+                           : "The requested operation is not supported before starting the "
+                             "microVM");
 }
 
 static int instance_start(struct request *r)
@@ -968,10 +963,10 @@ static int instance_start(struct request *r)
     int rc;
 
     if (c->state != API_VM_NOT_STARTED)
-        return failf(r->err, r->errlen, "InstanceStart: the microVM is already running");
+        return fail_einval(r->err, r->errlen, "InstanceStart: the microVM is already running");
     if (!c->cfg->kernel_path)
-        return failf(r->err, r->errlen,
-                     "InstanceStart: no boot source: PUT /boot-source before starting");
+        return fail_einval(r->err, r->errlen,
+                           "InstanceStart: no boot source: PUT /boot-source before starting");
     why[0] = '\0';
     rc = c->ops->start(c->opaque, why, sizeof(why));
     if (rc == 0) {
@@ -980,8 +975,8 @@ static int instance_start(struct request *r)
     }
     if (rc > 0)
         c->fatal_status = rc;
-    return failf(r->err, r->errlen, "InstanceStart: %s%s", why[0] ? why : "failed",
-                 rc > 0 ? "; flint exits" : "");
+    return fail_einval(r->err, r->errlen, "InstanceStart: %s%s", why[0] ? why : "failed",
+                       rc > 0 ? "; flint exits" : "");
 }
 
 static int put_actions(struct request *r)
@@ -1003,10 +998,10 @@ static int put_actions(struct request *r)
         return rc;
     }
     if (strcmp(action, actions[1]) && strcmp(action, actions[2]))
-        return failf(r->err, r->errlen,
-                     "action_type: '%s' is not one of InstanceStart, SendCtrlAltDel, "
-                     "FlushMetrics",
-                     action);
+        return fail_einval(r->err, r->errlen,
+                           "action_type: '%s' is not one of InstanceStart, SendCtrlAltDel, "
+                           "FlushMetrics",
+                           action);
     if (c->state == API_VM_NOT_STARTED)
         return phase_error(r, false);
     if (!strcmp(action, actions[2])) {
@@ -1016,16 +1011,16 @@ static int put_actions(struct request *r)
         if (rc == -ENODEV)
             return 0;
         if (rc == -EAGAIN)
-            return failf(r->err, r->errlen,
-                         "FlushMetrics: the metrics destination could not take the line now "
-                         "(dropped)");
+            return fail_einval(r->err, r->errlen,
+                               "FlushMetrics: the metrics destination could not take the line now "
+                               "(dropped)");
         if (rc)
-            return failf(r->err, r->errlen, "FlushMetrics: %s", strerror(-rc));
+            return fail_einval(r->err, r->errlen, "FlushMetrics: %s", strerror(-rc));
         return 0;
     }
     if (c->ops->ctrl_alt_del(c->opaque))
-        return failf(r->err, r->errlen,
-                     "SendCtrlAltDel: the guest has not read the previous keys yet");
+        return fail_einval(r->err, r->errlen,
+                           "SendCtrlAltDel: the guest has not read the previous keys yet");
     return 0;
 }
 
@@ -1042,7 +1037,7 @@ static int patch_vm(struct request *r)
     if (want == 0 && c->state == API_VM_RUNNING) {
         rc = c->ops->pause(c->opaque);
         if (rc)
-            return failf(r->err, r->errlen, "cannot pause the microVM: %s", strerror(-rc));
+            return fail_einval(r->err, r->errlen, "cannot pause the microVM: %s", strerror(-rc));
         c->state = API_VM_PAUSED;
     } else if (want == 1 && c->state == API_VM_PAUSED) {
         c->ops->resume(c->opaque);
@@ -1118,11 +1113,11 @@ static int parse_body(struct request *r, const char *body, size_t len)
     json_error_t jerr;
 
     if (!body || len == 0)
-        return failf(r->err, r->errlen, "missing JSON body");
+        return fail_einval(r->err, r->errlen, "missing JSON body");
     r->body = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!r->body)
-        return failf(r->err, r->errlen, "malformed JSON body: %s (line %d, column %d)", jerr.text,
-                     jerr.line, jerr.column);
+        return fail_einval(r->err, r->errlen, "malformed JSON body: %s (line %d, column %d)",
+                           jerr.text, jerr.line, jerr.column);
     return 0;
 }
 
@@ -1134,12 +1129,12 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
     const char *id = NULL;
 
     if (strchr(path, '?'))
-        return failf(r->err, r->errlen, "query strings are not supported: %s", path);
+        return fail_einval(r->err, r->errlen, "query strings are not supported: %s", path);
     if (api_absent_device_path(path, r->err, r->errlen))
         return -EINVAL;
     /* As Firecracker's parser: a GET carries no body (its wording too). */
     if (method == API_METHOD_GET && len > 0)
-        return failf(r->err, r->errlen, "GET request cannot have a body.");
+        return fail_einval(r->err, r->errlen, "GET request cannot have a body.");
     if (api_mmds_path(path))
         return api_mmds_dispatch(r->ctl, method, method_name, path, body, len, r->resp, r->err,
                                  r->errlen);
@@ -1153,14 +1148,14 @@ static int dispatch(struct request *r, enum api_method method, const char *metho
         }
     }
     if (!rt && !path_known && later_path(path))
-        return failf(r->err, r->errlen, "%s is not supported by flint yet", path);
+        return fail_einval(r->err, r->errlen, "%s is not supported by flint yet", path);
     if (!rt)
-        return failf(r->err, r->errlen, "Invalid request method and/or path: %s %s", method_name,
-                     path);
+        return fail_einval(r->err, r->errlen, "Invalid request method and/or path: %s %s",
+                           method_name, path);
     if (id && !config_valid_id(id))
-        return failf(r->err, r->errlen,
-                     "invalid id '%s' in the path: ids are 1-%d letters, digits or '_'", id,
-                     CONFIG_ID_MAX);
+        return fail_einval(r->err, r->errlen,
+                           "invalid id '%s' in the path: ids are 1-%d letters, digits or '_'", id,
+                           CONFIG_ID_MAX);
     r->id = id;
     if (rt->phase == PHASE_PRE_BOOT && r->ctl->state != API_VM_NOT_STARTED)
         return phase_error(r, true);
@@ -1247,11 +1242,11 @@ static int load_array(struct api_ctl *ctl, json_t *arr, const char *key,
     if (!arr || json_is_null(arr))
         return 0;
     if (!json_is_array(arr))
-        return failf(err, errlen, "%s: must be an array", key);
+        return fail_einval(err, errlen, "%s: must be an array", key);
     json_array_foreach(arr, i, v)
     {
         if (put(ctl, NULL, v, why, sizeof(why)))
-            return failf(err, errlen, "%s[%zu]: %s", key, i, why);
+            return fail_einval(err, errlen, "%s[%zu]: %s", key, i, why);
     }
     return 0;
 }
@@ -1275,49 +1270,49 @@ static int load_config(struct api_ctl *ctl, json_t *root, char *err, size_t errl
     json_t *v;
 
     if (!json_is_object(root))
-        return failf(err, errlen, "the file must hold one JSON object");
+        return fail_einval(err, errlen, "the file must hold one JSON object");
     json_object_foreach(root, key, v)
     {
         if (!known_key(key))
-            return failf(err, errlen, "unknown key '%s'", key);
+            return fail_einval(err, errlen, "unknown key '%s'", key);
         if (api_absent_device_section(key, v, why, sizeof(why)) < 0)
-            return failf(err, errlen, "%s: %s", key, why);
+            return fail_einval(err, errlen, "%s: %s", key, why);
     }
     v = json_object_get(root, "logger");
     if (v && !json_is_null(v) && put_logger(ctl, v, why, sizeof(why)))
-        return failf(err, errlen, "logger: %s", why);
+        return fail_einval(err, errlen, "logger: %s", why);
     v = json_object_get(root, "metrics");
     if (v && !json_is_null(v) && put_metrics(ctl, v, why, sizeof(why)))
-        return failf(err, errlen, "metrics: %s", why);
+        return fail_einval(err, errlen, "metrics: %s", why);
     v = json_object_get(root, "machine-config");
     if (v && !json_is_null(v) && put_machine_config(ctl, v, false, why, sizeof(why)))
-        return failf(err, errlen, "machine-config: %s", why);
+        return fail_einval(err, errlen, "machine-config: %s", why);
     /* After machine-config, so a template file wins over its cpu_template,
      * as in Firecracker. */
     v = json_object_get(root, "cpu-config");
     if (v && !json_is_null(v) && !json_is_string(v))
-        return failf(err, errlen, "cpu-config: must be the path of a CPU template file");
+        return fail_einval(err, errlen, "cpu-config: must be the path of a CPU template file");
     if (v && json_is_string(v) &&
         api_load_cpu_config_file(ctl->cfg, json_string_value(v), err, errlen))
         return -EINVAL;
     v = json_object_get(root, "boot-source");
     if (!v || json_is_null(v))
-        return failf(err, errlen, "missing required key 'boot-source'");
+        return fail_einval(err, errlen, "missing required key 'boot-source'");
     if (put_boot_source(ctl, v, why, sizeof(why)))
-        return failf(err, errlen, "boot-source: %s", why);
+        return fail_einval(err, errlen, "boot-source: %s", why);
     if (load_array(ctl, json_object_get(root, "drives"), "drives", put_drive, err, errlen) ||
         load_array(ctl, json_object_get(root, "network-interfaces"), "network-interfaces", put_net,
                    err, errlen))
         return -EINVAL;
     v = json_object_get(root, "vsock");
     if (v && !json_is_null(v) && put_vsock(ctl, v, why, sizeof(why)))
-        return failf(err, errlen, "vsock: %s", why);
+        return fail_einval(err, errlen, "vsock: %s", why);
     v = json_object_get(root, "mmds-config");
     if (v && !json_is_null(v) && api_mmds_configure(ctl->cfg, v, why, sizeof(why)))
-        return failf(err, errlen, "mmds-config: %s", why);
+        return fail_einval(err, errlen, "mmds-config: %s", why);
     v = json_object_get(root, "serial");
     if (v && !json_is_null(v) && api_put_serial(ctl, v, why, sizeof(why)))
-        return failf(err, errlen, "serial: %s", why);
+        return fail_einval(err, errlen, "serial: %s", why);
     return 0;
 }
 
@@ -1328,8 +1323,8 @@ int api_load_config(struct api_ctl *ctl, const char *json, size_t len, char *err
     int rc;
 
     if (!root)
-        return failf(err, errlen, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
-                     jerr.column);
+        return fail_einval(err, errlen, "malformed JSON: %s (line %d, column %d)", jerr.text,
+                           jerr.line, jerr.column);
     rc = load_config(ctl, root, err, errlen);
     json_decref(root);
     return rc;
@@ -1347,11 +1342,11 @@ int api_load_config_file(struct api_ctl *ctl, const char *path, char *err, size_
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return failf(err, errlen, "config file %s: %s", path, strerror(errno));
+        return fail_einval(err, errlen, "config file %s: %s", path, strerror(errno));
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > CONFIG_FILE_MAX) {
         close(fd);
-        return failf(err, errlen, "config file %s: not a regular file of at most %d bytes", path,
-                     CONFIG_FILE_MAX);
+        return fail_einval(err, errlen, "config file %s: not a regular file of at most %d bytes",
+                           path, CONFIG_FILE_MAX);
     }
     buf = malloc((size_t)st.st_size + 1);
     n = buf ? 0 : -1;
@@ -1366,11 +1361,11 @@ int api_load_config_file(struct api_ctl *ctl, const char *path, char *err, size_
     close(fd);
     if (n < 0) {
         free(buf);
-        return failf(err, errlen, "config file %s: cannot read it", path);
+        return fail_einval(err, errlen, "config file %s: cannot read it", path);
     }
     rc = api_load_config(ctl, buf, (size_t)n, why, sizeof(why));
     free(buf);
     if (rc)
-        return failf(err, errlen, "config file %s: %s", path, why);
+        return fail_einval(err, errlen, "config file %s: %s", path, why);
     return 0;
 }

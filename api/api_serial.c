@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "api_serial.h"
+#include "util.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -13,19 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 /* What InstanceStart will open must be there to open: an existing regular
  * file or named pipe, or a new file in an existing directory. Checked
  * without creating anything, so a refused request leaves no trace. */
@@ -35,19 +23,20 @@ static int check_out_path(const char *path, char *err, size_t errlen)
     struct stat st;
 
     if (!*path)
-        return fail(err, errlen, "serial_out_path: must not be empty");
+        return fail_einval(err, errlen, "serial_out_path: must not be empty");
     if (strlen(path) >= PATH_MAX)
-        return fail(err, errlen, "serial_out_path: longer than %d bytes", PATH_MAX - 1);
+        return fail_einval(err, errlen, "serial_out_path: longer than %d bytes", PATH_MAX - 1);
     if (stat(path, &st) == 0) {
         if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode))
-            return fail(err, errlen, "serial_out_path %s: not a regular file or named pipe", path);
+            return fail_einval(err, errlen, "serial_out_path %s: not a regular file or named pipe",
+                               path);
         return 0;
     }
     if (errno != ENOENT)
-        return fail(err, errlen, "serial_out_path %s: %s", path, strerror(errno));
+        return fail_einval(err, errlen, "serial_out_path %s: %s", path, strerror(errno));
     snprintf(dir, sizeof(dir), "%s", path);
     if (stat(dirname(dir), &st) < 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "serial_out_path %s: its directory does not exist", path);
+        return fail_einval(err, errlen, "serial_out_path %s: its directory does not exist", path);
     return 0;
 }
 
@@ -59,27 +48,27 @@ int api_put_serial(struct api_ctl *ctl, json_t *body, char *err, size_t errlen)
     char *copy = NULL;
 
     if (!json_is_object(body))
-        return fail(err, errlen, "the body must be a JSON object");
+        return fail_einval(err, errlen, "the body must be a JSON object");
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "serial_out_path") && strcmp(key, "rate_limiter"))
-            return fail(err, errlen, "unknown field '%s'", key);
+            return fail_einval(err, errlen, "unknown field '%s'", key);
     }
     rl = json_object_get(body, "rate_limiter");
     if (rl && !json_is_null(rl))
-        return fail(err, errlen, "'rate_limiter' is not supported by flint yet (only null)");
+        return fail_einval(err, errlen, "'rate_limiter' is not supported by flint yet (only null)");
     path_j = json_object_get(body, "serial_out_path");
     if (path_j && !json_is_null(path_j)) {
         if (!json_is_string(path_j))
-            return fail(err, errlen, "'serial_out_path' must be a string");
+            return fail_einval(err, errlen, "'serial_out_path' must be a string");
         path = json_string_value(path_j);
         if (strlen(path) != json_string_length(path_j))
-            return fail(err, errlen, "serial_out_path: contains a NUL byte");
+            return fail_einval(err, errlen, "serial_out_path: contains a NUL byte");
         if (check_out_path(path, err, errlen))
             return -EINVAL;
         copy = strdup(path);
         if (!copy)
-            return fail(err, errlen, "out of memory");
+            return fail_einval(err, errlen, "out of memory");
     }
     free(ctl->cfg->serial_out_path);
     ctl->cfg->serial_out_path = copy;

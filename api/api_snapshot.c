@@ -12,19 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 /* An object with no key but these (`where` names it in messages). */
 static int only_keys(json_t *obj, const char *where, const char *const *keys, char *err,
                      size_t errlen)
@@ -33,14 +20,14 @@ static int only_keys(json_t *obj, const char *where, const char *const *keys, ch
     json_t *v;
 
     if (!json_is_object(obj))
-        return fail(err, errlen, "%s must be a JSON object", where);
+        return fail_einval(err, errlen, "%s must be a JSON object", where);
     json_object_foreach(obj, key, v)
     {
         size_t i;
         for (i = 0; keys[i] && strcmp(keys[i], key); i++) {
         }
         if (!keys[i])
-            return fail(err, errlen, "%s: unknown field '%s'", where, key);
+            return fail_einval(err, errlen, "%s: unknown field '%s'", where, key);
     }
     return 0;
 }
@@ -53,9 +40,9 @@ static int get_string(json_t *obj, const char *key, bool required, const char **
 
     *out = NULL;
     if (!v || json_is_null(v))
-        return required ? fail(err, errlen, "missing required field '%s'", key) : 0;
+        return required ? fail_einval(err, errlen, "missing required field '%s'", key) : 0;
     if (!json_is_string(v) || !json_string_length(v))
-        return fail(err, errlen, "'%s' must be a non-empty string", key);
+        return fail_einval(err, errlen, "'%s' must be a non-empty string", key);
     *out = json_string_value(v);
     return 0;
 }
@@ -67,7 +54,7 @@ static int get_flag(json_t *obj, const char *key, bool *out, char *err, size_t e
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_boolean(v))
-        return fail(err, errlen, "'%s' must be true or false", key);
+        return fail_einval(err, errlen, "'%s' must be true or false", key);
     *out = json_is_true(v);
     return 0;
 }
@@ -88,9 +75,9 @@ int api_parse_snapshot_create(json_t *body, enum snapshot_type *type, const char
     else if (!strcmp(t, "Diff"))
         *type = SNAPSHOT_DIFF;
     else
-        return fail(err, errlen, "snapshot_type: '%s' is not Full or Diff", t);
+        return fail_einval(err, errlen, "snapshot_type: '%s' is not Full or Diff", t);
     if (!strcmp(*state_path, *mem_path))
-        return fail(err, errlen, "snapshot_path and mem_file_path must be different files");
+        return fail_einval(err, errlen, "snapshot_path and mem_file_path must be different files");
     return 0;
 }
 
@@ -105,7 +92,8 @@ static int parse_mem_backend(json_t *body, struct snapshot_load_req *req, char *
     if (mb && json_is_null(mb))
         mb = NULL;
     if (!!legacy == !!mb)
-        return fail(err, errlen, "give exactly one of mem_backend and mem_file_path (deprecated)");
+        return fail_einval(err, errlen,
+                           "give exactly one of mem_backend and mem_file_path (deprecated)");
     if (legacy) {
         req->mem_path = legacy;
         return 0;
@@ -120,7 +108,7 @@ static int parse_mem_backend(json_t *body, struct snapshot_load_req *req, char *
         return 0;
     }
     if (strcmp(type, "File"))
-        return fail(err, errlen, "mem_backend: backend_type '%s' is not File or Uffd", type);
+        return fail_einval(err, errlen, "mem_backend: backend_type '%s' is not File or Uffd", type);
     return 0;
 }
 
@@ -138,21 +126,21 @@ static int parse_overrides(json_t *body, const char *key, const char *idkey, con
     if (!arr || json_is_null(arr))
         return 0;
     if (!json_is_array(arr))
-        return fail(err, errlen, "'%s' must be an array", key);
+        return fail_einval(err, errlen, "'%s' must be an array", key);
     if (json_array_size(arr) > max)
-        return fail(err, errlen, "'%s': more than %u entries", key, max);
+        return fail_einval(err, errlen, "'%s': more than %u entries", key, max);
     json_array_foreach(arr, i, v)
     {
         snprintf(where, sizeof(where), "%s[%zu]", key, i);
         if (only_keys(v, where, keys, err, errlen) ||
             get_string(v, idkey, true, &out[i].id, err, errlen) ||
             get_string(v, pathkey, true, &out[i].path, err, errlen))
-            return fail(err, errlen, "%s: %s", where, err[0] ? err : "malformed");
+            return fail_einval(err, errlen, "%s: %s", where, err[0] ? err : "malformed");
         if (!config_valid_id(out[i].id))
-            return fail(err, errlen, "%s: '%s' is not a valid id", where, out[i].id);
+            return fail_einval(err, errlen, "%s: '%s' is not a valid id", where, out[i].id);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(out[j].id, out[i].id))
-                return fail(err, errlen, "%s: '%s' is overridden twice", where, out[i].id);
+                return fail_einval(err, errlen, "%s: '%s' is overridden twice", where, out[i].id);
         (*n)++;
     }
     return 0;
@@ -188,14 +176,14 @@ int api_parse_snapshot_load(json_t *body, struct snapshot_load_req *req, char *e
         get_flag(body, "prefetch", &req->prefetch, err, errlen))
         return -EINVAL;
     if (req->prefetch && !req->mem_path)
-        return fail(err, errlen,
-                    "prefetch: needs mem_backend File (the working set is mapped "
-                    "from the memory file)");
+        return fail_einval(err, errlen,
+                           "prefetch: needs mem_backend File (the working set is mapped "
+                           "from the memory file)");
     if (parse_overrides(body, "network_overrides", "iface_id", "host_dev_name", req->nets,
                         CONFIG_MAX_NETS, &req->nnets, why, sizeof(why)) ||
         parse_overrides(body, "drive_overrides", "drive_id", "path_on_host", req->drives,
                         CONFIG_MAX_DRIVES, &req->ndrives, why, sizeof(why)))
-        return fail(err, errlen, "%s", why);
+        return fail_einval(err, errlen, "%s", why);
     for (unsigned i = 0; i < req->nnets; i++)
         if (config_check_tap_name(req->nets[i].path, "host_dev_name", err, errlen))
             return -EINVAL;
@@ -217,13 +205,13 @@ int api_snapshot_create(struct api_ctl *ctl, json_t *body, char *err, size_t err
     if (api_parse_snapshot_create(body, &type, &state, &mem, err, errlen))
         return -EINVAL;
     if (ctl->state != API_VM_PAUSED)
-        return fail(err, errlen,
-                    "snapshots are taken of a paused microVM: PATCH /vm "
-                    "{\"state\": \"Paused\"} first");
+        return fail_einval(err, errlen,
+                           "snapshots are taken of a paused microVM: PATCH /vm "
+                           "{\"state\": \"Paused\"} first");
     if (!ctl->ops->create_snapshot)
-        return fail(err, errlen, "snapshots are not available");
+        return fail_einval(err, errlen, "snapshots are not available");
     if (ctl->ops->create_snapshot(ctl->opaque, type, state, mem, why, sizeof(why)))
-        return fail(err, errlen, "cannot create the snapshot: %s", why);
+        return fail_einval(err, errlen, "cannot create the snapshot: %s", why);
     return 0;
 }
 
@@ -236,16 +224,16 @@ int api_snapshot_load(struct api_ctl *ctl, json_t *body, char *err, size_t errle
     if (api_parse_snapshot_load(body, &req, err, errlen))
         return -EINVAL;
     if (ctl->state != API_VM_NOT_STARTED || ctl->configured)
-        return fail(err, errlen,
-                    "loading a snapshot is allowed only in a fresh flint process, "
-                    "before any configuration call");
+        return fail_einval(err, errlen,
+                           "loading a snapshot is allowed only in a fresh flint process, "
+                           "before any configuration call");
     if (!ctl->ops->load_snapshot)
-        return fail(err, errlen, "snapshots are not available");
+        return fail_einval(err, errlen, "snapshots are not available");
     rc = ctl->ops->load_snapshot(ctl->opaque, &req, why, sizeof(why));
     if (rc) {
         /* As Firecracker: a failed load ends the process. */
         ctl->fatal_status = rc > 0 ? rc : FLINT_EXIT_GENERIC;
-        return fail(err, errlen, "cannot load the snapshot: %s; flint exits", why);
+        return fail_einval(err, errlen, "cannot load the snapshot: %s; flint exits", why);
     }
     ctl->state = req.resume_vm ? API_VM_RUNNING : API_VM_PAUSED;
     return 0;

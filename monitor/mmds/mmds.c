@@ -239,19 +239,6 @@ int mmds_lookup(const struct mmds *m, const char *path, enum mmds_format fmt, ch
 
 /* ---- configuration ---- */
 
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int failf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -EINVAL;
-}
-
 static bool known_key(const char *key)
 {
     static const char *const keys[] = {"version", "network_interfaces", "ipv4_address",
@@ -270,26 +257,26 @@ static int parse_ifaces(json_t *arr, const char *const *known, unsigned nknown,
     json_t *v;
 
     if (!json_is_array(arr))
-        return failf(err, errlen, "network_interfaces: must be an array of interface ids");
+        return fail_einval(err, errlen, "network_interfaces: must be an array of interface ids");
     if (json_array_size(arr) == 0)
-        return failf(err, errlen,
-                     "network_interfaces: the list of network interface ids that "
-                     "may reach the MMDS is empty");
+        return fail_einval(err, errlen,
+                           "network_interfaces: the list of network interface ids that "
+                           "may reach the MMDS is empty");
     json_array_foreach(arr, i, v)
     {
         const char *id = json_string_value(v);
         unsigned k;
         if (!id)
-            return failf(err, errlen, "network_interfaces[%zu]: must be a string", i);
+            return fail_einval(err, errlen, "network_interfaces[%zu]: must be a string", i);
         for (k = 0; k < nknown && strcmp(known[k], id); k++) {
         }
         if (k == nknown)
-            return failf(err, errlen,
-                         "network_interfaces: '%.64s' is not a configured network "
-                         "interface",
-                         id);
+            return fail_einval(err, errlen,
+                               "network_interfaces: '%.64s' is not a configured network "
+                               "interface",
+                               id);
         if (c->nifaces >= MMDS_MAX_IFACES || strlen(id) > MMDS_ID_MAX)
-            return failf(err, errlen, "network_interfaces: too many entries");
+            return fail_einval(err, errlen, "network_interfaces: too many entries");
         strcpy(c->ifaces[c->nifaces++], id);
     }
     return 0;
@@ -304,21 +291,22 @@ static int parse_fields(json_t *body, struct mmds_config *c, char *err, size_t e
     if (ver && !json_is_null(ver)) {
         const char *s = json_string_value(ver);
         if (!s || (strcmp(s, "V1") && strcmp(s, "V2")))
-            return failf(err, errlen, "version: must be \"V1\" or \"V2\"");
+            return fail_einval(err, errlen, "version: must be \"V1\" or \"V2\"");
         c->version = strcmp(s, "V2") ? MMDS_V1 : MMDS_V2;
     }
     if (ip && !json_is_null(ip)) {
         const char *s = json_string_value(ip);
         if (!s || inet_pton(AF_INET, s, &a) != 1)
-            return failf(err, errlen, "ipv4_address: not an IPv4 address");
+            return fail_einval(err, errlen, "ipv4_address: not an IPv4 address");
         c->ipv4 = ntohl(a.s_addr);
         /* RFC 3927 §2.1: 169.254/16, as Firecracker requires. */
         if ((c->ipv4 >> 16) != 0xa9fe)
-            return failf(err, errlen, "ipv4_address: %s is not link-local (169.254.0.0/16)", s);
+            return fail_einval(err, errlen, "ipv4_address: %s is not link-local (169.254.0.0/16)",
+                               s);
     }
     if (compat && !json_is_null(compat)) {
         if (!json_is_boolean(compat))
-            return failf(err, errlen, "imds_compat: must be true or false");
+            return fail_einval(err, errlen, "imds_compat: must be true or false");
         c->imds_compat = json_is_true(compat);
     }
     return 0;
@@ -332,15 +320,15 @@ int mmds_configure(struct mmds *m, json_t *body, const char *const *known_ids, u
     json_t *v;
 
     if (!json_is_object(body))
-        return failf(err, errlen, "the body must be a JSON object");
+        return fail_einval(err, errlen, "the body must be a JSON object");
     json_object_foreach(body, key, v)
     {
         if (!known_key(key))
-            return failf(err, errlen, "unknown field '%.64s'", key);
+            return fail_einval(err, errlen, "unknown field '%.64s'", key);
     }
     v = json_object_get(body, "network_interfaces");
     if (!v || json_is_null(v))
-        return failf(err, errlen, "missing required field 'network_interfaces'");
+        return fail_einval(err, errlen, "missing required field 'network_interfaces'");
     if (parse_ifaces(v, known_ids, nknown, &c, err, errlen) || parse_fields(body, &c, err, errlen))
         return -EINVAL;
     m->cfg = c;
