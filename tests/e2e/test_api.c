@@ -1273,15 +1273,18 @@ Test(api, put_serial_sends_the_guest_output_to_a_file, .timeout = 600)
     start_flint(&l, sock, NULL, NULL);
     snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", out);
     EXPECT_STATUS(api(&l, sock, "PUT", "/serial", body), 204);
-    configure(&l, sock, HELLO_ELF, "console=ttyS0", 1);
+    /* A guest that stays up a while: the PUT after boot must reach a
+     * running flint (hello ends at once, and flint with it). */
+    configure(&l, sock, LINGER, "console=ttyS0 cpus=1 ms=3000", 1);
     struct resp r = api(&l, sock, "GET", "/vm/config", NULL);
     cr_assert(strstr(r.body, "\"serial\":{\"serial_out_path\""), "%s", r.body);
     instance_start(&l, sock);
     EXPECT_STATUS(api(&l, sock, "PUT", "/serial", body), 400);
     cr_assert_eq(live_finish(&l), 0, "stdout:\n%s\nstderr:\n%s", l.out, l.err);
-    cr_assert_null(strstr(l.out, "Hello from flint guest-shim"), "not on stdout: %s", l.out);
+    cr_assert_null(strstr(l.out, "linger: done"), "not on stdout: %s", l.out);
     cr_assert_geq(read(fd, text, sizeof(text) - 1), 0);
-    cr_assert(strstr(text, "Hello from flint guest-shim"), "the file has: %s", text);
+    cr_assert(strstr(text, "linger: up on 1 cpus") && strstr(text, "linger: done"),
+              "the file has: %s", text);
     close(fd);
     unlink(out);
 }
